@@ -1,0 +1,1 @@
+"""Offline table readers, backfill and point-in-time training sets."""

@@ -1,0 +1,1 @@
+"""The FastAPI Feature Store API: retrieval, registration, lineage."""

@@ -1,0 +1,1 @@
+"""The one PyFlink feature job; pure logic lives in flink_jobs.logic (no pyflink import)."""

@@ -1,0 +1,1 @@
+"""MLflow registry and KServe model serving."""

@@ -1,0 +1,149 @@
+"""`streamfeat`: run the platform's local stack and (as they land) its pipeline steps.
+
+Every failure ends with one line on stderr — what failed, where its log is, how to fix it —
+and exit code 1. Nothing waits without a deadline.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.settings import StackSettings, load_settings
+from streamfeat.stack.errors import StackError
+from streamfeat.stack.services import default_services
+from streamfeat.stack.supervisor import ServiceStatus, Supervisor
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="streamfeat: streaming-first ML feature platform on Apache Flink.")
+# Wide enough for the status table when stdout is a file or a CI log.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
+
+
+def _supervisor(settings: StackSettings | None = None) -> Supervisor:
+    return Supervisor(settings or load_settings(), default_services())
+
+
+def _fail(exc: StackError) -> None:
+    err.print(f"[bold red]error:[/] {exc.one_line()}", markup=True, highlight=False,
+              soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def up(services: Services = None) -> None:
+    """Start the stack (or SERVICES) and wait until healthy; running services are kept."""
+    sup = _supervisor()
+    out.print(f"streamfeat up — data and logs under {sup.ctx.home}")
+    t0 = time.monotonic()
+    try:
+        sup.up(services, progress=out.print)
+    except StackError as exc:
+        _fail(exc)
+    out.print(f"stack healthy in {time.monotonic() - t0:.1f}s")
+    _print_status(sup.status(services))
+
+
+@app.command()
+def down(services: Services = None) -> None:
+    """Stop what `up` started (data is kept)."""
+    sup = _supervisor()
+    try:
+        sup.down(services, progress=out.print)
+    except StackError as exc:
+        _fail(exc)
+    out.print("stack stopped; data kept under " + str(sup.ctx.home))
+
+
+@app.command()
+def status(services: Services = None) -> None:
+    """Show each service: state, pid, ports, URL and log file. Exit 1 unless all healthy."""
+    try:
+        rows = _supervisor().status(services)
+    except StackError as exc:
+        _fail(exc)
+        return
+    _print_status(rows)
+    if any(r.state != "healthy" for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="Service name, e.g. kafka.")],
+    lines: Annotated[int, typer.Option("-n", "--lines", help="Lines to show.")] = 50,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing.")] = False,
+) -> None:
+    """Print the end of a service's log (its path is shown by `status`)."""
+    sup = _supervisor()
+    try:
+        sup.select([service])
+    except StackError as exc:
+        _fail(exc)
+    path = sup.ctx.log_path(service)
+    if not path.exists():
+        _fail(StackError(service, f"no log yet at {path}", fix=f"streamfeat up {service}"))
+    _print_tail(path, lines)
+    if follow:
+        _follow(path)
+
+
+def _print_status(rows: list[ServiceStatus]) -> None:
+    table = Table(show_lines=False, header_style="bold")
+    for col in ("service", "state", "pid", "ports", "url", "log"):
+        table.add_column(col, overflow="fold")
+    colors = {"healthy": "green", "unhealthy": "yellow", "stopped": "red"}
+    for row in rows:
+        state = f"[{colors[row.state]}]{row.state}[/]"
+        if row.detail and row.state != "stopped":
+            state += f" ({row.detail})"
+        table.add_row(row.name, state, str(row.pid or "-"),
+                      ",".join(str(p) for p in row.ports.values()) or "-", row.url,
+                      _short(row.log))
+    out.print(table)
+
+
+def _short(path: str) -> str:
+    """A path relative to the working directory when it is below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def _print_tail(path: Path, lines: int) -> None:
+    from streamfeat.stack.process import tail
+
+    sys.stdout.write(tail(path, lines) + "\n")
+
+
+def _follow(path: Path) -> None:
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        try:
+            while True:
+                chunk = fh.read()
+                if chunk:
+                    sys.stdout.write(chunk.decode(errors="replace"))
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.5)
+        except KeyboardInterrupt:
+            return
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
