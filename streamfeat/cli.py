@@ -97,6 +97,29 @@ def logs(
         _follow(path)
 
 
+@app.command("check-wiring")
+def check_wiring(
+    records: Annotated[int, typer.Option(help="Records to send through the job.")] = 100,
+) -> None:
+    """Run a small job on the cluster: Kafka topic in, Parquet on S3 out; verify the rows."""
+    from streamfeat.wiring import check_wiring as run_check
+
+    settings = load_settings()
+    out.print(f"producing {records} records, submitting flink_jobs/wiring_check.py ...")
+    try:
+        result = run_check(settings, records)
+    except StackError as exc:
+        _fail(exc)
+        return
+    ok = result.rows_read_back == result.produced
+    out.print(f"job {result.job_id} {result.state} in {result.seconds:.1f}s; "
+              f"{result.rows_read_back}/{result.produced} rows read back from {result.output} "
+              f"(submit log: {_short(str(result.log))})")
+    if not ok:
+        _fail(StackError("check-wiring", "rows read back differ from rows produced",
+                         log=result.log, fix="read the TaskManager log"))
+
+
 def _print_status(rows: list[ServiceStatus]) -> None:
     table = Table(show_lines=False, header_style="bold")
     for col in ("service", "state", "pid", "ports", "url", "log"):

@@ -6,6 +6,7 @@ stranger that reused the pid after a reboot; only what `up` started is stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -82,7 +83,7 @@ def spawn(cmd: Command, log_path: Path) -> subprocess.Popen[bytes]:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         log.write(f"\n===== streamfeat: start {stamp}: {' '.join(argv)}\n".encode())
         log.flush()
-        return subprocess.Popen(  # noqa: S603 - argv built from settings, no shell
+        return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=env, cwd=cmd.cwd, start_new_session=True,
         )
@@ -106,10 +107,8 @@ def terminate(proc: psutil.Process, sig: int, timeout: float) -> bool:
     _, still = psutil.wait_procs(members, timeout=timeout)
     if not still:
         return True
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     psutil.wait_procs(still, timeout=5)
     return False
 

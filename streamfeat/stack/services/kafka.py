@@ -163,7 +163,7 @@ class KafkaConnect(Service):
 
     def check(self, ctx: StackContext) -> Health:
         url = f"{ctx.settings.connect_url}/connector-plugins?connectorsOnly=true"
-        with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 - loopback URL
+        with urllib.request.urlopen(url, timeout=3) as resp:
             plugins = json.load(resp)
         classes = {p.get("class") for p in plugins}
         if POSTGRES_CONNECTOR_CLASS not in classes:
