@@ -65,9 +65,9 @@ class Supervisor:
             if self.table.alive(svc.name) is not None:
                 pending.append(svc)  # running: confirm health below, start nothing
                 continue
-            self._check_ports(svc)
             if svc.needs_java:
                 _ = self.ctx.java  # a missing Java is reported before anything starts
+            self._check_ports(svc)
             svc.prepare(self.ctx)
             popen = spawn(svc.command(self.ctx), self.ctx.log_path(svc.name))
             self.table.remember(svc.name, popen)

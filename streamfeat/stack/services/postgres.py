@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -29,6 +30,14 @@ def pg_bindir() -> Path:
     raise StackError("postgres", "PostgreSQL server binaries not found", fix=PG_FIX)
 
 
+def _reachable_by(user: str, folder: Path) -> bool:
+    """Can OS ``user`` enter ``folder`` (every ancestor traversable)?"""
+    done = subprocess.run(["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
+                           "--", "test", "-x", str(folder)], capture_output=True, check=False,
+                          timeout=10)
+    return done.returncode == 0
+
+
 class Postgres(Service):
     name = "postgres"
     wave = 0
@@ -53,19 +62,31 @@ class Postgres(Service):
                              fix=PG_FIX) from None
         return name
 
-    def _dirs(self, ctx: StackContext) -> tuple[Path, Path]:
+    def _home_for(self, ctx: StackContext, user: str | None) -> Path:
+        """The folder holding the cluster: under the stack home when the server's OS user can
+        reach it; otherwise (a checkout inside a private home folder, as root) a folder under
+        /var/lib/postgresql, linked from the stack home so `status` and backups find it."""
         home = ctx.data_dir("postgres")
-        return home / "data", home / "socket"
+        if user is None or _reachable_by(user, home.parent):
+            return home
+        digest = hashlib.sha1(str(home.resolve()).encode()).hexdigest()[:12]
+        outside = Path(pwd.getpwnam(user).pw_dir) / "streamfeat" / digest
+        outside.mkdir(parents=True, exist_ok=True)
+        link = home / "cluster"
+        if not link.is_symlink():
+            link.symlink_to(outside)
+        return outside
 
     def prepare(self, ctx: StackContext) -> None:
-        data, socket_dir = self._dirs(ctx)
-        home = data.parent
         user = self._os_user(ctx)
+        home = self._home_for(ctx, user)
+        data, socket_dir = home / "data", home / "socket"
         socket_dir.mkdir(parents=True, exist_ok=True)
         if user is not None:
             entry = pwd.getpwnam(user)
             for path in (home, socket_dir):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
+                path.chmod(0o700)
         if (data / "PG_VERSION").exists():
             return
         pwfile = home / ".pwfile"
@@ -92,7 +113,9 @@ class Postgres(Service):
 
     def command(self, ctx: StackContext) -> Command:
         s = ctx.settings
-        data, socket_dir = self._dirs(ctx)
+        user = self._os_user(ctx)
+        home = self._home_for(ctx, user)
+        data, socket_dir = home / "data", home / "socket"
         settings = {
             "listen_addresses": s.host,
             "port": s.ports.postgres,
@@ -108,7 +131,7 @@ class Postgres(Service):
         argv = [str(pg_bindir() / "postgres"), "-D", str(data)]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
-        return Command(argv, user=self._os_user(ctx))
+        return Command(argv, user=user)
 
     def check(self, ctx: StackContext) -> Health:
         import psycopg

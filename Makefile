@@ -1,0 +1,77 @@
+# streamfeat developer commands. `make help` lists them.
+# Installs are stamp files under .local/stamps: the first run installs everything
+# (apt, pip, Maven), later runs only redo what a changed file needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .local/stamps
+LOGS := .local/logs
+JVM_DIR := $(CURDIR)/.local/jvm
+POMS := deploy/jvm/pom.xml $(wildcard deploy/jvm/*/pom.xml)
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo up down status test unit bench lint fmt lock clean-stack
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMPS)/system $(STAMPS)/python $(STAMPS)/jvm ## Install apt, pip and Maven parts (quick once done)
+
+$(STAMPS)/system: deploy/local/install-system.sh
+	@mkdir -p $(STAMPS) $(LOGS)
+	@bash deploy/local/install-system.sh
+	@touch $@
+
+$(STAMPS)/python: pyproject.toml constraints.txt | $(STAMPS)/system
+	@echo "python: installing into $(VENV) (log: $(LOGS)/pip-install.log) ..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip > $(LOGS)/pip-install.log 2>&1
+	@$(BIN)/python -m pip install -c constraints.txt -e '.[dev]' >> $(LOGS)/pip-install.log 2>&1 \
+	  || { tail -20 $(LOGS)/pip-install.log; echo "error: pip install failed (log: $(LOGS)/pip-install.log)"; exit 1; }
+	@echo "python: done"
+	@touch $@
+
+$(STAMPS)/jvm: $(POMS) | $(STAMPS)/system
+	@echo "jvm: fetching jars from Maven Central into $(JVM_DIR) (log: $(LOGS)/mvn-install.log) ..."
+	@mvn -B -f deploy/jvm/pom.xml package -Dstreamfeat.jvm.dir=$(JVM_DIR) > $(LOGS)/mvn-install.log 2>&1 \
+	  || { grep -E "ERROR" $(LOGS)/mvn-install.log | head -20; echo "error: Maven failed (log: $(LOGS)/mvn-install.log)"; exit 1; }
+	@echo "jvm: done"
+	@touch $@
+
+demo: install ## Run the platform locally: stack up, healthy, wiring checked
+	@$(BIN)/streamfeat up
+	@$(BIN)/streamfeat check-wiring
+
+up: install ## Start the local stack
+	@$(BIN)/streamfeat up
+
+down: ## Stop the local stack (data kept)
+	@$(BIN)/streamfeat down
+
+status: ## Show the local stack
+	@$(BIN)/streamfeat status
+
+test: install ## Run every test (starts its own stack on ports +20000, then stops it)
+	@$(BIN)/pytest
+
+unit: install ## Run the tests that need no services
+	@$(BIN)/pytest tests/unit
+
+bench: install ## Benchmarks (none yet: they land with the pipeline stages)
+	@echo "no benchmarks yet"
+
+lint: install ## ruff + mypy
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+
+fmt: install ## Format and auto-fix
+	@$(BIN)/ruff format .
+	@$(BIN)/ruff check --fix .
+
+lock: ## Re-resolve pyproject.toml into constraints.txt (fresh venv in .local/lock-venv)
+	@rm -rf .local/lock-venv && $(PYTHON) -m venv .local/lock-venv
+	@.local/lock-venv/bin/pip install -q -e '.[dev]'
+	@.local/lock-venv/bin/pip freeze --exclude-editable | grep -v '^streamfeat' > constraints.txt
+	@echo "constraints.txt: $$(wc -l < constraints.txt) pins"

@@ -1,0 +1,144 @@
+"""Error paths of the stack supervisor with real (tiny) processes: every failure is one
+StackError naming the service, its log and a fix; nothing hangs; nothing is left running."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from core.settings import StackSettings
+from streamfeat.stack.base import Command, Health, Service, StackContext
+from streamfeat.stack.errors import StackError
+from streamfeat.stack.supervisor import Supervisor
+
+SLEEP = [sys.executable, "-c", "import time; print('sleeper up', flush=True); time.sleep(120)"]
+
+
+class Fake(Service):
+    name = "fake"
+
+    def __init__(self, *, argv: list[str] = SLEEP, port: int | None = None,
+                 healthy: bool = True, java: bool = False) -> None:
+        self.argv = argv
+        self.port = port
+        self.healthy = healthy
+        self.needs_java = java
+
+    def ports(self, ctx: StackContext) -> dict[str, int]:
+        return {"fake": self.port} if self.port else {}
+
+    def command(self, ctx: StackContext) -> Command:
+        return Command(self.argv)
+
+    def check(self, ctx: StackContext) -> Health:
+        return Health(self.healthy, "ready" if self.healthy else "still warming up")
+
+
+def _settings(tmp_path: Path, **extra: object) -> StackSettings:
+    return StackSettings(home=tmp_path / "stack", health_timeout_s=2.0, stop_timeout_s=5.0,
+                         **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def listening_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    yield sock.getsockname()[1]  # type: ignore[misc]
+    sock.close()
+
+
+def test_port_taken_names_service_owner_and_fix(tmp_path: Path, listening_port: int) -> None:
+    sup = Supervisor(_settings(tmp_path), [Fake(port=listening_port)])
+    with pytest.raises(StackError) as info:
+        sup.up(progress=lambda _: None)
+    text = info.value.one_line()
+    assert text.startswith("fake: port ")
+    assert f"pid {os.getpid()}" in text
+    assert "STREAMFEAT_PORTS__FAKE" in text
+    assert str(tmp_path / "stack" / "logs" / "fake.log") in text
+    assert sup.status()[0].state == "stopped"
+
+
+def test_health_timeout_fails_with_the_last_detail_and_stops_the_process(
+        tmp_path: Path) -> None:
+    sup = Supervisor(_settings(tmp_path), [Fake(healthy=False)])
+    with pytest.raises(StackError) as info:
+        sup.up(progress=lambda _: None)
+    assert "not healthy after 2s (still warming up)" in str(info.value)
+    assert "STREAMFEAT_HEALTH_TIMEOUT_S" in str(info.value)
+    assert sup.table.record("fake") is None
+    assert not [p for p in psutil.Process().children(recursive=True)
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+                and "sleeper up" in " ".join(p.cmdline())]
+
+
+def test_process_exiting_during_start_shows_its_last_log_lines(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", "import sys; print('boom: bad config'); sys.exit(3)"]
+    sup = Supervisor(_settings(tmp_path), [Fake(argv=argv, healthy=False)])
+    with pytest.raises(StackError) as info:
+        sup.up(progress=lambda _: None)
+    assert "exited while starting" in str(info.value)
+    assert "boom: bad config" in str(info.value)
+
+
+def test_missing_java_is_reported_before_anything_starts(tmp_path: Path) -> None:
+    sup = Supervisor(_settings(tmp_path, java_home=tmp_path / "no-jdk"), [Fake(java=True)])
+    with pytest.raises(StackError) as info:
+        sup.up(progress=lambda _: None)
+    assert "Java 17+ not found" in str(info.value)
+    assert "openjdk-17" in str(info.value)
+    assert sup.table.record("fake") is None
+
+
+def test_too_old_java_is_refused(tmp_path: Path) -> None:
+    jdk = tmp_path / "old-jdk"
+    (jdk / "bin").mkdir(parents=True)
+    java = jdk / "bin" / "java"
+    java.write_text('#!/bin/sh\necho \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    java.chmod(0o755)
+    sup = Supervisor(_settings(tmp_path, java_home=jdk), [Fake(java=True)])
+    with pytest.raises(StackError, match="Java 11; Java 17"):
+        sup.up(progress=lambda _: None)
+
+
+def test_up_twice_is_harmless_and_down_stops_it(tmp_path: Path) -> None:
+    sup = Supervisor(_settings(tmp_path), [Fake()])
+    sup.up(progress=lambda _: None)
+    first = sup.status()[0]
+    assert first.state == "healthy"
+    sup.up(progress=lambda _: None)
+    assert sup.status()[0].pid == first.pid
+    sup.down(progress=lambda _: None)
+    assert sup.status()[0].state == "stopped"
+    assert not psutil.pid_exists(first.pid) or \
+        psutil.Process(first.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_down_never_signals_a_process_it_did_not_start(tmp_path: Path) -> None:
+    stranger = subprocess.Popen(SLEEP, stdout=subprocess.DEVNULL)
+    try:
+        sup = Supervisor(_settings(tmp_path), [Fake()])
+        run = tmp_path / "stack" / "run"
+        run.mkdir(parents=True)
+        # a stale pid file whose pid now belongs to someone else (different start time)
+        (run / "fake.pid.json").write_text(
+            f'{{"pid": {stranger.pid}, "create_time": 1.0, "argv": ["old"]}}')
+        sup.down(progress=lambda _: None)
+        assert stranger.poll() is None
+        assert sup.table.record("fake") is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_unknown_service_lists_the_known_ones(tmp_path: Path) -> None:
+    sup = Supervisor(_settings(tmp_path), [Fake()])
+    with pytest.raises(StackError, match="choose from: fake"):
+        sup.up(["nope"], progress=lambda _: None)
