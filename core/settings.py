@@ -114,8 +114,11 @@ class StackSettings(BaseSettings):
             "STREAMFEAT_POSTGRES__PASSWORD": self.postgres.password,
             "STREAMFEAT_POSTGRES__SUPERUSER_PASSWORD": self.postgres.superuser_password,
         }
-        weak = [name for name, value in secrets.items()
-                if value.get_secret_value() in DEV_SECRET_DEFAULTS]
+        weak = [
+            name
+            for name, value in secrets.items()
+            if value.get_secret_value() in DEV_SECRET_DEFAULTS
+        ]
         if weak:
             raise ValueError(
                 f"development default secrets refused in production: {', '.join(weak)}"

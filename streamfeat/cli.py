@@ -20,8 +20,11 @@ from streamfeat.stack.errors import StackError
 from streamfeat.stack.services import default_services
 from streamfeat.stack.supervisor import ServiceStatus, Supervisor
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="streamfeat: streaming-first ML feature platform on Apache Flink.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="streamfeat: streaming-first ML feature platform on Apache Flink.",
+)
 # Wide enough for the status table when stdout is a file or a CI log.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -34,8 +37,7 @@ def _supervisor(settings: StackSettings | None = None) -> Supervisor:
 
 
 def _fail(exc: StackError) -> None:
-    err.print(f"[bold red]error:[/] {exc.one_line()}", markup=True, highlight=False,
-              soft_wrap=True)
+    err.print(f"[bold red]error:[/] {exc.one_line()}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -112,12 +114,20 @@ def check_wiring(
         _fail(exc)
         return
     ok = result.rows_read_back == result.produced
-    out.print(f"job {result.job_id} {result.state} in {result.seconds:.1f}s; "
-              f"{result.rows_read_back}/{result.produced} rows read back from {result.output} "
-              f"(submit log: {_short(str(result.log))})")
+    out.print(
+        f"job {result.job_id} {result.state} in {result.seconds:.1f}s; "
+        f"{result.rows_read_back}/{result.produced} rows read back from {result.output} "
+        f"(submit log: {_short(str(result.log))})"
+    )
     if not ok:
-        _fail(StackError("check-wiring", "rows read back differ from rows produced",
-                         log=result.log, fix="read the TaskManager log"))
+        _fail(
+            StackError(
+                "check-wiring",
+                "rows read back differ from rows produced",
+                log=result.log,
+                fix="read the TaskManager log",
+            )
+        )
 
 
 def _print_status(rows: list[ServiceStatus]) -> None:
@@ -129,9 +139,14 @@ def _print_status(rows: list[ServiceStatus]) -> None:
         state = f"[{colors[row.state]}]{row.state}[/]"
         if row.detail and row.state != "stopped":
             state += f" ({row.detail})"
-        table.add_row(row.name, state, str(row.pid or "-"),
-                      ",".join(str(p) for p in row.ports.values()) or "-", row.url,
-                      _short(row.log))
+        table.add_row(
+            row.name,
+            state,
+            str(row.pid or "-"),
+            ",".join(str(p) for p in row.ports.values()) or "-",
+            row.url,
+            _short(row.log),
+        )
     out.print(table)
 
 

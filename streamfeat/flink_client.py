@@ -39,36 +39,69 @@ class FlinkClient:
         self.layout = FlinkLayout(ctx)
         self.rest = ctx.settings.flink_rest_url
 
-    def run_python(self, script: Path, args: list[str], *, name: str, detached: bool = True,
-                   timeout_s: float = 600.0) -> Submission:
+    def run_python(
+        self,
+        script: Path,
+        args: list[str],
+        *,
+        name: str,
+        detached: bool = True,
+        timeout_s: float = 600.0,
+    ) -> Submission:
         """Submit ``script`` with ``args``; returns once the cluster accepted the job
         (``detached``) or once it ended (attached)."""
         log = self.ctx.log_dir / "jobs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         python = str(self.ctx.python)
-        argv = ["bash", str(self.layout.bin / "flink"), "run",
-                *(["--detached"] if detached else []),
-                "-py", str(script), "-pyexec", python, "-pyclientexec", python, *args]
-        env = {**os.environ, **self.layout.env(),
-               "PATH": f"{self.ctx.venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+        argv = [
+            "bash",
+            str(self.layout.bin / "flink"),
+            "run",
+            *(["--detached"] if detached else []),
+            "-py",
+            str(script),
+            "-pyexec",
+            python,
+            "-pyclientexec",
+            python,
+            *args,
+        ]
+        env = {
+            **os.environ,
+            **self.layout.env(),
+            "PATH": f"{self.ctx.venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
         with open(log, "ab") as fh:
             fh.write(f"\n===== streamfeat: {' '.join(argv)}\n".encode())
             fh.flush()
             try:
-                done = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                      cwd=PROJECT_ROOT, timeout=timeout_s, check=False)
+                done = subprocess.run(
+                    argv,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=PROJECT_ROOT,
+                    timeout=timeout_s,
+                    check=False,
+                )
             except subprocess.TimeoutExpired:
-                raise StackError(f"job {name}", f"`flink run` did not return in {timeout_s:.0f}s",
-                                 log=log, fix="check `streamfeat status` and the Flink UI at "
-                                 + self.rest) from None
+                raise StackError(
+                    f"job {name}",
+                    f"`flink run` did not return in {timeout_s:.0f}s",
+                    log=log,
+                    fix="check `streamfeat status` and the Flink UI at " + self.rest,
+                ) from None
         text = tail(log, 400)
         ids = _JOB_ID.findall(text)
         if done.returncode != 0 or not ids:
             cause = [ln.strip() for ln in text.splitlines() if "Caused by" in ln or "Error" in ln]
-            raise StackError(f"job {name}",
-                             f"submission failed (exit {done.returncode}): "
-                             f"{cause[-1] if cause else 'no job id printed'}",
-                             log=log, fix="read the log; is the stack up (`streamfeat status`)?")
+            raise StackError(
+                f"job {name}",
+                f"submission failed (exit {done.returncode}): "
+                f"{cause[-1] if cause else 'no job id printed'}",
+                log=log,
+                fix="read the log; is the stack up (`streamfeat status`)?",
+            )
         return Submission(ids[-1], log)
 
     def job(self, job_id: str) -> dict[str, object]:
@@ -83,8 +116,11 @@ class FlinkClient:
             if state in TERMINAL_STATES:
                 return state
             time.sleep(0.5)
-        raise StackError(f"job {job_id}", f"still {state} after {timeout_s:.0f}s",
-                         fix=f"see {self.rest}/#/job/running/{job_id}")
+        raise StackError(
+            f"job {job_id}",
+            f"still {state} after {timeout_s:.0f}s",
+            fix=f"see {self.rest}/#/job/running/{job_id}",
+        )
 
     def exceptions(self, job_id: str) -> str:
         data = self._get(f"/jobs/{job_id}/exceptions")
@@ -96,6 +132,9 @@ class FlinkClient:
             with urllib.request.urlopen(self.rest + path, timeout=5) as resp:  # loopback
                 return json.load(resp)  # type: ignore[no-any-return]
         except (urllib.error.URLError, OSError) as exc:
-            raise StackError("flink-jobmanager", f"REST {path} failed: {exc}",
-                             log=self.ctx.log_path("flink-jobmanager"),
-                             fix="streamfeat up flink-jobmanager") from exc
+            raise StackError(
+                "flink-jobmanager",
+                f"REST {path} failed: {exc}",
+                log=self.ctx.log_path("flink-jobmanager"),
+                fix="streamfeat up flink-jobmanager",
+            ) from exc

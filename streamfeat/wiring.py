@@ -46,33 +46,53 @@ def produce_records(settings: StackSettings, topic: str, count: int, run: str) -
             except Exception as exc:  # created concurrently is fine
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all",
-                         "enable.idempotence": True})
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "enable.idempotence": True}
+    )
     for i in range(count):
-        producer.produce(topic, key=run.encode(),
-                         value=json.dumps({"k": run, "v": i, "ts": i}).encode())
+        producer.produce(
+            topic, key=run.encode(), value=json.dumps({"k": run, "v": i, "ts": i}).encode()
+        )
     if producer.flush(30) != 0:
         raise StackError("kafka", f"could not deliver {count} records to {topic} in 30s")
 
 
-def check_wiring(settings: StackSettings, count: int = 100,
-                 timeout_s: float = 300.0) -> WiringResult:
+def check_wiring(
+    settings: StackSettings, count: int = 100, timeout_s: float = 300.0
+) -> WiringResult:
     ctx = StackContext(settings)
     run = uuid.uuid4().hex[:12]
     t0 = time.monotonic()
     produce_records(settings, WIRING_TOPIC, count, run)
     output = f"{settings.s3.lake_bucket}/_wiring-check/{run}"
     client = FlinkClient(ctx)
-    sub = client.run_python(WIRING_JOB, ["--bootstrap", settings.kafka_bootstrap,
-                                         "--topic", WIRING_TOPIC, "--output", f"s3://{output}"],
-                            name="wiring-check", detached=True, timeout_s=timeout_s)
+    sub = client.run_python(
+        WIRING_JOB,
+        [
+            "--bootstrap",
+            settings.kafka_bootstrap,
+            "--topic",
+            WIRING_TOPIC,
+            "--output",
+            f"s3://{output}",
+        ],
+        name="wiring-check",
+        detached=True,
+        timeout_s=timeout_s,
+    )
     state = client.wait_terminal(sub.job_id, timeout_s)
     if state != "FINISHED":
-        raise StackError("job wiring-check", f"ended {state}: {client.exceptions(sub.job_id)}",
-                         log=ctx.log_path("flink-taskmanager"), fix="read the TaskManager log")
+        raise StackError(
+            "job wiring-check",
+            f"ended {state}: {client.exceptions(sub.job_id)}",
+            log=ctx.log_path("flink-taskmanager"),
+            fix="read the TaskManager log",
+        )
     import pyarrow.dataset as ds
 
     table = ds.dataset(output, filesystem=arrow_fs(settings), format="parquet").to_table(
-        filter=ds.field("k") == run)
-    return WiringResult(sub.job_id, state, count, table.num_rows, f"s3://{output}",
-                        time.monotonic() - t0, sub.log)
+        filter=ds.field("k") == run
+    )
+    return WiringResult(
+        sub.job_id, state, count, table.num_rows, f"s3://{output}", time.monotonic() - t0, sub.log
+    )

@@ -18,8 +18,9 @@ TEST_HOME = PROJECT_ROOT / ".local" / "test-stack"
 
 
 def make_test_settings() -> StackSettings:
-    return StackSettings(environment="test", home=TEST_HOME,
-                         ports=Ports().shifted(TEST_PORT_OFFSET))
+    return StackSettings(
+        environment="test", home=TEST_HOME, ports=Ports().shifted(TEST_PORT_OFFSET)
+    )
 
 
 def _wipe(home_settings: StackSettings) -> None:

@@ -117,6 +117,7 @@ class Service:
 
 # ---- shared helpers ----
 
+
 def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -147,14 +148,17 @@ def find_java(java_home: Path | None) -> Path:
         found = shutil.which("java")
         if found:
             candidates.append(Path(found).resolve())
-    fix = ("apt-get install -y openjdk-17-jre-headless, or set STREAMFEAT_JAVA_HOME "
-           "to a JDK 17+ folder")
+    fix = (
+        "apt-get install -y openjdk-17-jre-headless, or set STREAMFEAT_JAVA_HOME "
+        "to a JDK 17+ folder"
+    )
     for java in candidates:
         if not java.is_file():
             continue
         try:
-            out = subprocess.run([str(java), "-version"], capture_output=True, text=True,
-                                 timeout=20, check=False).stderr
+            out = subprocess.run(
+                [str(java), "-version"], capture_output=True, text=True, timeout=20, check=False
+            ).stderr
         except (OSError, subprocess.TimeoutExpired):
             continue
         match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
@@ -162,8 +166,9 @@ def find_java(java_home: Path | None) -> Path:
             continue
         major = int(match.group(1)) if match.group(1) != "1" else int(match.group(2) or 0)
         if major < JAVA_MIN_MAJOR:
-            raise StackError("java", f"{java} is Java {major}; Java {JAVA_MIN_MAJOR}+ needed",
-                             fix=fix)
+            raise StackError(
+                "java", f"{java} is Java {major}; Java {JAVA_MIN_MAJOR}+ needed", fix=fix
+            )
         return java
     looked = ", ".join(str(c) for c in candidates) or "STREAMFEAT_JAVA_HOME, JAVA_HOME, PATH"
     raise StackError("java", f"Java {JAVA_MIN_MAJOR}+ not found (looked at {looked})", fix=fix)

@@ -11,8 +11,9 @@ class StackError(Exception):
     ``str()`` is a single line meant for a terminal: ``service: problem (log: path) -> fix``.
     """
 
-    def __init__(self, service: str, problem: str, *, log: Path | None = None,
-                 fix: str | None = None) -> None:
+    def __init__(
+        self, service: str, problem: str, *, log: Path | None = None, fix: str | None = None
+    ) -> None:
         self.service = service
         self.problem = problem
         self.log = log

@@ -51,20 +51,21 @@ class ProcessTable:
             return None
         try:
             proc = psutil.Process(rec.pid)
-            if (abs(proc.create_time() - rec.create_time) < 1.0
-                    and proc.status() != psutil.STATUS_ZOMBIE):
+            if (
+                abs(proc.create_time() - rec.create_time) < 1.0
+                and proc.status() != psutil.STATUS_ZOMBIE
+            ):
                 return proc
         except psutil.Error:
             pass
         self.forget(name)
         return None
 
-    def remember(self, name: str, popen: subprocess.Popen[bytes]) -> None:
+    def remember(self, name: str, popen: subprocess.Popen[bytes], argv: list[str]) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         create_time = psutil.Process(popen.pid).create_time()
         tmp = self._path(name).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": popen.pid, "create_time": create_time,
-                                   "argv": [str(a) for a in popen.args]}))  # type: ignore[union-attr]
+        tmp.write_text(json.dumps({"pid": popen.pid, "create_time": create_time, "argv": argv}))
         tmp.replace(self._path(name))
 
     def forget(self, name: str) -> None:
@@ -76,16 +77,27 @@ def spawn(cmd: Command, log_path: Path) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     argv = list(cmd.argv)
     if cmd.user is not None and os.geteuid() == 0:
-        argv = ["setpriv", f"--reuid={cmd.user}", f"--regid={cmd.user}", "--init-groups",
-                "--", *argv]
+        argv = [
+            "setpriv",
+            f"--reuid={cmd.user}",
+            f"--regid={cmd.user}",
+            "--init-groups",
+            "--",
+            *argv,
+        ]
     env = {**os.environ, **cmd.env}
     with open(log_path, "ab") as log:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         log.write(f"\n===== streamfeat: start {stamp}: {' '.join(argv)}\n".encode())
         log.flush()
         return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=env, cwd=cmd.cwd, start_new_session=True,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cmd.cwd,
+            start_new_session=True,
         )
 
 

@@ -47,8 +47,9 @@ class Supervisor:
         wanted = list(names)
         unknown = [n for n in wanted if n not in known]
         if unknown:
-            raise StackError(", ".join(unknown), "unknown service",
-                             fix=f"choose from: {', '.join(known)}")
+            raise StackError(
+                ", ".join(unknown), "unknown service", fix=f"choose from: {', '.join(known)}"
+            )
         return [s for s in self.services if s.name in wanted]
 
     # ---- up ----
@@ -69,8 +70,9 @@ class Supervisor:
                 _ = self.ctx.java  # a missing Java is reported before anything starts
             self._check_ports(svc)
             svc.prepare(self.ctx)
-            popen = spawn(svc.command(self.ctx), self.ctx.log_path(svc.name))
-            self.table.remember(svc.name, popen)
+            cmd = svc.command(self.ctx)
+            popen = spawn(cmd, self.ctx.log_path(svc.name))
+            self.table.remember(svc.name, popen, cmd.argv)
             started[svc.name] = time.monotonic()
             pending.append(svc)
             progress(f"  starting {svc.name:<18} pid {popen.pid}")
@@ -93,11 +95,12 @@ class Supervisor:
                     f"port {port} ({label}) on {host} is taken by {port_owner(port)}",
                     log=self.ctx.log_path(svc.name),
                     fix=f"stop that process, or move this service with "
-                        f"STREAMFEAT_PORTS__{label.upper()}=<free port>",
+                    f"STREAMFEAT_PORTS__{label.upper()}=<free port>",
                 )
 
-    def _await_healthy(self, services: list[Service], started: dict[str, float],
-                       progress: Progress) -> None:
+    def _await_healthy(
+        self, services: list[Service], started: dict[str, float], progress: Progress
+    ) -> None:
         timeout = self.ctx.settings.health_timeout_s
         t0 = time.monotonic()
         deadline = t0 + timeout
@@ -109,9 +112,11 @@ class Supervisor:
                 if self.table.alive(name) is None:
                     log = self.ctx.log_path(name)
                     raise StackError(
-                        name, "exited while starting; last log lines:\n"
-                        + _indent(tail(log, 15)), log=log,
-                        fix=f"read the log, fix the cause, then `streamfeat up {name}`")
+                        name,
+                        "exited while starting; last log lines:\n" + _indent(tail(log, 15)),
+                        log=log,
+                        fix=f"read the log, fix the cause, then `streamfeat up {name}`",
+                    )
                 health = _safe_check(svc, self.ctx)
                 last[name] = health
                 if health.ok:
@@ -144,8 +149,10 @@ class Supervisor:
                     continue
                 polite = terminate(proc, svc.stop_signal, self.ctx.settings.stop_timeout_s)
                 self.table.forget(svc.name)
-                progress(f"  stopped {svc.name:<18} pid {proc.pid}"
-                         + ("" if polite else " (killed after timeout)"))
+                progress(
+                    f"  stopped {svc.name:<18} pid {proc.pid}"
+                    + ("" if polite else " (killed after timeout)")
+                )
 
     # ---- status ----
 
@@ -159,11 +166,17 @@ class Supervisor:
                 health = _safe_check(svc, self.ctx)
                 state = "healthy" if health.ok else "unhealthy"
                 detail = health.detail
-            out.append(ServiceStatus(
-                name=svc.name, state=state, pid=proc.pid if proc else None,
-                ports=svc.ports(self.ctx), url=svc.url(self.ctx),
-                log=str(self.ctx.log_path(svc.name)), detail=detail,
-            ))
+            out.append(
+                ServiceStatus(
+                    name=svc.name,
+                    state=state,
+                    pid=proc.pid if proc else None,
+                    ports=svc.ports(self.ctx),
+                    url=svc.url(self.ctx),
+                    log=str(self.ctx.log_path(svc.name)),
+                    detail=detail,
+                )
+            )
         return out
 
     def by_name(self, name: str) -> Service:

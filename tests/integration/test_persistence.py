@@ -19,8 +19,7 @@ def test_up_twice_keeps_the_running_processes(supervisor: Supervisor) -> None:
     assert not any("starting" in line for line in lines)
 
 
-def test_down_then_up_keeps_all_data(supervisor: Supervisor,
-                                     stack_settings: StackSettings) -> None:
+def test_down_then_up_keeps_all_data(supervisor: Supervisor, stack_settings: StackSettings) -> None:
     import psycopg
     import redis
     from confluent_kafka import Consumer, Producer
@@ -45,13 +44,19 @@ def test_down_then_up_keeps_all_data(supervisor: Supervisor,
     supervisor.up(progress=print)
 
     with psycopg.connect(s.postgres_dsn()) as conn:
-        assert conn.execute("SELECT token FROM persist_check WHERE token = %s",
-                            (token,)).fetchone() == (token,)
+        assert conn.execute(
+            "SELECT token FROM persist_check WHERE token = %s", (token,)
+        ).fetchone() == (token,)
     assert redis.Redis.from_url(s.redis_url).get(f"persist:{token}") == token.encode()
     body = s3_client(s).get_object(Bucket=s.s3.lake_bucket, Key=f"persist/{token}")["Body"]
     assert body.read() == token.encode()
-    consumer = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": f"g-{token}",
-                         "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": s.kafka_bootstrap,
+            "group.id": f"g-{token}",
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.subscribe([topic])
     values = []
     try:

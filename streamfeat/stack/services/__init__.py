@@ -12,5 +12,13 @@ from streamfeat.stack.services.s3 import S3
 
 
 def default_services() -> list[Service]:
-    return [Postgres(), Redis(), S3(), Kafka(), FlinkJobManager(),
-            KafkaConnect(), FlinkTaskManager(), MLflow()]
+    return [
+        Postgres(),
+        Redis(),
+        S3(),
+        Kafka(),
+        FlinkJobManager(),
+        KafkaConnect(),
+        FlinkTaskManager(),
+        MLflow(),
+    ]

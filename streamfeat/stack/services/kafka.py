@@ -9,6 +9,7 @@ import subprocess
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 from streamfeat.stack.base import (
     LOG4J2_CONSOLE,
@@ -31,8 +32,16 @@ _QUIET.propagate = False
 def _java(ctx: StackContext, main: str, args: list[str], heap: str, log4j: Path) -> list[str]:
     """A JVM on the Kafka/Connect classpath fetched by deploy/jvm (kafka/libs)."""
     classpath = str(ctx.jvm_path("kafka", "libs", service="kafka")) + "/*"
-    return [str(ctx.java), f"-Xmx{heap}", "-XX:+UseG1GC",
-            f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath, main, *args]
+    return [
+        str(ctx.java),
+        f"-Xmx{heap}",
+        "-XX:+UseG1GC",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp",
+        classpath,
+        main,
+        *args,
+    ]
 
 
 class Kafka(Service):
@@ -55,50 +64,65 @@ class Kafka(Service):
         home = ctx.data_dir("kafka")
         data = home / "data"
         write_if_changed(home / "log4j2.properties", LOG4J2_CONSOLE)
-        write_if_changed(self._config(ctx), properties({
-            "process.roles": "broker,controller",
-            "node.id": 1,
-            "controller.quorum.voters": f"1@{s.host}:{s.ports.kafka_controller}",
-            "listeners": f"PLAINTEXT://{s.host}:{s.ports.kafka},"
-                         f"CONTROLLER://{s.host}:{s.ports.kafka_controller}",
-            "advertised.listeners": f"PLAINTEXT://{s.host}:{s.ports.kafka}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": data,
-            "num.partitions": 1,
-            "offsets.topic.replication.factor": 1,
-            "transaction.state.log.replication.factor": 1,
-            "transaction.state.log.min.isr": 1,
-            "share.coordinator.state.topic.replication.factor": 1,
-            "share.coordinator.state.topic.min.isr": 1,
-            "group.initial.rebalance.delay.ms": 0,
-            "log.flush.interval.ms": 1000,
-        }))
+        write_if_changed(
+            self._config(ctx),
+            properties(
+                {
+                    "process.roles": "broker,controller",
+                    "node.id": 1,
+                    "controller.quorum.voters": f"1@{s.host}:{s.ports.kafka_controller}",
+                    "listeners": f"PLAINTEXT://{s.host}:{s.ports.kafka},"
+                    f"CONTROLLER://{s.host}:{s.ports.kafka_controller}",
+                    "advertised.listeners": f"PLAINTEXT://{s.host}:{s.ports.kafka}",
+                    "controller.listener.names": "CONTROLLER",
+                    "inter.broker.listener.name": "PLAINTEXT",
+                    "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    "log.dirs": data,
+                    "num.partitions": 1,
+                    "offsets.topic.replication.factor": 1,
+                    "transaction.state.log.replication.factor": 1,
+                    "transaction.state.log.min.isr": 1,
+                    "share.coordinator.state.topic.replication.factor": 1,
+                    "share.coordinator.state.topic.min.isr": 1,
+                    "group.initial.rebalance.delay.ms": 0,
+                    "log.flush.interval.ms": 1000,
+                }
+            ),
+        )
         if (data / "meta.properties").exists():
             return
         cluster_file = home / "cluster.id"
         if not cluster_file.exists():
-            cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes)
-                                    .rstrip(b"=").decode())
+            cluster_file.write_text(
+                base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            )
         cluster_id = cluster_file.read_text().strip()
-        argv = _java(ctx, "kafka.tools.StorageTool",
-                     ["format", "-t", cluster_id, "-c", str(self._config(ctx))],
-                     "256m", home / "log4j2.properties")
+        argv = _java(
+            ctx,
+            "kafka.tools.StorageTool",
+            ["format", "-t", cluster_id, "-c", str(self._config(ctx))],
+            "256m",
+            home / "log4j2.properties",
+        )
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             log = ctx.log_path(self.name)
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "a") as fh:
                 fh.write(done.stdout + done.stderr)
-            raise StackError(self.name, "formatting KRaft storage failed", log=log,
-                             fix=f"remove {data} if it holds a broken half-format, then retry")
+            raise StackError(
+                self.name,
+                "formatting KRaft storage failed",
+                log=log,
+                fix=f"remove {data} if it holds a broken half-format, then retry",
+            )
 
     def command(self, ctx: StackContext) -> Command:
         home = ctx.data_dir("kafka")
-        return Command(_java(ctx, "kafka.Kafka", [str(self._config(ctx))], "768m",
-                             home / "log4j2.properties"),
-                       env={**ctx.java_env(), "LOG_DIR": str(ctx.log_dir)})
+        return Command(
+            _java(ctx, "kafka.Kafka", [str(self._config(ctx))], "768m", home / "log4j2.properties"),
+            env={**ctx.java_env(), "LOG_DIR": str(ctx.log_dir)},
+        )
 
     def check(self, ctx: StackContext) -> Health:
         s = ctx.settings
@@ -106,8 +130,12 @@ class Kafka(Service):
             return Health(False, "broker port closed")
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap, "logger": _QUIET,
-                             "socket.timeout.ms": 2000})
+        conf: dict[str, Any] = {
+            "bootstrap.servers": s.kafka_bootstrap,
+            "logger": _QUIET,
+            "socket.timeout.ms": 2000,
+        }
+        admin = AdminClient(conf)
         meta = admin.list_topics(timeout=3)
         if not meta.brokers:
             return Health(False, "no broker in metadata")
@@ -133,33 +161,45 @@ class KafkaConnect(Service):
         home = ctx.data_dir("connect")
         plugins = ctx.jvm_path("connect-plugins", service=self.name)
         write_if_changed(home / "log4j2.properties", LOG4J2_CONSOLE)
-        write_if_changed(self._config(ctx), properties({
-            "bootstrap.servers": s.kafka_bootstrap,
-            "group.id": "streamfeat-connect",
-            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
-            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-            "key.converter.schemas.enable": "false",
-            "value.converter.schemas.enable": "false",
-            "offset.storage.topic": "_connect-offsets",
-            "offset.storage.replication.factor": 1,
-            "offset.storage.partitions": 5,
-            "config.storage.topic": "_connect-configs",
-            "config.storage.replication.factor": 1,
-            "status.storage.topic": "_connect-status",
-            "status.storage.replication.factor": 1,
-            "offset.flush.interval.ms": 5000,
-            "listeners": f"http://{s.host}:{s.ports.connect}",
-            "rest.advertised.host.name": s.host,
-            "rest.advertised.port": s.ports.connect,
-            "plugin.path": plugins,
-            "topic.creation.enable": "true",
-        }))
+        write_if_changed(
+            self._config(ctx),
+            properties(
+                {
+                    "bootstrap.servers": s.kafka_bootstrap,
+                    "group.id": "streamfeat-connect",
+                    "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+                    "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                    "key.converter.schemas.enable": "false",
+                    "value.converter.schemas.enable": "false",
+                    "offset.storage.topic": "_connect-offsets",
+                    "offset.storage.replication.factor": 1,
+                    "offset.storage.partitions": 5,
+                    "config.storage.topic": "_connect-configs",
+                    "config.storage.replication.factor": 1,
+                    "status.storage.topic": "_connect-status",
+                    "status.storage.replication.factor": 1,
+                    "offset.flush.interval.ms": 5000,
+                    "listeners": f"http://{s.host}:{s.ports.connect}",
+                    "rest.advertised.host.name": s.host,
+                    "rest.advertised.port": s.ports.connect,
+                    "plugin.path": plugins,
+                    "topic.creation.enable": "true",
+                }
+            ),
+        )
 
     def command(self, ctx: StackContext) -> Command:
         home = ctx.data_dir("connect")
-        return Command(_java(ctx, "org.apache.kafka.connect.cli.ConnectDistributed",
-                             [str(self._config(ctx))], "768m", home / "log4j2.properties"),
-                       env=ctx.java_env())
+        return Command(
+            _java(
+                ctx,
+                "org.apache.kafka.connect.cli.ConnectDistributed",
+                [str(self._config(ctx))],
+                "768m",
+                home / "log4j2.properties",
+            ),
+            env=ctx.java_env(),
+        )
 
     def check(self, ctx: StackContext) -> Health:
         url = f"{ctx.settings.connect_url}/connector-plugins?connectorsOnly=true"

@@ -21,15 +21,26 @@ class MLflow(Service):
     def command(self, ctx: StackContext) -> Command:
         s = ctx.settings
         home = ctx.data_dir("mlflow")
-        return Command([
-            str(ctx.venv_bin / "mlflow"), "server",
-            "--host", s.host, "--port", str(s.ports.mlflow), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
-            "--artifacts-destination", f"s3://{s.s3.mlflow_bucket}/artifacts",
-        ], env=client_env(s), cwd=home)
+        return Command(
+            [
+                str(ctx.venv_bin / "mlflow"),
+                "server",
+                "--host",
+                s.host,
+                "--port",
+                str(s.ports.mlflow),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{home / 'mlflow.db'}",
+                "--artifacts-destination",
+                f"s3://{s.s3.mlflow_bucket}/artifacts",
+            ],
+            env=client_env(s),
+            cwd=home,
+        )
 
     def check(self, ctx: StackContext) -> Health:
-        with urllib.request.urlopen(ctx.settings.mlflow_url + "/health",
-                                    timeout=3) as resp:
+        with urllib.request.urlopen(ctx.settings.mlflow_url + "/health", timeout=3) as resp:
             body = resp.read().decode().strip()
         return Health(resp.status == 200, body)

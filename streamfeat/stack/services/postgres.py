@@ -19,9 +19,10 @@ PG_FIX = "apt-get install -y postgresql (or run `make install`)"
 def pg_bindir() -> Path:
     """The newest PostgreSQL server installed from Debian (/usr/lib/postgresql/N/bin)."""
     root = Path("/usr/lib/postgresql")
-    found = sorted((p for p in root.glob("*/bin/postgres")),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
-                   else 0)
+    found = sorted(
+        (p for p in root.glob("*/bin/postgres")),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     if found:
         return found[-1].parent
     on_path = shutil.which("postgres")
@@ -32,9 +33,21 @@ def pg_bindir() -> Path:
 
 def _reachable_by(user: str, folder: Path) -> bool:
     """Can OS ``user`` enter ``folder`` (every ancestor traversable)?"""
-    done = subprocess.run(["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
-                           "--", "test", "-x", str(folder)], capture_output=True, check=False,
-                          timeout=10)
+    done = subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={user}",
+            f"--regid={user}",
+            "--init-groups",
+            "--",
+            "test",
+            "-x",
+            str(folder),
+        ],
+        capture_output=True,
+        check=False,
+        timeout=10,
+    )
     return done.returncode == 0
 
 
@@ -58,8 +71,9 @@ class Postgres(Service):
         try:
             pwd.getpwnam(name)
         except KeyError:
-            raise StackError(self.name, f"OS user {name!r} (to run PostgreSQL as) not found",
-                             fix=PG_FIX) from None
+            raise StackError(
+                self.name, f"OS user {name!r} (to run PostgreSQL as) not found", fix=PG_FIX
+            ) from None
         return name
 
     def _home_for(self, ctx: StackContext, user: str | None) -> Path:
@@ -95,9 +109,19 @@ class Postgres(Service):
         if user is not None:
             entry = pwd.getpwnam(user)
             os.chown(pwfile, entry.pw_uid, entry.pw_gid)
-        argv = [str(pg_bindir() / "initdb"), "-D", str(data), "-U", "postgres",
-                "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
-                "-E", "UTF8", "--locale=C.UTF-8"]
+        argv = [
+            str(pg_bindir() / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ]
         if user is not None:
             argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *argv]
         try:
@@ -147,12 +171,20 @@ class Postgres(Service):
 
         pg = ctx.settings.postgres
         with psycopg.connect(ctx.settings.postgres_dsn(superuser=True), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
-                                  (pg.user,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (pg.user,)
+            ).fetchone()
             verb = "ALTER" if exists else "CREATE"
-            conn.execute(sql.SQL(verb + " ROLE {} WITH LOGIN REPLICATION PASSWORD {}").format(
-                sql.Identifier(pg.user), sql.Literal(pg.password.get_secret_value())))
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                (pg.database,)).fetchone():
-                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(pg.database), sql.Identifier(pg.user)))
+            conn.execute(
+                sql.SQL(verb + " ROLE {} WITH LOGIN REPLICATION PASSWORD {}").format(
+                    sql.Identifier(pg.user), sql.Literal(pg.password.get_secret_value())
+                )
+            )
+            if not conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (pg.database,)
+            ).fetchone():
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(pg.database), sql.Identifier(pg.user)
+                    )
+                )

@@ -21,23 +21,48 @@ class Redis(Service):
     def command(self, ctx: StackContext) -> Command:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise StackError(self.name, "redis-server not found on PATH",
-                             fix="apt-get install -y redis-server (or run `make install`)")
+            raise StackError(
+                self.name,
+                "redis-server not found on PATH",
+                fix="apt-get install -y redis-server (or run `make install`)",
+            )
         s = ctx.settings
-        return Command([
-            binary, "--bind", s.host, "--port", str(s.ports.redis),
-            "--dir", str(ctx.data_dir("redis")), "--daemonize", "no",
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1",
-            "--protected-mode", "yes", "--logfile", "",
-        ])
+        return Command(
+            [
+                binary,
+                "--bind",
+                s.host,
+                "--port",
+                str(s.ports.redis),
+                "--dir",
+                str(ctx.data_dir("redis")),
+                "--daemonize",
+                "no",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "60 1",
+                "--protected-mode",
+                "yes",
+                "--logfile",
+                "",
+            ]
+        )
 
     def check(self, ctx: StackContext) -> Health:
         import redis
 
-        client = redis.Redis(host=ctx.settings.host, port=ctx.settings.ports.redis,
-                             socket_timeout=2, socket_connect_timeout=1)
+        client = redis.Redis(
+            host=ctx.settings.host,
+            port=ctx.settings.ports.redis,
+            socket_timeout=2,
+            socket_connect_timeout=1,
+        )
         try:
-            loading = client.info("persistence").get("loading", 0)
+            info: dict[str, object] = client.info("persistence")  # type: ignore[assignment]
+            loading = info.get("loading", 0)
             if loading:
                 return Health(False, "loading dataset from disk")
             return Health(bool(client.ping()), "PONG")

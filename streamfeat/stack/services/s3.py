@@ -32,25 +32,32 @@ class S3(Service):
         s = ctx.settings
         home = ctx.data_dir("s3")
         (home / "objects").mkdir(exist_ok=True)
-        write_if_changed(home / "s3proxy.conf", properties({
-            "s3proxy.endpoint": s.s3_endpoint,
-            "s3proxy.authorization": "aws-v2-or-v4",
-            "s3proxy.identity": s.s3.access_key,
-            "s3proxy.credential": s.s3.secret_key.get_secret_value(),
-            "jclouds.provider": "filesystem",
-            "jclouds.filesystem.basedir": home / "objects",
-            "jclouds.region": s.s3.region,
-            # Current SDKs send checksum headers (x-amz-checksum-*, x-amz-sdk-checksum-algorithm)
-            # that s3proxy does not implement; it answers 501 unless told to ignore them.
-            "s3proxy.ignore-unknown-headers": "true",
-        }))
+        write_if_changed(
+            home / "s3proxy.conf",
+            properties(
+                {
+                    "s3proxy.endpoint": s.s3_endpoint,
+                    "s3proxy.authorization": "aws-v2-or-v4",
+                    "s3proxy.identity": s.s3.access_key,
+                    "s3proxy.credential": s.s3.secret_key.get_secret_value(),
+                    "jclouds.provider": "filesystem",
+                    "jclouds.filesystem.basedir": home / "objects",
+                    "jclouds.region": s.s3.region,
+                    # Current SDKs send checksum headers (x-amz-checksum-*, ...) that s3proxy
+                    # does not implement; it answers 501 unless told to ignore them.
+                    "s3proxy.ignore-unknown-headers": "true",
+                }
+            ),
+        )
         (home / "s3proxy.conf").chmod(0o600)
 
     def command(self, ctx: StackContext) -> Command:
         jar = ctx.jvm_path("s3proxy", "s3proxy.jar", service=self.name)
         conf = ctx.data_dir("s3") / "s3proxy.conf"
-        return Command([str(ctx.java), "-Xmx384m", "-jar", str(jar), "--properties", str(conf)],
-                       env=ctx.java_env())
+        return Command(
+            [str(ctx.java), "-Xmx384m", "-jar", str(jar), "--properties", str(conf)],
+            env=ctx.java_env(),
+        )
 
     def check(self, ctx: StackContext) -> Health:
         s = ctx.settings

@@ -39,8 +39,9 @@ def test_production_accepts_real_secrets() -> None:
     settings = StackSettings(
         environment="production",
         s3=S3Settings(secret_key=SecretStr("s3-" + "x" * 20)),
-        postgres=PostgresSettings(password=SecretStr("pg-" + "y" * 20),
-                                  superuser_password=SecretStr("su-" + "z" * 20)),
+        postgres=PostgresSettings(
+            password=SecretStr("pg-" + "y" * 20), superuser_password=SecretStr("su-" + "z" * 20)
+        ),
     )
     assert settings.environment == "production"
 

@@ -19,8 +19,9 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_up_with_a_taken_port_exits_1_with_one_line(env: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_with_a_taken_port_exits_1_with_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen()
@@ -32,8 +33,9 @@ def test_up_with_a_taken_port_exits_1_with_one_line(env: Path,
         sock.close()
     assert result.exit_code == 1
     assert f"redis: port {port} (redis) on 127.0.0.1 is taken by pid" in result.output
-    assert "fix: stop that process, or move this service with STREAMFEAT_PORTS__REDIS" \
-        in result.output
+    assert (
+        "fix: stop that process, or move this service with STREAMFEAT_PORTS__REDIS" in result.output
+    )
 
 
 def test_up_with_missing_java_exits_1(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

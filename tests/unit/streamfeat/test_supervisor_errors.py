@@ -23,8 +23,14 @@ SLEEP = [sys.executable, "-c", "import time; print('sleeper up', flush=True); ti
 class Fake(Service):
     name = "fake"
 
-    def __init__(self, *, argv: list[str] = SLEEP, port: int | None = None,
-                 healthy: bool = True, java: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        argv: list[str] = SLEEP,
+        port: int | None = None,
+        healthy: bool = True,
+        java: bool = False,
+    ) -> None:
         self.argv = argv
         self.port = port
         self.healthy = healthy
@@ -41,8 +47,7 @@ class Fake(Service):
 
 
 def _settings(tmp_path: Path, **extra: object) -> StackSettings:
-    return StackSettings(home=tmp_path / "stack", health_timeout_s=2.0, stop_timeout_s=5.0,
-                         **extra)  # type: ignore[arg-type]
+    return StackSettings(home=tmp_path / "stack", health_timeout_s=2.0, stop_timeout_s=5.0, **extra)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -66,17 +71,20 @@ def test_port_taken_names_service_owner_and_fix(tmp_path: Path, listening_port: 
     assert sup.status()[0].state == "stopped"
 
 
-def test_health_timeout_fails_with_the_last_detail_and_stops_the_process(
-        tmp_path: Path) -> None:
+def test_health_timeout_fails_with_the_last_detail_and_stops_the_process(tmp_path: Path) -> None:
     sup = Supervisor(_settings(tmp_path), [Fake(healthy=False)])
     with pytest.raises(StackError) as info:
         sup.up(progress=lambda _: None)
     assert "not healthy after 2s (still warming up)" in str(info.value)
     assert "STREAMFEAT_HEALTH_TIMEOUT_S" in str(info.value)
     assert sup.table.record("fake") is None
-    assert not [p for p in psutil.Process().children(recursive=True)
-                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-                and "sleeper up" in " ".join(p.cmdline())]
+    assert not [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if p.is_running()
+        and p.status() != psutil.STATUS_ZOMBIE
+        and "sleeper up" in " ".join(p.cmdline())
+    ]
 
 
 def test_process_exiting_during_start_shows_its_last_log_lines(tmp_path: Path) -> None:
@@ -101,7 +109,7 @@ def test_too_old_java_is_refused(tmp_path: Path) -> None:
     jdk = tmp_path / "old-jdk"
     (jdk / "bin").mkdir(parents=True)
     java = jdk / "bin" / "java"
-    java.write_text('#!/bin/sh\necho \'openjdk version "11.0.22" 2024-01-16\' >&2\n')
+    java.write_text("#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n")
     java.chmod(0o755)
     sup = Supervisor(_settings(tmp_path, java_home=jdk), [Fake(java=True)])
     with pytest.raises(StackError, match="Java 11; Java 17"):
@@ -117,8 +125,10 @@ def test_up_twice_is_harmless_and_down_stops_it(tmp_path: Path) -> None:
     assert sup.status()[0].pid == first.pid
     sup.down(progress=lambda _: None)
     assert sup.status()[0].state == "stopped"
-    assert not psutil.pid_exists(first.pid) or \
-        psutil.Process(first.pid).status() == psutil.STATUS_ZOMBIE
+    assert (
+        not psutil.pid_exists(first.pid)
+        or psutil.Process(first.pid).status() == psutil.STATUS_ZOMBIE
+    )
 
 
 def test_down_never_signals_a_process_it_did_not_start(tmp_path: Path) -> None:
@@ -129,7 +139,8 @@ def test_down_never_signals_a_process_it_did_not_start(tmp_path: Path) -> None:
         run.mkdir(parents=True)
         # a stale pid file whose pid now belongs to someone else (different start time)
         (run / "fake.pid.json").write_text(
-            f'{{"pid": {stranger.pid}, "create_time": 1.0, "argv": ["old"]}}')
+            f'{{"pid": {stranger.pid}, "create_time": 1.0, "argv": ["old"]}}'
+        )
         sup.down(progress=lambda _: None)
         assert stranger.poll() is None
         assert sup.table.record("fake") is None
