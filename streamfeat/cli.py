@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from core.settings import StackSettings, load_settings
+from streamfeat import cli_ingest
+from streamfeat.console import fail_with, out, short
 from streamfeat.stack.errors import StackError
 from streamfeat.stack.services import default_services
 from streamfeat.stack.supervisor import ServiceStatus, Supervisor
@@ -25,20 +26,18 @@ app = typer.Typer(
     no_args_is_help=True,
     help="streamfeat: streaming-first ML feature platform on Apache Flink.",
 )
-# Wide enough for the status table when stdout is a file or a CI log.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+app.add_typer(cli_ingest.topics_app, name="topics")
+app.add_typer(cli_ingest.connectors_app, name="connectors")
+app.add_typer(cli_ingest.bridge_app, name="bridge")
+app.command("clickstream")(cli_ingest.clickstream)
+app.command("seed")(cli_ingest.seed)
+app.command("render")(cli_ingest.render_manifests)
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 
 
 def _supervisor(settings: StackSettings | None = None) -> Supervisor:
     return Supervisor(settings or load_settings(), default_services())
-
-
-def _fail(exc: StackError) -> None:
-    err.print(f"[bold red]error:[/] {exc.one_line()}", markup=True, highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 @app.command()
@@ -50,7 +49,7 @@ def up(services: Services = None) -> None:
     try:
         sup.up(services, progress=out.print)
     except StackError as exc:
-        _fail(exc)
+        fail_with(exc)
     out.print(f"stack healthy in {time.monotonic() - t0:.1f}s")
     _print_status(sup.status(services))
 
@@ -62,7 +61,7 @@ def down(services: Services = None) -> None:
     try:
         sup.down(services, progress=out.print)
     except StackError as exc:
-        _fail(exc)
+        fail_with(exc)
     out.print("stack stopped; data kept under " + str(sup.ctx.home))
 
 
@@ -72,7 +71,7 @@ def status(services: Services = None) -> None:
     try:
         rows = _supervisor().status(services)
     except StackError as exc:
-        _fail(exc)
+        fail_with(exc)
         return
     _print_status(rows)
     if any(r.state != "healthy" for r in rows):
@@ -90,10 +89,10 @@ def logs(
     try:
         sup.select([service])
     except StackError as exc:
-        _fail(exc)
+        fail_with(exc)
     path = sup.ctx.log_path(service)
     if not path.exists():
-        _fail(StackError(service, f"no log yet at {path}", fix=f"streamfeat up {service}"))
+        fail_with(StackError(service, f"no log yet at {path}", fix=f"streamfeat up {service}"))
     _print_tail(path, lines)
     if follow:
         _follow(path)
@@ -111,16 +110,16 @@ def check_wiring(
     try:
         result = run_check(settings, records)
     except StackError as exc:
-        _fail(exc)
+        fail_with(exc)
         return
     ok = result.rows_read_back == result.produced
     out.print(
         f"job {result.job_id} {result.state} in {result.seconds:.1f}s; "
         f"{result.rows_read_back}/{result.produced} rows read back from {result.output} "
-        f"(submit log: {_short(str(result.log))})"
+        f"(submit log: {short(str(result.log))})"
     )
     if not ok:
-        _fail(
+        fail_with(
             StackError(
                 "check-wiring",
                 "rows read back differ from rows produced",
@@ -145,17 +144,9 @@ def _print_status(rows: list[ServiceStatus]) -> None:
             str(row.pid or "-"),
             ",".join(str(p) for p in row.ports.values()) or "-",
             row.url,
-            _short(row.log),
+            short(row.log),
         )
     out.print(table)
-
-
-def _short(path: str) -> str:
-    """A path relative to the working directory when it is below it."""
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
 
 
 def _print_tail(path: Path, lines: int) -> None:

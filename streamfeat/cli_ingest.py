@@ -1,0 +1,171 @@
+"""Ingestion commands: topics, CDC connectors, demo seed, clickstream producer, CRM bridge."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from core.settings import load_settings
+from core.topics import catalogue
+from streamfeat.console import fail, out, short
+
+topics_app = typer.Typer(no_args_is_help=True, help="The topic catalogue (core/topics.yaml).")
+connectors_app = typer.Typer(no_args_is_help=True, help="Kafka Connect connectors (CDC).")
+bridge_app = typer.Typer(no_args_is_help=True, help="The S3 CRM bridge.")
+
+
+@topics_app.command("apply")
+def topics_apply() -> None:
+    """Create missing topics and fix drifted settings (idempotent)."""
+    from connectors.kafka_topics import apply_topics
+
+    try:
+        changes = apply_topics(load_settings(), catalogue())
+    except Exception as exc:
+        fail("topics", str(exc), fix="is Kafka up? `streamfeat status kafka`")
+    for line in changes or ["topics: in sync with core/topics.yaml"]:
+        out.print(f"  {line}")
+
+
+@topics_app.command("check")
+def topics_check() -> None:
+    """Report drift between core/topics.yaml and the cluster; exit 1 on any."""
+    from connectors.kafka_topics import check_topics
+
+    try:
+        drifts = check_topics(load_settings(), catalogue())
+    except Exception as exc:
+        fail("topics", str(exc), fix="is Kafka up? `streamfeat status kafka`")
+    for drift in drifts:
+        out.print(f"  drift: {drift.line()}")
+    if drifts:
+        fail("topics", f"{len(drifts)} difference(s)", fix="streamfeat topics apply")
+    out.print(f"  {len(catalogue().topics)} topics match core/topics.yaml")
+
+
+@connectors_app.command("apply")
+def connectors_apply() -> None:
+    """Create or update every connector under connectors/cdc/ and wait until RUNNING."""
+    from connectors.cdc.apply import apply_connectors
+
+    settings = load_settings()
+    try:
+        states = apply_connectors(settings, progress=out.print)
+    except Exception as exc:
+        fail(
+            "connect",
+            str(exc),
+            log=settings.home / "logs" / "connect.log",
+            fix="read the Connect log; is PostgreSQL up and seeded (`streamfeat seed`)?",
+        )
+    for state in states:
+        out.print(f"  {state.name}: {state.connector}, tasks {', '.join(state.tasks)}")
+
+
+@connectors_app.command("status")
+def connectors_status() -> None:
+    """Show each connector's state and its tasks; exit 1 unless all RUNNING."""
+    from connectors.cdc.apply import ConnectClient, connector_files, load_connector, local_values
+
+    settings = load_settings()
+    client = ConnectClient(settings)
+    bad = 0
+    for path in connector_files():
+        name = load_connector(path, local_values(settings))["name"]
+        try:
+            state = client.state(name)
+        except Exception as exc:
+            out.print(f"  {name}: not registered ({exc})")
+            bad += 1
+            continue
+        out.print(f"  {name}: {state.connector}, tasks {', '.join(state.tasks) or 'none'}")
+        bad += 0 if state.running else 1
+    if bad:
+        raise typer.Exit(1)
+
+
+@bridge_app.command("run")
+def bridge_run(
+    once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 4 * 3600,
+) -> None:
+    """Import new/changed CRM exports from S3 into crm.customers (DLQ for bad rows)."""
+    from connectors.crm.bridge import CrmBridge
+
+    settings = load_settings()
+    try:
+        CrmBridge(settings, log=out.print).run(interval_s=interval, once=once)
+    except Exception as exc:
+        fail("bridge", str(exc), fix="is the stack up (`streamfeat status`)?")
+
+
+def clickstream(
+    rate: Annotated[
+        float, typer.Option(help="Events per second (0 = as fast as possible).")
+    ] = 1000.0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    count: Annotated[
+        int | None, typer.Option(help="Events to send (default rate*duration).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Generator seed (same seed, same events).")] = 42,
+) -> None:
+    """Produce demo clickstream events to the clickstream topic with live progress."""
+    from connectors.demo.stream import click_records
+
+    from connectors.clickstream import ProduceStats, produce
+
+    if count is None and duration is None:
+        count = 10_000
+    total = count if count is not None else int(rate * (duration or 0)) or 10_000
+    settings = load_settings()
+
+    def show(stats: ProduceStats) -> None:
+        sys.stdout.write("\r  " + stats.line() + " " * 4)
+        sys.stdout.flush()
+
+    out.print(
+        f"clickstream: {total:,} events (seed {seed}) at "
+        f"{'max' if not rate else f'{rate:,.0f}/s'} -> topic clickstream"
+    )
+    try:
+        stats = produce(
+            settings,
+            click_records(seed, total),
+            rate=rate or None,
+            duration_s=duration,
+            progress=show,
+        )
+    except Exception as exc:
+        fail("clickstream", str(exc), fix="is Kafka up? `streamfeat status kafka`")
+    sys.stdout.write("\n")
+    if stats.failed:
+        fail("clickstream", f"{stats.failed} events not delivered: {stats.first_error}")
+
+
+def seed(
+    seed_value: Annotated[int, typer.Option("--seed", help="Generator seed.")] = 42,
+    customers: Annotated[int, typer.Option(help="Customers to create.")] = 200,
+) -> None:
+    """Seed PostgreSQL (migrations + customers + orders) and drop CRM exports on S3."""
+    from connectors.demo.stream import seed_all
+
+    settings = load_settings()
+    try:
+        summary = seed_all(settings, seed_value, customers)
+    except Exception as exc:
+        fail("seed", str(exc), fix="is the stack up (`streamfeat status`)?")
+    for line in summary:
+        out.print(f"  {line}")
+
+
+def render_manifests() -> None:
+    """Regenerate deploy/k8s/ (Strimzi KafkaTopic/KafkaConnector) from the declarations."""
+    from streamfeat.k8s import render
+
+    changed = render(catalogue())
+    for path in changed:
+        out.print(f"  wrote {short(str(path))}")
+    if not changed:
+        out.print("  deploy/k8s is up to date")
