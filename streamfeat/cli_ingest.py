@@ -90,13 +90,16 @@ def connectors_status() -> None:
 def bridge_run(
     once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 4 * 3600,
+    chunk_rows: Annotated[int, typer.Option(help="Rows per durable progress step.")] = 5000,
 ) -> None:
     """Import new/changed CRM exports from S3 into crm.customers (DLQ for bad rows)."""
     from connectors.crm.bridge import CrmBridge
 
     settings = load_settings()
     try:
-        CrmBridge(settings, log=out.print).run(interval_s=interval, once=once)
+        CrmBridge(settings, chunk_rows=chunk_rows, log=out.print).run(
+            interval_s=interval, once=once
+        )
     except Exception as exc:
         fail("bridge", str(exc), fix="is the stack up (`streamfeat status`)?")
 
@@ -112,17 +115,18 @@ def clickstream(
     seed: Annotated[int, typer.Option(help="Generator seed (same seed, same events).")] = 42,
 ) -> None:
     """Produce demo clickstream events to the clickstream topic with live progress."""
-    from connectors.demo.stream import click_records
-
     from connectors.clickstream import ProduceStats, produce
+    from connectors.demo.loader import click_records
 
     if count is None and duration is None:
         count = 10_000
     total = count if count is not None else int(rate * (duration or 0)) or 10_000
     settings = load_settings()
 
+    tty = sys.stdout.isatty()
+
     def show(stats: ProduceStats) -> None:
-        sys.stdout.write("\r  " + stats.line() + " " * 4)
+        sys.stdout.write(("\r  " if tty else "  ") + stats.line() + ("    " if tty else "\n"))
         sys.stdout.flush()
 
     out.print(
@@ -139,7 +143,8 @@ def clickstream(
         )
     except Exception as exc:
         fail("clickstream", str(exc), fix="is Kafka up? `streamfeat status kafka`")
-    sys.stdout.write("\n")
+    if tty:
+        sys.stdout.write("\n")
     if stats.failed:
         fail("clickstream", f"{stats.failed} events not delivered: {stats.first_error}")
 
@@ -149,7 +154,7 @@ def seed(
     customers: Annotated[int, typer.Option(help="Customers to create.")] = 200,
 ) -> None:
     """Seed PostgreSQL (migrations + customers + orders) and drop CRM exports on S3."""
-    from connectors.demo.stream import seed_all
+    from connectors.demo.loader import seed_all
 
     settings = load_settings()
     try:

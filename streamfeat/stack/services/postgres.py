@@ -145,6 +145,8 @@ class Postgres(Service):
             "port": s.ports.postgres,
             "unix_socket_directories": socket_dir,
             "wal_level": "logical",
+            # commit times of rows: the demo CRM export is generated around them
+            "track_commit_timestamp": "on",
             "max_wal_senders": 16,
             "max_replication_slots": 16,
             "max_connections": 200,

@@ -1,0 +1,182 @@
+"""Run the baselines in order and write the report (``latest.md`` + ``latest.json``).
+
+The machine is shared and noisy: the report records when it ran, how many CPUs the run
+could use and the load average at start and end (as measurement rows too, so they travel
+with the figures), and every platform figure is read beside baselines of the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core.settings import StackSettings
+from streamfeat.bench import baselines
+from streamfeat.bench.stats import Measurement, format_value, render_table, to_json
+
+Progress = Callable[[str], None]
+
+HOST_AT_START = "host load average at start"
+HOST_AT_END = "host load average at end"
+_SNAPSHOT = re.compile(
+    r"1/5/15 min (?P<l1>[\d.]+) / (?P<l5>[\d.]+) / (?P<l15>[\d.]+); "
+    r"nproc (?P<nproc>\d+); at (?P<at>\S+)"
+)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each baseline does; ``quick`` trades precision for time."""
+
+    redis_calls: int
+    kafka_messages: int
+    flink_rows: int
+
+
+FULL = Sizes(redis_calls=5000, kafka_messages=1_000_000, flink_rows=4_000_000)
+QUICK = Sizes(redis_calls=2000, kafka_messages=200_000, flink_rows=500_000)
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    """When, on how many CPUs, under what load (1/5/15-minute averages)."""
+
+    at: datetime
+    nproc: int
+    loadavg: tuple[float, float, float]
+
+    @classmethod
+    def capture(cls) -> HostSnapshot:
+        try:
+            nproc = len(os.sched_getaffinity(0))  # what `nproc` prints
+        except AttributeError:  # not on Linux
+            nproc = os.cpu_count() or 1
+        return cls(datetime.now(UTC), nproc, os.getloadavg())
+
+    def describe(self) -> str:
+        l1, l5, l15 = self.loadavg
+        return (
+            f"1/5/15 min {l1:.2f} / {l5:.2f} / {l15:.2f}; nproc {self.nproc}; "
+            f"at {self.at.isoformat(timespec='seconds')}"
+        )
+
+    def as_measurement(self, name: str) -> Measurement:
+        return Measurement(name, self.loadavg[0], "load", self.describe())
+
+    @classmethod
+    def from_measurement(cls, m: Measurement) -> HostSnapshot | None:
+        """The snapshot a row made by :meth:`as_measurement` carries; None if it is not one."""
+        match = _SNAPSHOT.fullmatch(m.detail)
+        if match is None:
+            return None
+        at = datetime.fromisoformat(match["at"])
+        if at.tzinfo is None:
+            return None
+        load = (float(match["l1"]), float(match["l5"]), float(match["l15"]))
+        return cls(at.astimezone(UTC), int(match["nproc"]), load)
+
+
+def run_baselines(
+    settings: StackSettings, *, quick: bool = False, progress: Progress = print
+) -> list[Measurement]:
+    """Measure every baseline on the running stack, in order; raises StackError on failure.
+
+    Order: Redis PING, Redis HGETALL, Kafka produce, Kafka consume (of what was produced),
+    Flink SQL Kafka->blackhole. The first and last rows are host snapshots.
+    """
+    sizes = QUICK if quick else FULL
+    start = HostSnapshot.capture()
+    progress(
+        f"bench baselines ({'quick' if quick else 'full'}) on {start.nproc} CPUs, "
+        f"load {start.loadavg[0]:.2f} / {start.loadavg[1]:.2f} / {start.loadavg[2]:.2f}"
+    )
+    steps: Sequence[tuple[str, Callable[[], list[Measurement]]]] = (
+        (
+            f"redis PING x{sizes.redis_calls}",
+            lambda: baselines.redis_round_trip(settings, n=sizes.redis_calls),
+        ),
+        (
+            f"redis HGETALL x{sizes.redis_calls}",
+            lambda: baselines.redis_hgetall(settings, n=sizes.redis_calls),
+        ),
+        (
+            f"kafka produce {sizes.kafka_messages:,} msgs",
+            lambda: baselines.kafka_produce(settings, messages=sizes.kafka_messages),
+        ),
+        (
+            "kafka consume",
+            lambda: baselines.kafka_consume(settings, expected=sizes.kafka_messages),
+        ),
+        (
+            f"flink SQL blackhole {sizes.flink_rows:,} rows",
+            lambda: baselines.flink_sql_blackhole(settings, rows=sizes.flink_rows),
+        ),
+    )
+    out = [start.as_measurement(HOST_AT_START)]
+    t_run = time.monotonic()
+    for i, (label, step) in enumerate(steps, 1):
+        progress(f"[{i}/{len(steps)}] {label} ...")
+        t0 = time.monotonic()
+        got = step()
+        took = time.monotonic() - t0
+        summary = ", ".join(f"{m.name} {format_value(m.value)} {m.unit}" for m in got)
+        progress(f"      {summary}  ({took:.1f}s)")
+        out.extend(got)
+    out.append(HostSnapshot.capture().as_measurement(HOST_AT_END))
+    progress(f"baselines done in {time.monotonic() - t_run:.1f}s")
+    return out
+
+
+def write_report(measurements: Sequence[Measurement], out_dir: Path) -> Path:
+    """Write ``latest.md`` and ``latest.json`` under ``out_dir``; returns the .md path.
+
+    The header's date, nproc and load come from the run's start snapshot row when present
+    (else from now, marked as such).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = end = None
+    for m in measurements:
+        if m.name == HOST_AT_START:
+            start = HostSnapshot.from_measurement(m)
+        elif m.name == HOST_AT_END:
+            end = HostSnapshot.from_measurement(m)
+    written = HostSnapshot.capture()
+    ref = start or written
+
+    def load(s: HostSnapshot | None) -> str:
+        return "not recorded" if s is None else " / ".join(f"{x:.2f}" for x in s.loadavg)
+
+    when = ref.at.isoformat(timespec="seconds")
+    lines = [
+        "# streamfeat benchmark report",
+        "",
+        f"- date (UTC): {when}" + ("" if start else " (report time; run start not recorded)"),
+        f"- nproc: {ref.nproc}",
+        f"- load average at start (1/5/15 min): {load(start)}",
+        f"- load average at end (1/5/15 min): {load(end)}",
+        f"- host: {platform.node()}, Python {platform.python_version()}",
+        "",
+        "Shared, noisy machine: read each platform figure beside the baselines of the same "
+        "report, never against another run. Percentiles are nearest-rank; MB = 10^6 bytes.",
+        "",
+        render_table(measurements),
+    ]
+    md = out_dir / "latest.md"
+    md.write_text("\n".join(lines))
+    meta = {
+        "date": when,
+        "written": written.at.isoformat(timespec="seconds"),
+        "nproc": ref.nproc,
+        "loadavg_start": list(start.loadavg) if start else None,
+        "loadavg_end": list(end.loadavg) if end else None,
+        "host": platform.node(),
+        "python": platform.python_version(),
+    }
+    (out_dir / "latest.json").write_text(to_json(measurements, meta))
+    return md
