@@ -39,9 +39,14 @@ $(STAMPS)/jvm: $(POMS) | $(STAMPS)/system
 	@echo "jvm: done"
 	@touch $@
 
-demo: install ## Run the platform locally: stack up, healthy, wiring checked
+demo: install ## Run the pipeline locally: stack, topics, seed, CDC, CRM bridge, clickstream
 	@$(BIN)/streamfeat up
-	@$(BIN)/streamfeat check-wiring
+	@echo "== topics (core/topics.yaml)"; $(BIN)/streamfeat topics apply
+	@echo "== seed PostgreSQL + CRM exports on S3"; $(BIN)/streamfeat seed
+	@echo "== CDC connector"; $(BIN)/streamfeat connectors apply
+	@echo "== CRM bridge (one pass)"; $(BIN)/streamfeat bridge run --once
+	@echo "== clickstream burst"; $(BIN)/streamfeat clickstream --rate 5000 --count 20000
+	@echo "== wiring check (Kafka -> Flink -> Parquet on S3)"; $(BIN)/streamfeat check-wiring
 
 up: install ## Start the local stack
 	@$(BIN)/streamfeat up
@@ -58,8 +63,9 @@ test: install ## Run every test (starts its own stack on ports +20000, then stop
 unit: install ## Run the tests that need no services
 	@$(BIN)/pytest tests/unit
 
-bench: install ## Benchmarks (none yet: they land with the pipeline stages)
-	@echo "no benchmarks yet"
+bench: install ## Benchmarks beside same-run baselines (stack up first); table -> .local/bench
+	@$(BIN)/streamfeat up > /dev/null
+	@$(BIN)/streamfeat bench
 
 lint: install ## ruff + mypy
 	@$(BIN)/ruff check .

@@ -129,6 +129,23 @@ def check_wiring(
         )
 
 
+@app.command()
+def bench(
+    quick: Annotated[bool, typer.Option(help="Smaller sizes (figures less stable).")] = False,
+) -> None:
+    """Measure on the running stack; print the table, write .local/bench/latest.{md,json}."""
+    from streamfeat.bench.runner import run_baselines, write_report
+
+    settings = load_settings()
+    try:
+        measurements = run_baselines(settings, quick=quick, progress=out.print)
+    except StackError as exc:
+        fail_with(exc)
+    report = write_report(measurements, settings.home.parent / "bench")
+    sys.stdout.write(report.read_text())
+    out.print(f"report: {short(str(report))} (+ latest.json)")
+
+
 def _print_status(rows: list[ServiceStatus]) -> None:
     table = Table(show_lines=False, header_style="bold")
     for col in ("service", "state", "pid", "ports", "url", "log"):

@@ -31,6 +31,14 @@ def _wipe(home_settings: StackSettings) -> None:
     shutil.rmtree(home, ignore_errors=True)
 
 
+def stack_env(settings: StackSettings) -> dict[str, str]:
+    """Environment that points a `streamfeat` subprocess at the test stack."""
+    env = {"STREAMFEAT_HOME": str(settings.home), "STREAMFEAT_ENVIRONMENT": "test"}
+    for name, port in settings.ports.model_dump().items():
+        env[f"STREAMFEAT_PORTS__{name.upper()}"] = str(port)
+    return env
+
+
 @pytest.fixture(scope="session")
 def stack_settings() -> StackSettings:
     return make_test_settings()
@@ -46,3 +54,17 @@ def supervisor(stack_settings: StackSettings) -> Iterator[Supervisor]:
         yield sup
     finally:
         sup.down(progress=print)
+
+
+@pytest.fixture(scope="session")
+def ingestion(supervisor: Supervisor, stack_settings: StackSettings) -> StackSettings:
+    """Topics applied, PostgreSQL migrated and seeded, the Debezium connector running."""
+    from connectors.cdc.apply import apply_connectors
+    from connectors.demo.loader import seed_all
+    from connectors.kafka_topics import apply_topics
+    from core.topics import catalogue
+
+    apply_topics(stack_settings, catalogue())
+    seed_all(stack_settings, seed=7, n_customers=60)
+    apply_connectors(stack_settings, progress=print)
+    return stack_settings

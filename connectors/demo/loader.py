@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 from connectors.demo.config import DemoConfig
+from connectors.demo.crm import CrmFormat
 from connectors.demo.generator import (
     clickstream,
     crm_object_key,
@@ -29,7 +30,7 @@ from core.objectstore import s3_client
 from core.settings import StackSettings
 
 EVENTS_PER_USER = 28  # about sessions_per_user * (events_per_session + conversions)
-CRM_FORMATS = ("csv", "jsonl", "parquet")
+CRM_FORMATS: tuple[CrmFormat, ...] = ("csv", "jsonl", "parquet")
 
 
 def click_records(
