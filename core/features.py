@@ -1,0 +1,142 @@
+"""Entities and feature views: the one declaration the job, the online store, the API and
+batch backfill all read (never re-declare a feature list or a TTL elsewhere).
+
+Short names (``short``) are what the online store writes — Redis hashes stay small
+(listpack-encoded); long names are what users see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from core.events import Source
+
+DType = Literal["int64", "float64", "string", "bool"]
+DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    short: str
+    join_key: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    short: str
+    dtype: DType
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    name: str
+    short: str
+    entity: Entity
+    features: tuple[Feature, ...]
+    sources: tuple[Source, ...]
+    version_scope: Literal["view", "attribute"]
+    """``view``: one version for the whole row (aggregates). ``attribute``: last-writer-wins
+    per attribute, each with its own version (values merged from several sources)."""
+    ttl_s: int = DAY_S
+    """Online TTL counted from the value's event_time, not from when it was written."""
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(f"feature view {self.name!r} has no feature {name!r}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+
+CUSTOMER = Entity("customer", "c", "customer_id",
+                  "A customer; clickstream user_id is the same id.")
+
+
+def _windows(prefix: str, short: str, what: str) -> tuple[Feature, ...]:
+    return tuple(Feature(f"{prefix}_{w}", f"{short}{w}", "int64", f"{what} in the last {w}")
+                 for w in ("1h", "24h", "7d"))
+
+
+CUSTOMER_PROFILE = FeatureView(
+    name="customer_profile", short="cp", entity=CUSTOMER, version_scope="attribute",
+    sources=(Source.PG_CDC, Source.S3_CRM),
+    features=(Feature("email", "e", "string"), Feature("segment", "s", "string"),
+              Feature("tier", "t", "string")),
+    description="Customer attributes from PostgreSQL CDC and CRM exports, merged by "
+                "last-writer-wins on (event_time, source priority, source_seq).",
+)
+
+USER_ACTIVITY = FeatureView(
+    name="user_activity", short="ua", entity=CUSTOMER, version_scope="view",
+    sources=(Source.CLICKSTREAM,),
+    features=(*_windows("clicks", "c", "events"), *_windows("carts", "a", "add_to_cart events"),
+              *_windows("purchases", "p", "purchase events")),
+    description="Rolling clickstream counts per user over 1 h, 24 h and 7 d (event time).",
+)
+
+CUSTOMER_ORDERS = FeatureView(
+    name="customer_orders", short="co", entity=CUSTOMER, version_scope="view",
+    sources=(Source.PG_CDC,),
+    features=(*_windows("orders", "o", "orders created"),
+              *tuple(Feature(f"spend_cents_{w}", f"s{w}", "int64", f"order amount in {w}")
+                     for w in ("1h", "24h", "7d"))),
+    description="Order count and spend per customer over 1 h, 24 h and 7 d (CDC orders).",
+)
+
+USER_SESSIONS = FeatureView(
+    name="user_sessions", short="us", entity=CUSTOMER, version_scope="view",
+    sources=(Source.CLICKSTREAM,),
+    features=(
+        Feature("sessions_24h", "n", "int64", "sessions that ended in the last 24 h"),
+        Feature("last_session_duration_s", "d", "int64"),
+        Feature("last_session_events", "ev", "int64"),
+        Feature("last_session_pages", "pg", "int64", "distinct pages in the last session"),
+        Feature("last_session_converted", "cv", "bool", "the last session had a purchase"),
+    ),
+    description="Clickstream sessions per user (30-minute inactivity gap, event time).",
+)
+
+USER_LAGS = FeatureView(
+    name="user_lags", short="ul", entity=CUSTOMER, version_scope="view",
+    sources=(Source.CLICKSTREAM,),
+    features=(
+        Feature("last_event_type", "lt", "string", "type of the user's latest event"),
+        Feature("prev_event_type", "pt", "string", "event type before the latest event"),
+        Feature("ms_since_prev_event", "dt", "int64", "latest event time - previous one"),
+    ),
+    description="Clickstream lags: previous value and time since the previous event.",
+)
+
+ORDER_LAGS = FeatureView(
+    name="order_lags", short="ol", entity=CUSTOMER, version_scope="view",
+    sources=(Source.PG_CDC,),
+    features=(
+        Feature("last_order_cents", "la", "int64", "amount of the latest order"),
+        Feature("prev_order_cents", "pa", "int64", "amount of the order before it"),
+        Feature("order_delta_cents", "da", "int64", "latest amount - previous amount"),
+        Feature("ms_since_prev_order", "do", "int64", "latest order time - previous one"),
+    ),
+    description="Order lags: previous amount, delta from it, time since the previous order.",
+)
+
+FEATURE_VIEWS: tuple[FeatureView, ...] = (
+    CUSTOMER_PROFILE, USER_ACTIVITY, CUSTOMER_ORDERS, USER_SESSIONS, USER_LAGS, ORDER_LAGS)
+SESSION_GAP_MS = 30 * 60 * 1000
+"""Inactivity gap closing a session (configurable per job run; this is the default)."""
+
+
+def view(name: str) -> FeatureView:
+    for v in FEATURE_VIEWS:
+        if v.name == name:
+            return v
+    raise KeyError(f"unknown feature view {name!r}")
