@@ -58,43 +58,66 @@ class FeatureView:
         return tuple(f.name for f in self.features)
 
 
-CUSTOMER = Entity("customer", "c", "customer_id",
-                  "A customer; clickstream user_id is the same id.")
+CUSTOMER = Entity("customer", "c", "customer_id", "A customer; clickstream user_id is the same id.")
 
 
 def _windows(prefix: str, short: str, what: str) -> tuple[Feature, ...]:
-    return tuple(Feature(f"{prefix}_{w}", f"{short}{w}", "int64", f"{what} in the last {w}")
-                 for w in ("1h", "24h", "7d"))
+    return tuple(
+        Feature(f"{prefix}_{w}", f"{short}{w}", "int64", f"{what} in the last {w}")
+        for w in ("1h", "24h", "7d")
+    )
 
 
 CUSTOMER_PROFILE = FeatureView(
-    name="customer_profile", short="cp", entity=CUSTOMER, version_scope="attribute",
+    name="customer_profile",
+    short="cp",
+    entity=CUSTOMER,
+    version_scope="attribute",
     sources=(Source.PG_CDC, Source.S3_CRM),
-    features=(Feature("email", "e", "string"), Feature("segment", "s", "string"),
-              Feature("tier", "t", "string")),
+    features=(
+        Feature("email", "e", "string"),
+        Feature("segment", "s", "string"),
+        Feature("tier", "t", "string"),
+    ),
     description="Customer attributes from PostgreSQL CDC and CRM exports, merged by "
-                "last-writer-wins on (event_time, source priority, source_seq).",
+    "last-writer-wins on (event_time, source priority, source_seq).",
 )
 
 USER_ACTIVITY = FeatureView(
-    name="user_activity", short="ua", entity=CUSTOMER, version_scope="view",
+    name="user_activity",
+    short="ua",
+    entity=CUSTOMER,
+    version_scope="view",
     sources=(Source.CLICKSTREAM,),
-    features=(*_windows("clicks", "c", "events"), *_windows("carts", "a", "add_to_cart events"),
-              *_windows("purchases", "p", "purchase events")),
+    features=(
+        *_windows("clicks", "c", "events"),
+        *_windows("carts", "a", "add_to_cart events"),
+        *_windows("purchases", "p", "purchase events"),
+    ),
     description="Rolling clickstream counts per user over 1 h, 24 h and 7 d (event time).",
 )
 
 CUSTOMER_ORDERS = FeatureView(
-    name="customer_orders", short="co", entity=CUSTOMER, version_scope="view",
+    name="customer_orders",
+    short="co",
+    entity=CUSTOMER,
+    version_scope="view",
     sources=(Source.PG_CDC,),
-    features=(*_windows("orders", "o", "orders created"),
-              *tuple(Feature(f"spend_cents_{w}", f"s{w}", "int64", f"order amount in {w}")
-                     for w in ("1h", "24h", "7d"))),
+    features=(
+        *_windows("orders", "o", "orders created"),
+        *tuple(
+            Feature(f"spend_cents_{w}", f"s{w}", "int64", f"order amount in {w}")
+            for w in ("1h", "24h", "7d")
+        ),
+    ),
     description="Order count and spend per customer over 1 h, 24 h and 7 d (CDC orders).",
 )
 
 USER_SESSIONS = FeatureView(
-    name="user_sessions", short="us", entity=CUSTOMER, version_scope="view",
+    name="user_sessions",
+    short="us",
+    entity=CUSTOMER,
+    version_scope="view",
     sources=(Source.CLICKSTREAM,),
     features=(
         Feature("sessions_24h", "n", "int64", "sessions that ended in the last 24 h"),
@@ -107,7 +130,10 @@ USER_SESSIONS = FeatureView(
 )
 
 USER_LAGS = FeatureView(
-    name="user_lags", short="ul", entity=CUSTOMER, version_scope="view",
+    name="user_lags",
+    short="ul",
+    entity=CUSTOMER,
+    version_scope="view",
     sources=(Source.CLICKSTREAM,),
     features=(
         Feature("last_event_type", "lt", "string", "type of the user's latest event"),
@@ -118,7 +144,10 @@ USER_LAGS = FeatureView(
 )
 
 ORDER_LAGS = FeatureView(
-    name="order_lags", short="ol", entity=CUSTOMER, version_scope="view",
+    name="order_lags",
+    short="ol",
+    entity=CUSTOMER,
+    version_scope="view",
     sources=(Source.PG_CDC,),
     features=(
         Feature("last_order_cents", "la", "int64", "amount of the latest order"),
@@ -130,7 +159,13 @@ ORDER_LAGS = FeatureView(
 )
 
 FEATURE_VIEWS: tuple[FeatureView, ...] = (
-    CUSTOMER_PROFILE, USER_ACTIVITY, CUSTOMER_ORDERS, USER_SESSIONS, USER_LAGS, ORDER_LAGS)
+    CUSTOMER_PROFILE,
+    USER_ACTIVITY,
+    CUSTOMER_ORDERS,
+    USER_SESSIONS,
+    USER_LAGS,
+    ORDER_LAGS,
+)
 SESSION_GAP_MS = 30 * 60 * 1000
 """Inactivity gap closing a session (configurable per job run; this is the default)."""
 

@@ -11,11 +11,14 @@ order. ``source_seq`` is a tuple whose shape is fixed per source:
 Priorities are unique per source, so two versions with equal (event_time, priority) come from
 one source and their seqs have the same shape: the order is total.
 
-:meth:`Version.encode` gives a string whose byte order equals this order. The online store
-compares versions inside Redis (Lua) with plain string comparison, so the encoding is the
-contract between writers and the store: fixed-width numbers, object keys hex-encoded and
-terminated by '.', which sorts below every hex digit (a key that is a prefix of another
-sorts first, as in tuple order).
+:meth:`Version.encode` gives a short string whose byte order equals this order. The online
+store compares versions inside Redis (Lua) with plain string comparison, so the encoding is
+the contract between writers and the store. Each number is written as one length character
+then its hex digits ("b18c3..."), so a longer number sorts after a shorter one and equal
+lengths compare digit by digit; the priority is two hex digits; a string part is its UTF-8
+bytes then "\x01", which sorts below every character a key may hold (so a key that is a
+prefix of another sorts first, as in tuple order). Parts are self-delimiting: no separator.
+Short versions keep Redis hashes in their compact listpack encoding.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ from typing import Any
 from core.events import SOURCE_PRIORITY, Source
 
 SeqPart = int | str
-_WIDTH = 20  # digits: fits any non-negative int64 (LSNs, offsets, epoch ms)
+_LENGTHS = "0123456789abcdefg"  # hex length 1..16 of a non-negative int64
+_END = "\x01"
+
+
+def _num(n: int) -> str:
+    if n < 0:
+        raise ValueError(f"negative version part {n}")
+    digits = format(n, "x")
+    return _LENGTHS[len(digits)] + digits
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -37,15 +48,15 @@ class Version:
     seq: tuple[SeqPart, ...]
 
     def encode(self) -> str:
-        parts = [f"{self.event_time:0{_WIDTH}d}", f"{self.priority:03d}"]
+        parts = [_num(self.event_time), f"{self.priority:02x}"]
         for part in self.seq:
             if isinstance(part, int):
-                if part < 0:
-                    raise ValueError(f"negative sequence part {part}")
-                parts.append(f"{part:0{_WIDTH}d}")
+                parts.append(_num(part))
             else:
-                parts.append(part.encode().hex() + ".")
-        return "|".join(parts)
+                if any(ord(c) < 0x20 for c in part):
+                    raise ValueError(f"control character in sequence part {part!r}")
+                parts.append(part + _END)
+        return "".join(parts)
 
     @property
     def source(self) -> Source:
@@ -72,6 +83,13 @@ def click_version(event_time: int, partition: int, offset: int) -> Version:
     return Version(event_time, SOURCE_PRIORITY[Source.CLICKSTREAM], (partition, offset))
 
 
+def decode_event_time(encoded: str) -> int:
+    """The event_time inside an encoded version."""
+    length = _LENGTHS.index(encoded[0])
+    return int(encoded[1 : 1 + length], 16)
+
+
 def decode_priority(encoded: str) -> int:
     """The source priority inside an encoded version (which source won)."""
-    return int(encoded.split("|", 2)[1])
+    start = 1 + _LENGTHS.index(encoded[0])
+    return int(encoded[start : start + 2], 16)

@@ -48,6 +48,10 @@ class Redis(Service):
                 "yes",
                 "--logfile",
                 "",
+                # versions of CRM-sourced attributes embed the export's object key: keep
+                # such hashes in the compact listpack encoding too (default limit 64 bytes)
+                "--hash-max-listpack-value",
+                "128",
             ]
         )
 

@@ -20,6 +20,7 @@ CRD_DIR = PROJECT_ROOT.parent / "shared" / "k8s-crds"
 
 @cache
 def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    assert CRD_DIR.is_dir(), f"official CRDs expected in {CRD_DIR} (shared/ beside the checkout)"
     schemas = {}
     for path in CRD_DIR.glob("strimzi-*.y*ml"):
         for crd in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader):

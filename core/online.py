@@ -1,0 +1,193 @@
+"""The online store contract: Redis key layout and the version-guarded read/write.
+
+Layout (ARCHITECTURE.md, "Online store"): one hash per (feature view, entity), key
+``sf:<view>:{<entity type>:<id>}`` — the braces are a Redis Cluster hash tag, so every view
+of one entity lives on one shard. Fields are the features' short names plus:
+
+- view-scoped views: ``_v`` (encoded version of the row) and ``_t`` (its event_time, ms);
+- attribute-scoped views (last-writer-wins per attribute): ``<short>@`` per attribute
+  (encoded version; its first component is the attribute's event_time).
+
+Writes run one Lua script per hash: a group (the row, or one attribute) is applied only if
+its version is strictly greater than the stored one, so redelivery and replay change
+nothing. The key expires at ``event_time + ttl`` (never earlier than it already would), so a
+replayed old event expires as it would have originally. A deleted attribute keeps its
+version field (a tombstone): an older value cannot resurrect it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.features import Feature, FeatureView
+from core.version import Version
+
+KEY_PREFIX = "sf"
+ROW_VERSION = "_v"
+ROW_EVENT_TIME = "_t"
+
+UPSERT_LUA = """
+local key = KEYS[1]
+local expire_at = tonumber(ARGV[1])
+local groups = tonumber(ARGV[2])
+local i = 3
+local changed = 0
+for _ = 1, groups do
+  local vfield, version = ARGV[i], ARGV[i + 1]
+  local nset, ndel = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  i = i + 4
+  local current = redis.call('HGET', key, vfield)
+  if (not current) or version > current then
+    redis.call('HSET', key, vfield, version)
+    for j = 0, nset - 1 do
+      redis.call('HSET', key, ARGV[i + 2 * j], ARGV[i + 2 * j + 1])
+    end
+    for j = 0, ndel - 1 do
+      redis.call('HDEL', key, ARGV[i + 2 * nset + j])
+    end
+    changed = changed + 1
+  end
+  i = i + 2 * nset + ndel
+end
+if changed > 0 then
+  local current_expiry = redis.call('PEXPIRETIME', key)
+  if current_expiry < 0 or expire_at > current_expiry then
+    redis.call('PEXPIREAT', key, expire_at)
+  end
+end
+return changed
+"""
+
+
+def entity_key(view: FeatureView, entity_id: object) -> str:
+    return f"{KEY_PREFIX}:{view.short}:{{{view.entity.short}:{entity_id}}}"
+
+
+def attribute_version_field(feature: Feature) -> str:
+    return f"{feature.short}@"
+
+
+def encode_value(feature: Feature, value: Any) -> str:
+    if feature.dtype == "bool":
+        return "1" if value else "0"
+    if feature.dtype == "int64":
+        return str(int(value))
+    if feature.dtype == "float64":
+        return repr(float(value))
+    return str(value)
+
+
+def decode_value(feature: Feature, raw: bytes | str) -> Any:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    if feature.dtype == "bool":
+        return text == "1"
+    if feature.dtype == "int64":
+        return int(text)
+    if feature.dtype == "float64":
+        return float(text)
+    return text
+
+
+@dataclass(frozen=True)
+class RowWrite:
+    """A whole row of a view-scoped view at one version (None values are removed)."""
+
+    view: FeatureView
+    entity_id: object
+    values: Mapping[str, Any]  # long feature names
+    version: Version
+
+
+@dataclass(frozen=True)
+class AttributeWrite:
+    """One attribute of an attribute-scoped view; ``value=None`` is a versioned delete."""
+
+    view: FeatureView
+    entity_id: object
+    attribute: str  # long feature name
+    value: Any
+    version: Version
+
+
+Write = RowWrite | AttributeWrite
+
+
+def upsert_args(writes: Sequence[Write]) -> tuple[str, list[str]]:
+    """Key and ARGV for the Lua script, for writes that all target one hash."""
+    first = writes[0]
+    key = entity_key(first.view, first.entity_id)
+    groups: list[str] = []
+    newest = 0
+    for w in writes:
+        if entity_key(w.view, w.entity_id) != key:
+            raise ValueError("upsert_args: writes for different hashes")
+        newest = max(newest, w.version.event_time)
+        if isinstance(w, RowWrite):
+            sets = {
+                f.short: encode_value(f, w.values[f.name])
+                for f in w.view.features
+                if w.values.get(f.name) is not None
+            }
+            sets[ROW_EVENT_TIME] = str(w.version.event_time)
+            dels = [
+                f.short for f in w.view.features if f.name in w.values and w.values[f.name] is None
+            ]
+            vfield = ROW_VERSION
+        else:
+            feature = w.view.feature(w.attribute)
+            sets = {} if w.value is None else {feature.short: encode_value(feature, w.value)}
+            dels = [feature.short] if w.value is None else []
+            vfield = attribute_version_field(feature)
+        groups += [vfield, w.version.encode(), str(len(sets)), str(len(dels))]
+        for field, value in sets.items():
+            groups += [field, value]
+        groups += dels
+    expire_at = newest + first.view.ttl_s * 1000
+    return key, [str(expire_at), str(len(writes)), *groups]
+
+
+class RedisOnlineStore:
+    """The online store on Redis or Redis Cluster (every write touches one hash-tagged key)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._upsert = client.register_script(UPSERT_LUA)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisOnlineStore:
+        import redis
+
+        return cls(redis.Redis.from_url(url, **kwargs))
+
+    def write(self, writes: Iterable[Write]) -> int:
+        """Apply writes in one pipeline (one script call per hash); returns groups changed."""
+        by_key: dict[str, list[Write]] = {}
+        for w in writes:
+            by_key.setdefault(entity_key(w.view, w.entity_id), []).append(w)
+        if not by_key:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for batch in by_key.values():
+            key, args = upsert_args(batch)
+            self._upsert(keys=[key], args=args, client=pipe)
+        return sum(int(n) for n in pipe.execute())
+
+    def read(self, view: FeatureView, entity_ids: Sequence[object]) -> list[dict[str, Any]]:
+        """Raw stored fields per entity (decoded names/values; {} when absent)."""
+        pipe = self.client.pipeline(transaction=False)
+        for entity_id in entity_ids:
+            pipe.hgetall(entity_key(view, entity_id))
+        rows = []
+        by_short = {f.short: f for f in view.features}
+        for raw in pipe.execute():
+            row: dict[str, Any] = {}
+            for k, v in raw.items():
+                field = k.decode() if isinstance(k, bytes) else k
+                if field in by_short:
+                    row[by_short[field].name] = decode_value(by_short[field], v)
+                else:
+                    row[field] = v.decode() if isinstance(v, bytes) else v
+            rows.append(row)
+        return rows
