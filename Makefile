@@ -46,7 +46,8 @@ demo: install ## Run the pipeline locally: stack, topics, seed, CDC, CRM bridge,
 	@echo "== CDC connector"; $(BIN)/streamfeat connectors apply
 	@echo "== CRM bridge (one pass)"; $(BIN)/streamfeat bridge run --once
 	@echo "== clickstream burst"; $(BIN)/streamfeat clickstream --rate 5000 --count 20000
-	@echo "== wiring check (Kafka -> Flink -> Parquet on S3)"; $(BIN)/streamfeat check-wiring
+	@echo "== feature job"; $(BIN)/streamfeat job status > /dev/null 2>&1 || $(BIN)/streamfeat job deploy
+	@echo "== online features (Redis)"; sleep 15; $(BIN)/streamfeat features 1 2 3
 
 up: install ## Start the local stack
 	@$(BIN)/streamfeat up

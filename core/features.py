@@ -44,6 +44,9 @@ class FeatureView:
     per attribute, each with its own version (values merged from several sources)."""
     ttl_s: int = DAY_S
     """Online TTL counted from the value's event_time, not from when it was written."""
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """View scope only: features computed by separate operators (e.g. one per window) and
+    written independently, each group with its own version field ``<group>@``."""
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -57,8 +60,21 @@ class FeatureView:
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 
+    def group(self, name: str) -> tuple[Feature, ...]:
+        for group, members in self.groups:
+            if group == name:
+                return tuple(self.feature(m) for m in members)
+        raise KeyError(f"feature view {self.name!r} has no group {name!r}")
+
 
 CUSTOMER = Entity("customer", "c", "customer_id", "A customer; clickstream user_id is the same id.")
+
+
+WINDOWS = ("1h", "24h", "7d")
+
+
+def _by_window(*prefixes: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((w, tuple(f"{p}_{w}" for p in prefixes)) for w in WINDOWS)
 
 
 def _windows(prefix: str, short: str, what: str) -> tuple[Feature, ...]:
@@ -95,6 +111,7 @@ USER_ACTIVITY = FeatureView(
         *_windows("purchases", "p", "purchase events"),
     ),
     description="Rolling clickstream counts per user over 1 h, 24 h and 7 d (event time).",
+    groups=_by_window("clicks", "carts", "purchases"),
 )
 
 CUSTOMER_ORDERS = FeatureView(
@@ -111,6 +128,7 @@ CUSTOMER_ORDERS = FeatureView(
         ),
     ),
     description="Order count and spend per customer over 1 h, 24 h and 7 d (CDC orders).",
+    groups=_by_window("orders", "spend_cents"),
 )
 
 USER_SESSIONS = FeatureView(

@@ -5,6 +5,7 @@ Layout (ARCHITECTURE.md, "Online store"): one hash per (feature view, entity), k
 of one entity lives on one shard. Fields are the features' short names plus:
 
 - view-scoped views: ``_v`` (encoded version of the row) and ``_t`` (its event_time, ms);
+  a view with declared groups (one per window) has ``<group>@`` per group instead of ``_v``;
 - attribute-scoped views (last-writer-wins per attribute): ``<short>@`` per attribute
   (encoded version; its first component is the attribute's event_time).
 
@@ -31,8 +32,9 @@ ROW_EVENT_TIME = "_t"
 UPSERT_LUA = """
 local key = KEYS[1]
 local expire_at = tonumber(ARGV[1])
-local groups = tonumber(ARGV[2])
-local i = 3
+local event_time = ARGV[2]
+local groups = tonumber(ARGV[3])
+local i = 4
 local changed = 0
 for _ = 1, groups do
   local vfield, version = ARGV[i], ARGV[i + 1]
@@ -50,6 +52,12 @@ for _ = 1, groups do
     changed = changed + 1
   end
   i = i + 2 * nset + ndel
+end
+if changed > 0 and event_time ~= '' then
+  local t = redis.call('HGET', key, '_t')
+  if (not t) or tonumber(event_time) > tonumber(t) then
+    redis.call('HSET', key, '_t', event_time)
+  end
 end
 if changed > 0 then
   local current_expiry = redis.call('PEXPIRETIME', key)
@@ -92,12 +100,14 @@ def decode_value(feature: Feature, raw: bytes | str) -> Any:
 
 @dataclass(frozen=True)
 class RowWrite:
-    """A whole row of a view-scoped view at one version (None values are removed)."""
+    """A row (or one declared group of it) of a view-scoped view at one version;
+    None values are removed."""
 
     view: FeatureView
     entity_id: object
     values: Mapping[str, Any]  # long feature names
     version: Version
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,6 @@ def upsert_args(writes: Sequence[Write]) -> tuple[str, list[str]]:
                 for f in w.view.features
                 if w.values.get(f.name) is not None
             }
-            sets[ROW_EVENT_TIME] = str(w.version.event_time)
             dels = [
                 f.short for f in w.view.features if f.name in w.values and w.values[f.name] is None
             ]
@@ -145,7 +154,8 @@ def upsert_args(writes: Sequence[Write]) -> tuple[str, list[str]]:
             groups += [field, value]
         groups += dels
     expire_at = newest + first.view.ttl_s * 1000
-    return key, [str(expire_at), str(len(writes)), *groups]
+    row_time = str(newest) if any(isinstance(w, RowWrite) for w in writes) else ""
+    return key, [str(expire_at), row_time, str(len(writes)), *groups]
 
 
 class RedisOnlineStore:

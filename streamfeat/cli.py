@@ -32,6 +32,8 @@ app.add_typer(cli_ingest.bridge_app, name="bridge")
 app.command("clickstream")(cli_ingest.clickstream)
 app.command("seed")(cli_ingest.seed)
 app.command("render")(cli_ingest.render_manifests)
+app.add_typer(cli_ingest.job_app, name="job")
+app.command("features")(cli_ingest.features)
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 
@@ -132,13 +134,20 @@ def check_wiring(
 @app.command()
 def bench(
     quick: Annotated[bool, typer.Option(help="Smaller sizes (figures less stable).")] = False,
+    suite: Annotated[
+        str, typer.Option(help="baselines | ingestion | all (ingestion: producer, bridge, CDC).")
+    ] = "all",
 ) -> None:
     """Measure on the running stack; print the table, write .local/bench/latest.{md,json}."""
-    from streamfeat.bench.runner import run_baselines, write_report
+    from streamfeat.bench.runner import SUITES, run_suite, write_report
 
+    if suite not in SUITES:
+        raise typer.BadParameter(
+            f"{suite!r} is not one of {', '.join(SUITES)}", param_hint="--suite"
+        )
     settings = load_settings()
     try:
-        measurements = run_baselines(settings, quick=quick, progress=out.print)
+        measurements = run_suite(settings, suite, quick=quick, progress=out.print)
     except StackError as exc:
         fail_with(exc)
     report = write_report(measurements, settings.home.parent / "bench")

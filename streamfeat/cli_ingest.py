@@ -9,7 +9,8 @@ import typer
 
 from core.settings import load_settings
 from core.topics import catalogue
-from streamfeat.console import fail, out, short
+from streamfeat.console import fail, fail_with, out, short
+from streamfeat.stack.errors import StackError
 
 topics_app = typer.Typer(no_args_is_help=True, help="The topic catalogue (core/topics.yaml).")
 connectors_app = typer.Typer(no_args_is_help=True, help="Kafka Connect connectors (CDC).")
@@ -174,3 +175,60 @@ def render_manifests() -> None:
         out.print(f"  wrote {short(str(path))}")
     if not changed:
         out.print("  deploy/k8s is up to date")
+
+
+job_app = typer.Typer(no_args_is_help=True, help="The feature job on the Flink cluster.")
+
+
+@job_app.command("deploy")
+def job_deploy() -> None:
+    """Submit flink_jobs/feature_job.py (one job graph) and wait until it runs."""
+    from streamfeat.job import deploy
+
+    settings = load_settings()
+    try:
+        deployed = deploy(settings)
+    except StackError as exc:
+        fail_with(exc)
+    out.print(
+        f"  feature job {deployed.job_id} RUNNING "
+        f"({settings.flink_rest_url}/#/job/running/{deployed.job_id}); "
+        f"submit log: {short(str(deployed.log))}"
+    )
+
+
+@job_app.command("status")
+def job_status() -> None:
+    """Show the feature job's state; exit 1 unless it runs."""
+    from streamfeat.job import running_job
+
+    job_id = running_job(load_settings())
+    if job_id is None:
+        fail("job", "the feature job is not running", fix="streamfeat job deploy")
+    out.print(f"  feature job {job_id} RUNNING")
+
+
+@job_app.command("cancel")
+def job_cancel() -> None:
+    """Cancel the running feature job (its Kafka offsets stay committed)."""
+    from streamfeat.job import cancel
+
+    job_id = cancel(load_settings())
+    out.print(f"  cancelled {job_id}" if job_id else "  no feature job running")
+
+
+def features(
+    entity: Annotated[list[int] | None, typer.Argument(help="Customer ids.")] = None,
+) -> None:
+    """Print online feature vectors from Redis (default: a few customers)."""
+    from core.features import FEATURE_VIEWS
+    from core.online import RedisOnlineStore
+
+    settings = load_settings()
+    store = RedisOnlineStore.from_url(settings.redis_url, socket_timeout=2)
+    ids = entity or [1, 2, 3]
+    for view in FEATURE_VIEWS:
+        for entity_id, row in zip(ids, store.read(view, ids), strict=True):
+            shown = {k: v for k, v in row.items() if "@" not in k and k != "_v"}
+            if shown:
+                out.print(f"  {view.name}[{entity_id}]: {shown}")

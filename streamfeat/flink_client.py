@@ -122,6 +122,34 @@ class FlinkClient:
             fix=f"see {self.rest}/#/job/running/{job_id}",
         )
 
+    def wait_state(self, job_id: str, wanted: str, timeout_s: float) -> None:
+        """Poll until the job (and all its tasks) reach ``wanted``; fail early if it ends."""
+        deadline = time.monotonic() + timeout_s
+        state = "UNKNOWN"
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            state = str(job.get("state"))
+            vertices: list[dict[str, object]] = list(job.get("vertices") or [])  # type: ignore[call-overload]
+            if state == wanted and all(v.get("status") == wanted for v in vertices):
+                return
+            if state in TERMINAL_STATES:
+                raise StackError(
+                    f"job {job_id}",
+                    f"ended {state}: {self.exceptions(job_id)}",
+                    fix="read the TaskManager log (`streamfeat logs flink-taskmanager`)",
+                )
+            time.sleep(0.5)
+        raise StackError(
+            f"job {job_id}",
+            f"not {wanted} after {timeout_s:.0f}s (is {state})",
+            fix=f"see {self.rest}/#/job/running/{job_id}",
+        )
+
+    def cancel(self, job_id: str) -> None:
+        req = urllib.request.Request(f"{self.rest}/jobs/{job_id}?mode=cancel", method="PATCH")
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+
     def exceptions(self, job_id: str) -> str:
         data = self._get(f"/jobs/{job_id}/exceptions")
         root = data.get("root-exception") or ""

@@ -1,4 +1,8 @@
-"""Run the baselines in order and write the report (``latest.md`` + ``latest.json``).
+"""Run a benchmark suite in order and write the report (``latest.md`` + ``latest.json``).
+
+Suites: ``baselines`` (the raw parts), ``ingestion`` (producer, CRM bridge, Debezium lag,
+each with its own same-run baseline) and ``all`` (both; the bridge then shares the
+baselines' Kafka produce figure instead of measuring its own).
 
 The machine is shared and noisy: the report records when it ran, how many CPUs the run
 could use and the load average at start and end (as measurement rows too, so they travel
@@ -17,10 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.settings import StackSettings
-from streamfeat.bench import baselines
+from streamfeat.bench import baselines, ingestion
 from streamfeat.bench.stats import Measurement, format_value, render_table, to_json
 
 Progress = Callable[[str], None]
+Step = tuple[str, Callable[[], list[Measurement]]]
+SUITES = ("baselines", "ingestion", "all")
 
 HOST_AT_START = "host load average at start"
 HOST_AT_END = "host load average at end"
@@ -32,15 +38,33 @@ _SNAPSHOT = re.compile(
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much work each baseline does; ``quick`` trades precision for time."""
+    """How much work each benchmark does; ``quick`` trades precision for time."""
 
     redis_calls: int
     kafka_messages: int
     flink_rows: int
+    click_events: int
+    bridge_rows: int
+    cdc_seconds: float
+    cdc_rate: float = 20.0
 
 
-FULL = Sizes(redis_calls=5000, kafka_messages=1_000_000, flink_rows=4_000_000)
-QUICK = Sizes(redis_calls=2000, kafka_messages=200_000, flink_rows=500_000)
+FULL = Sizes(
+    redis_calls=5000,
+    kafka_messages=1_000_000,
+    flink_rows=4_000_000,
+    click_events=300_000,
+    bridge_rows=1_000_000,
+    cdc_seconds=20,
+)
+QUICK = Sizes(
+    redis_calls=2000,
+    kafka_messages=200_000,
+    flink_rows=500_000,
+    click_events=50_000,
+    bridge_rows=200_000,
+    cdc_seconds=8,
+)
 
 
 @dataclass(frozen=True)
@@ -82,21 +106,10 @@ class HostSnapshot:
         return cls(at.astimezone(UTC), int(match["nproc"]), load)
 
 
-def run_baselines(
-    settings: StackSettings, *, quick: bool = False, progress: Progress = print
-) -> list[Measurement]:
-    """Measure every baseline on the running stack, in order; raises StackError on failure.
-
-    Order: Redis PING, Redis HGETALL, Kafka produce, Kafka consume (of what was produced),
-    Flink SQL Kafka->blackhole. The first and last rows are host snapshots.
-    """
-    sizes = QUICK if quick else FULL
-    start = HostSnapshot.capture()
-    progress(
-        f"bench baselines ({'quick' if quick else 'full'}) on {start.nproc} CPUs, "
-        f"load {start.loadavg[0]:.2f} / {start.loadavg[1]:.2f} / {start.loadavg[2]:.2f}"
-    )
-    steps: Sequence[tuple[str, Callable[[], list[Measurement]]]] = (
+def _baseline_steps(settings: StackSettings, sizes: Sizes) -> list[Step]:
+    """Redis PING, Redis HGETALL, Kafka produce, Kafka consume (of what was produced), Flink
+    SQL Kafka->blackhole."""
+    return [
         (
             f"redis PING x{sizes.redis_calls}",
             lambda: baselines.redis_round_trip(settings, n=sizes.redis_calls),
@@ -117,6 +130,62 @@ def run_baselines(
             f"flink SQL blackhole {sizes.flink_rows:,} rows",
             lambda: baselines.flink_sql_blackhole(settings, rows=sizes.flink_rows),
         ),
+    ]
+
+
+def _ingestion_steps(settings: StackSettings, sizes: Sizes, *, with_baselines: bool) -> list[Step]:
+    """Clickstream producer (+ bare loop), CRM bridge (+ S3 GET; + Kafka produce of as many
+    records unless the baselines ran), Debezium lag, Kafka round trip at the same rate."""
+    rate, secs = sizes.cdc_rate, sizes.cdc_seconds
+    steps: list[Step] = [
+        (
+            f"clickstream producer vs bare loop, {sizes.click_events:,} events",
+            lambda: ingestion.clickstream_producer(settings, events=sizes.click_events),
+        ),
+        (
+            f"CRM bridge {sizes.bridge_rows:,} CSV rows + S3 GET",
+            lambda: ingestion.crm_bridge(settings, rows=sizes.bridge_rows),
+        ),
+    ]
+    if not with_baselines:
+        steps.append(
+            (
+                f"kafka produce {sizes.bridge_rows:,} msgs (CRM bridge baseline)",
+                lambda: baselines.kafka_produce(settings, messages=sizes.bridge_rows),
+            )
+        )
+    steps += [
+        (
+            f"debezium lag, {rate:g} updates/s for {secs:g}s",
+            lambda: ingestion.debezium_lag(settings, rate=rate, seconds=secs),
+        ),
+        (
+            f"kafka produce->consume round trip, {rate:g}/s for {secs:g}s",
+            lambda: ingestion.kafka_round_trip(settings, rate=rate, seconds=secs),
+        ),
+    ]
+    return steps
+
+
+def run_suite(
+    settings: StackSettings,
+    suite: str = "all",
+    *,
+    quick: bool = False,
+    progress: Progress = print,
+) -> list[Measurement]:
+    """Measure ``suite`` (one of :data:`SUITES`) on the running stack, step by step; raises
+    StackError on failure. The first and last rows are host snapshots."""
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
+    sizes = QUICK if quick else FULL
+    steps = _baseline_steps(settings, sizes) if suite in ("baselines", "all") else []
+    if suite in ("ingestion", "all"):
+        steps += _ingestion_steps(settings, sizes, with_baselines=suite == "all")
+    start = HostSnapshot.capture()
+    progress(
+        f"bench {suite} ({'quick' if quick else 'full'}) on {start.nproc} CPUs, "
+        f"load {start.loadavg[0]:.2f} / {start.loadavg[1]:.2f} / {start.loadavg[2]:.2f}"
     )
     out = [start.as_measurement(HOST_AT_START)]
     t_run = time.monotonic()
@@ -129,8 +198,15 @@ def run_baselines(
         progress(f"      {summary}  ({took:.1f}s)")
         out.extend(got)
     out.append(HostSnapshot.capture().as_measurement(HOST_AT_END))
-    progress(f"baselines done in {time.monotonic() - t_run:.1f}s")
+    progress(f"{suite} done in {time.monotonic() - t_run:.1f}s")
     return out
+
+
+def run_baselines(
+    settings: StackSettings, *, quick: bool = False, progress: Progress = print
+) -> list[Measurement]:
+    """The ``baselines`` suite (kept for callers of the first harness)."""
+    return run_suite(settings, "baselines", quick=quick, progress=progress)
 
 
 def write_report(measurements: Sequence[Measurement], out_dir: Path) -> Path:

@@ -1,0 +1,45 @@
+"""The feature job's configuration: one validated object, passed to the job as JSON.
+
+Built by `streamfeat job deploy` from the stack settings and core/ declarations, so the job
+never reads environment variables or literals of its own.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.features import SESSION_GAP_MS
+from core.topics import CDC_CUSTOMERS, CDC_ORDERS, CLICKSTREAM, CRM_CUSTOMERS
+
+
+class JobConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bootstrap: str = Field(description="Kafka bootstrap servers.")
+    group_id: str = Field("streamfeat-features", description="Kafka consumer group.")
+    redis_url: str = Field(description="Online store.")
+    lake_bucket: str = Field(description="Bucket of the offline table and the DLQ.")
+    clickstream_topic: str = CLICKSTREAM
+    cdc_customers_topic: str = CDC_CUSTOMERS
+    cdc_orders_topic: str = CDC_ORDERS
+    crm_topic: str = CRM_CUSTOMERS
+    checkpoint_interval_ms: int = Field(10_000, gt=0)
+    max_out_of_orderness_ms: int = Field(
+        10_000, ge=0, description="Watermark lag behind the largest event time seen."
+    )
+    idle_timeout_ms: int = Field(
+        30_000, gt=0, description="A partition quiet this long stops holding watermarks back."
+    )
+    session_gap_ms: int = Field(SESSION_GAP_MS, gt=0)
+    parallelism: int = Field(1, gt=0)
+    start_from_earliest: bool = Field(
+        True, description="First start without committed offsets reads topics from the start."
+    )
+
+    @property
+    def dlq_path(self) -> str:
+        return f"s3://{self.lake_bucket}/dlq"
+
+    @property
+    def offline_path(self) -> str:
+        return f"s3://{self.lake_bucket}/offline/feature_rows"

@@ -1,0 +1,318 @@
+"""Parsing and data-quality validation of raw topic records (connectors/SCHEMAS.md).
+
+Every parser returns a typed value or a :class:`Rejection`; none raises on bad input (a
+raise in the job would restart it and re-read the same record: a failover loop). A
+rejection's ``reason`` is a short, stable snake_case name from :data:`REASONS` (it becomes
+the DLQ partition ``reason=<reason>``); ``detail`` is for humans and may change.
+
+Rules shared by every parser:
+
+- Checks run in a fixed order and the FIRST failing one names the reason, so one record
+  always gets the same reason.
+- ``missing_field``: the key is absent. A key that is present with the wrong JSON type,
+  ``null`` included, is ``bad_type`` — or the field's own reason where one exists
+  (``bad_event_time``, ``bad_user_id``, ...).
+- Integers are JSON integers: ``true``/``false``, floats and numeric strings are not ints.
+  Ids and event times must fit a signed 64-bit int (Flink ``BIGINT``, fixed-width
+  :meth:`core.version.Version.encode`).
+- Attribute values (email, segment, tier) follow the same vocabulary as the CRM bridge
+  (``core.domain``), whichever source carries them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, NoReturn, TypeGuard
+
+import orjson
+
+from core.domain import CLICK_EVENT_TYPES, CUSTOMER_ATTRIBUTES, ORDER_STATUSES, SEGMENTS, TIERS
+from core.events import Source, parse_iso_ms
+from core.version import Version, cdc_version, click_version, crm_version
+from flink_jobs.logic.events import (
+    AttributeUpdate,
+    ClickEvent,
+    OrderEvent,
+    Rejection,
+    dedup_clicks,
+    order_creations,
+)
+
+__all__ = [
+    "REASONS",
+    "AttributeUpdate",
+    "ClickEvent",
+    "OrderEvent",
+    "Rejection",
+    "dedup_clicks",
+    "order_creations",
+    "parse_cdc_customer",
+    "parse_cdc_order",
+    "parse_click",
+    "parse_crm",
+]
+
+INT64_MAX: Final = 2**63 - 1
+CDC_OPS: Final = ("c", "u", "d", "r")
+
+REASONS: Final[dict[str, str]] = {
+    "empty_value": "the record has no value where one is required",
+    "invalid_json": "the value is not UTF-8 JSON",
+    "not_an_object": "the JSON value is not an object",
+    "missing_field": "a required key is absent",
+    "bad_type": "a field has the wrong JSON type (null included)",
+    "bad_event_time": "event_time / source.ts_ms is not an int in [1, 2^63-1]",
+    "bad_user_id": "clickstream user_id is not an int in [1, 2^63-1]",
+    "bad_customer_id": "a customer id is not an int in [1, 2^63-1]",
+    "bad_order_id": "an order id is not an int in [1, 2^63-1]",
+    "unknown_event_type": "event_type is not in core.domain.CLICK_EVENT_TYPES",
+    "unknown_op": "Debezium op is not one of c, u, d, r",
+    "wrong_table": "a CDC event of another table than the topic's",
+    "bad_source": "the source block / source_seq cannot give a version",
+    "invalid_key": "the Kafka key is not the documented JSON key",
+    "key_mismatch": "the Kafka key's id differs from the row's id",
+    "invalid_email": "email is not of the form local@domain",
+    "invalid_segment": "segment is not in core.domain.SEGMENTS",
+    "invalid_tier": "tier is not in core.domain.TIERS",
+    "invalid_status": "order status is not in core.domain.ORDER_STATUSES",
+    "bad_amount": "amount_cents is not an int in [0, 2^63-1]",
+    "bad_created_at": "created_at is not an ISO-8601 timestamp with an offset",
+}
+
+
+class _Bad(Exception):
+    """Internal control flow of this module only; every public parser catches it."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.rejection = Rejection(reason, detail)
+
+
+def _fail(reason: str, detail: str) -> NoReturn:
+    raise _Bad(reason, detail)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return type(value) is int  # bool is a subclass of int, and is not one here
+
+
+def _load(value: bytes | None) -> dict[str, Any]:
+    if value is None:
+        _fail("empty_value", "null value")
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        _fail("invalid_json", str(exc)[:200])
+    if not isinstance(obj, dict):
+        _fail("not_an_object", f"JSON {type(obj).__name__}, expected an object")
+    return obj
+
+
+def _field(obj: dict[str, Any], name: str, where: str = "") -> Any:
+    if name not in obj:
+        _fail("missing_field", f"{where}{name} is missing")
+    return obj[name]
+
+
+def _int(obj: dict[str, Any], name: str, reason: str, minimum: int = 1, where: str = "") -> int:
+    value = _field(obj, name, where)
+    if not _is_int(value) or not minimum <= value <= INT64_MAX:
+        _fail(reason, f"{where}{name}={_show(value)} is not an int in [{minimum}, 2^63-1]")
+    return value
+
+
+def _str(obj: dict[str, Any], name: str, where: str = "") -> str:
+    value = _field(obj, name, where)
+    if not isinstance(value, str):
+        _fail("bad_type", f"{where}{name}={_show(value)} is not a string")
+    return value
+
+
+def _object(obj: dict[str, Any], name: str) -> dict[str, Any]:
+    value = _field(obj, name)
+    if not isinstance(value, dict):
+        _fail("bad_type", f"{name}={_show(value)} is not an object")
+    return value
+
+
+def _attributes(row: dict[str, Any], where: str) -> dict[str, str]:
+    """The last-writer-wins attributes of a customer row, validated."""
+    values = {a: _str(row, a, where) for a in CUSTOMER_ATTRIBUTES}
+    email = values["email"]
+    if "@" not in email or email.startswith("@") or email.endswith("@"):
+        _fail("invalid_email", f"email {_show(email)}")
+    if values["segment"] not in SEGMENTS:
+        _fail("invalid_segment", f"segment {_show(values['segment'])} not in {SEGMENTS}")
+    if values["tier"] not in TIERS:
+        _fail("invalid_tier", f"tier {_show(values['tier'])} not in {TIERS}")
+    return values
+
+
+# --- clickstream ---------------------------------------------------------------------------
+
+
+def parse_click(value: bytes | None, partition: int, offset: int) -> ClickEvent | Rejection:
+    """A clickstream record -> :class:`ClickEvent` with version (event_time, clickstream,
+    (partition, offset)). Checks, in order: JSON object; event_id (non-empty string);
+    user_id (``bad_user_id``); event_type (string, then ``unknown_event_type``); page
+    (string); event_time (``bad_event_time``); properties (object, optional)."""
+    try:
+        obj = _load(value)
+        event_id = _str(obj, "event_id")
+        if not event_id:
+            _fail("bad_type", "event_id is empty")
+        user_id = _int(obj, "user_id", "bad_user_id")
+        event_type = _str(obj, "event_type")
+        if event_type not in CLICK_EVENT_TYPES:
+            _fail("unknown_event_type", f"event_type {_show(event_type)}")
+        page = _str(obj, "page")
+        event_time = _int(obj, "event_time", "bad_event_time")
+        if obj.get("properties") is not None and not isinstance(obj["properties"], dict):
+            _fail("bad_type", f"properties={_show(obj['properties'])} is not an object")
+    except _Bad as bad:
+        return bad.rejection
+    version = click_version(event_time, partition, offset)
+    return ClickEvent(event_id, user_id, event_type, page, event_time, version)
+
+
+# --- Debezium CDC ---------------------------------------------------------------------------
+
+
+def _cdc_envelope(value: bytes, table: str) -> tuple[dict[str, Any], str, Version]:
+    """(envelope, op, version) of a Debezium event of ``table``."""
+    env = _load(value)
+    op = _field(env, "op")
+    if op not in CDC_OPS:
+        _fail("unknown_op", f"op {_show(op)}")
+    source = _object(env, "source")
+    if "table" in source and source["table"] != table:
+        _fail("wrong_table", f"source.table {_show(source['table'])}, expected {table!r}")
+    _int(source, "ts_ms", "bad_event_time", where="source.")
+    _int(source, "lsn", "bad_source", minimum=0, where="source.")
+    sequence = source.get("sequence")
+    if sequence is not None and not isinstance(sequence, str):
+        _fail("bad_source", f"source.sequence={_show(sequence)} is not a string")
+    try:
+        version = cdc_version(source)
+    except (ValueError, TypeError, KeyError) as exc:
+        _fail("bad_source", f"source.sequence={_show(sequence)}: {exc}")
+    if not all(_is_int(p) and 0 <= p <= INT64_MAX for p in version.seq):
+        _fail("bad_source", f"source.sequence={_show(sequence)} out of range")
+    return env, op, version
+
+
+def _row(env: dict[str, Any], op: str) -> dict[str, Any]:
+    """The row a change is about: ``after`` for c/u/r, ``before`` (the old row; complete
+    under REPLICA IDENTITY FULL) for d."""
+    return _object(env, "before" if op == "d" else "after")
+
+
+def _key_id(key: bytes | None) -> int | None:
+    if key is None:
+        return None
+    try:
+        obj = orjson.loads(key)
+    except orjson.JSONDecodeError:
+        _fail("invalid_key", f"key {_show(key)} is not JSON")
+    if not isinstance(obj, dict) or not _is_int(obj.get("id")) or obj["id"] <= 0:
+        _fail("invalid_key", f'key {_show(key)} is not {{"id": <positive int>}}')
+    return int(obj["id"])
+
+
+def parse_cdc_customer(key: bytes | None, value: bytes | None) -> list[AttributeUpdate] | Rejection:
+    """A ``cdc.public.customers`` event -> one :class:`AttributeUpdate` per attribute of
+    :data:`core.domain.CUSTOMER_ATTRIBUTES`, all at the event's version
+    (:func:`core.version.cdc_version`).
+
+    - ``c``/``u``/``r``: the values of ``after``.
+    - ``d``: a tombstone (value None, deleted) per attribute, for the id of ``before``.
+    - a Kafka tombstone (value None, after a delete) -> ``[]``: it exists only for log
+      compaction; the delete event before it already carried the versioned tombstones.
+    - a key, when given, must be ``{"id": n}`` with the row's id (``key_mismatch``).
+    """
+    if value is None:
+        return []
+    try:
+        env, op, version = _cdc_envelope(value, "customers")
+        row = _row(env, op)
+        where = "before." if op == "d" else "after."
+        customer_id = _int(row, "id", "bad_customer_id", where=where)
+        key_id = _key_id(key)
+        if key_id is not None and key_id != customer_id:
+            _fail("key_mismatch", f"key id {key_id} != row id {customer_id}")
+        if op == "d":
+            return [
+                AttributeUpdate(customer_id, a, None, version, deleted=True)
+                for a in CUSTOMER_ATTRIBUTES
+            ]
+        values = _attributes(row, where)
+    except _Bad as bad:
+        return bad.rejection
+    return [AttributeUpdate(customer_id, a, values[a], version) for a in CUSTOMER_ATTRIBUTES]
+
+
+def parse_cdc_order(value: bytes | None) -> OrderEvent | Rejection | None:
+    """A ``cdc.public.orders`` event -> :class:`OrderEvent` (any op; ``d`` carries the old
+    row); a Kafka tombstone (value None) -> None. ``created_at`` is optional (None when
+    absent or null); when present it must be ISO-8601 with an offset (``bad_created_at``)."""
+    if value is None:
+        return None
+    try:
+        env, op, version = _cdc_envelope(value, "orders")
+        row = _row(env, op)
+        where = "before." if op == "d" else "after."
+        order_id = _int(row, "id", "bad_order_id", where=where)
+        customer_id = _int(row, "customer_id", "bad_customer_id", where=where)
+        amount = _int(row, "amount_cents", "bad_amount", minimum=0, where=where)
+        status = _str(row, "status", where)
+        if status not in ORDER_STATUSES:
+            _fail("invalid_status", f"status {_show(status)} not in {ORDER_STATUSES}")
+        created = row.get("created_at")
+        created_ms: int | None = None
+        if created is not None:
+            if not isinstance(created, str):
+                _fail("bad_created_at", f"{where}created_at={_show(created)} is not a string")
+            try:
+                created_ms = parse_iso_ms(created)
+            except (ValueError, OverflowError) as exc:
+                _fail("bad_created_at", f"{where}created_at={_show(created)}: {exc}")
+    except _Bad as bad:
+        return bad.rejection
+    return OrderEvent(
+        order_id, customer_id, amount, status, op, version.event_time, created_ms, version
+    )
+
+
+# --- S3 CRM bridge ----------------------------------------------------------------------------
+
+
+def parse_crm(value: bytes | None) -> list[AttributeUpdate] | Rejection:
+    """A ``crm.customers`` record -> one :class:`AttributeUpdate` per attribute at version
+    :func:`core.version.crm_version` (event_time, s3_crm, (export_ts, object_key, row)).
+    ``source`` must be ``"s3_crm"``; ``source_seq`` a list ``[int >= 0, str, int >= 0]``."""
+    try:
+        obj = _load(value)
+        customer_id = _int(obj, "customer_id", "bad_customer_id")
+        values = _attributes(obj, "")
+        event_time = _int(obj, "event_time", "bad_event_time")
+        if _field(obj, "source") != Source.S3_CRM.value:
+            _fail("bad_source", f"source={_show(obj['source'])}, expected 's3_crm'")
+        seq = _field(obj, "source_seq")
+        if not (
+            isinstance(seq, list)
+            and len(seq) == 3
+            and _is_int(seq[0])
+            and 0 <= seq[0] <= INT64_MAX
+            and isinstance(seq[1], str)
+            and _is_int(seq[2])
+            and 0 <= seq[2] <= INT64_MAX
+        ):
+            _fail("bad_source", f"source_seq={_show(seq)} is not [export_ts, object_key, row]")
+    except _Bad as bad:
+        return bad.rejection
+    version = crm_version(event_time, seq[0], seq[1], seq[2])
+    return [AttributeUpdate(customer_id, a, values[a], version) for a in CUSTOMER_ATTRIBUTES]
