@@ -135,15 +135,14 @@ def upsert_args(writes: Sequence[Write]) -> tuple[str, list[str]]:
             raise ValueError("upsert_args: writes for different hashes")
         newest = max(newest, w.version.event_time)
         if isinstance(w, RowWrite):
+            features = w.view.group(w.group) if w.group else w.view.features
             sets = {
                 f.short: encode_value(f, w.values[f.name])
-                for f in w.view.features
+                for f in features
                 if w.values.get(f.name) is not None
             }
-            dels = [
-                f.short for f in w.view.features if f.name in w.values and w.values[f.name] is None
-            ]
-            vfield = ROW_VERSION
+            dels = [f.short for f in features if f.name in w.values and w.values[f.name] is None]
+            vfield = f"{w.group}@" if w.group else ROW_VERSION
         else:
             feature = w.view.feature(w.attribute)
             sets = {} if w.value is None else {feature.short: encode_value(feature, w.value)}

@@ -108,3 +108,23 @@ def test_hashes_stay_compact(store: RedisOnlineStore, stack_settings: StackSetti
     key = entity_key(USER_ACTIVITY, uid)
     assert client.object("encoding", key) == b"listpack"
     assert key.endswith(f"{{c:{uid}}}")  # hash tag: all views of an entity on one shard
+
+
+def test_window_groups_keep_their_own_versions(store: RedisOnlineStore) -> None:
+    """Each window group is written by its own operator: a group lagging behind another
+    must still land, and an older write to a group never overwrites a newer one."""
+    now = int(time.time() * 1000)
+    uid = _entity()
+    new, old = click_version(now, 1, 20), click_version(now - 10, 1, 10)
+
+    def group(window: str, n: int, version: object) -> RowWrite:
+        values = {f"{p}_{window}": n for p in ("clicks", "carts", "purchases")}
+        return RowWrite(USER_ACTIVITY, uid, values, version, group=window)  # type: ignore[arg-type]
+
+    assert store.write([group("1h", 5, new)]) == 1
+    assert store.write([group("24h", 7, old)]) == 1  # another group: lands although older
+    assert store.write([group("1h", 3, old)]) == 0  # older write to the same group: ignored
+    row = store.read(USER_ACTIVITY, [uid])[0]
+    assert (row["clicks_1h"], row["clicks_24h"]) == (5, 7)
+    assert row["1h@"] == new.encode() and row["24h@"] == old.encode()
+    assert row["_t"] == str(now)  # the newest event time of any group
