@@ -219,14 +219,23 @@ def job_cancel() -> None:
 
 def features(
     entity: Annotated[list[int] | None, typer.Argument(help="Customer ids.")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for features to appear.")] = 0,
 ) -> None:
     """Print online feature vectors from Redis (default: a few customers)."""
+    import time
+
     from core.features import FEATURE_VIEWS
     from core.online import RedisOnlineStore
 
     settings = load_settings()
     store = RedisOnlineStore.from_url(settings.redis_url, socket_timeout=2)
     ids = entity or [1, 2, 3]
+    deadline = time.monotonic() + wait
+    while not any(any(store.read(v, ids)) for v in FEATURE_VIEWS):
+        if time.monotonic() >= deadline:
+            fail("features", f"no features in Redis for {ids}" + (f" after {wait:.0f}s" if wait
+                 else ""), fix="is the feature job running (`streamfeat job status`)?")
+        time.sleep(0.5)
     for view in FEATURE_VIEWS:
         for entity_id, row in zip(ids, store.read(view, ids), strict=True):
             shown = {k: v for k, v in row.items() if "@" not in k and k != "_v"}
