@@ -233,8 +233,11 @@ def features(
     deadline = time.monotonic() + wait
     while not any(any(store.read(v, ids)) for v in FEATURE_VIEWS):
         if time.monotonic() >= deadline:
-            fail("features", f"no features in Redis for {ids}" + (f" after {wait:.0f}s" if wait
-                 else ""), fix="is the feature job running (`streamfeat job status`)?")
+            fail(
+                "features",
+                f"no features in Redis for {ids}" + (f" after {wait:.0f}s" if wait else ""),
+                fix="is the feature job running (`streamfeat job status`)?",
+            )
         time.sleep(0.5)
     for view in FEATURE_VIEWS:
         for entity_id, row in zip(ids, store.read(view, ids), strict=True):
