@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import base64
 from collections.abc import Iterator
+from typing import Any
 
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, StreamTableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, TableFunction, udf, udtf
 
+from core.events import SOURCE_PRIORITY, Source
 from core.features import CUSTOMER_PROFILE, USER_ACTIVITY
 from core.online import AttributeWrite, RedisOnlineStore, RowWrite
 from core.version import click_version
@@ -34,6 +36,16 @@ from flink_jobs.logic.events import Rejection
 from flink_jobs.logic.records import parse_cdc_customer, parse_crm
 
 JOB_NAME = "streamfeat-features"
+PROFILE_TYPES = [
+    DataTypes.STRING(),
+    DataTypes.BIGINT(),
+    DataTypes.STRING(),
+    DataTypes.STRING(),
+    DataTypes.STRING(),
+    DataTypes.BIGINT(),
+    *[DataTypes.STRING()] * 4,
+]
+"""Columns of ``ingest_profile``'s rows: sql.PROFILE_COLUMNS."""
 
 
 class WriteActivity(ScalarFunction):  # type: ignore[misc]
@@ -69,7 +81,8 @@ class WriteActivity(ScalarFunction):  # type: ignore[misc]
 
 class IngestProfile(TableFunction):  # type: ignore[misc]
     """A CDC customer or CRM record -> its attribute updates written to Redis (the Lua
-    upsert keeps the greatest version per attribute); emits one DLQ row if unparsable."""
+    upsert keeps the greatest version per attribute). Emits the updates (kind 'w', for the
+    offline table) or, if unparsable, one DLQ row (kind 'r'); see sql.PROFILE_COLUMNS."""
 
     def __init__(self, redis_url: str, cdc_topic: str) -> None:
         self.redis_url = redis_url
@@ -82,15 +95,25 @@ class IngestProfile(TableFunction):  # type: ignore[misc]
     def is_deterministic(self) -> bool:
         return False
 
-    def eval(
-        self, topic: str, key: bytes | None, value: bytes | None
-    ) -> Iterator[tuple[str, str, str, str]]:
+    def eval(self, topic: str, key: bytes | None, value: bytes | None) -> Iterator[tuple[Any, ...]]:
         assert self.store is not None
         cdc = topic == self.cdc_topic
         parsed = parse_cdc_customer(key, value) if cdc else parse_crm(value)
+        source = "pg_cdc" if cdc else "s3_crm"
         if isinstance(parsed, Rejection):
             original = base64.b64encode(value or b"").decode()
-            yield parsed.reason, parsed.detail, original, "pg_cdc" if cdc else "s3_crm"
+            yield (
+                "r",
+                None,
+                None,
+                None,
+                None,
+                None,
+                source,
+                parsed.reason,
+                parsed.detail,
+                original,
+            )
             return
         self.store.write(
             [
@@ -98,6 +121,19 @@ class IngestProfile(TableFunction):  # type: ignore[misc]
                 for u in parsed
             ]
         )
+        for u in parsed:  # the same updates, for the offline table
+            yield (
+                "w",
+                u.entity_id,
+                u.attribute,
+                u.value,
+                u.version.encode(),
+                u.version.event_time,
+                source,
+                None,
+                None,
+                None,
+            )
 
 
 def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnvironment:
@@ -117,7 +153,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         "ingest_profile",
         udtf(
             IngestProfile(cfg.redis_url, cfg.cdc_customers_topic),
-            result_types=[DataTypes.STRING()] * 4,
+            result_types=PROFILE_TYPES,
         ),
     )
 
@@ -128,6 +164,9 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         sql.raw_source(cfg, "cdc_customers_raw", cfg.cdc_customers_topic),
         sql.raw_source(cfg, "crm_raw", cfg.crm_topic),
         sql.blackhole("online_writes"),
+        sql.offline_sink(cfg),
+        sql.profile_view(cfg),
+        f"CREATE TEMPORARY VIEW activity AS {sql.activity_rows()}",
     ):
         t_env.execute_sql(ddl)
 
@@ -135,9 +174,11 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     statements.add_insert_sql(sql.dlq_insert(cfg))
     statements.add_insert_sql(
         "INSERT INTO online_writes SELECT write_activity(user_id, grp, clicks, carts, "
-        f"purchases, event_time, kp, ko) FROM ({sql.activity_rows()})"
+        "purchases, event_time, kp, ko) FROM activity"
     )
-    statements.add_insert_sql(sql.profile_insert(cfg))
+    statements.add_insert_sql(sql.offline_activity_insert(SOURCE_PRIORITY[Source.CLICKSTREAM]))
+    statements.add_insert_sql(sql.profile_dlq_insert())
+    statements.add_insert_sql(sql.offline_profile_insert())
     statements.attach_as_datastream()
     return t_env
 

@@ -145,17 +145,85 @@ def blackhole(name: str) -> str:
     return f"CREATE TABLE {name} (n INT) WITH ('connector' = 'blackhole')"
 
 
-def profile_insert(cfg: JobConfig) -> str:
-    """CDC customers + CRM records through ``ingest_profile`` (writes Redis); its output
-    rows are the rejected records, inserted into the DLQ."""
+PROFILE_COLUMNS = (
+    "kind",
+    "entity_id",
+    "attribute",
+    "val",
+    "version",
+    "event_time",
+    "source",
+    "reason",
+    "detail",
+    "original_b64",
+)
+
+
+def profile_view(cfg: JobConfig) -> str:
+    """CDC customers + CRM records through ``ingest_profile`` (which writes Redis): one output
+    row per attribute update (kind 'w', for the offline table) or per rejected record
+    (kind 'r', for the DLQ)."""
     parts = []
     for table, topic in (
         ("cdc_customers_raw", cfg.cdc_customers_topic),
         ("crm_raw", cfg.crm_topic),
     ):
         parts.append(f"""
-SELECT detail, ROW('{topic}', kp, ko), original_b64, DATE_FORMAT(kts, 'yyyy-MM-dd'),
-  source, reason
-FROM {table}, LATERAL TABLE(ingest_profile('{topic}', k, v))
-  AS T(reason, detail, original_b64, source)""")
-    return "INSERT INTO dlq" + "\nUNION ALL".join(parts)
+SELECT '{topic}' AS topic, kp, ko, DATE_FORMAT(kts, 'yyyy-MM-dd') AS kdate, T.*
+FROM {table}, LATERAL TABLE(ingest_profile('{topic}', k, v)) AS T({", ".join(PROFILE_COLUMNS)})""")
+    return "CREATE TEMPORARY VIEW profile AS" + "\nUNION ALL".join(parts)
+
+
+def profile_dlq_insert() -> str:
+    return """
+INSERT INTO dlq
+SELECT detail, ROW(topic, kp, ko), original_b64, kdate, source, reason
+FROM profile WHERE kind = 'r'"""
+
+
+def offline_profile_insert() -> str:
+    return """
+INSERT INTO offline_rows
+SELECT 'customer_profile', entity_id, attribute, MAP[attribute, val], event_time, version,
+  source, DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd'), 'customer'
+FROM profile WHERE kind = 'w'"""
+
+
+def encoded_num(expr: str) -> str:
+    """SQL for core.version's encoding of a non-negative integer: one length character,
+    then the lowercase hex digits (kept byte-for-byte equal to Version.encode)."""
+    digits = f"LOWER(HEX(CAST({expr} AS BIGINT)))"
+    return f"SUBSTRING('0123456789abcdefg' FROM CHAR_LENGTH({digits}) + 1 FOR 1) || {digits}"
+
+
+def click_version_sql(priority: int) -> str:
+    return (
+        f"{encoded_num('event_time')} || '{priority:02x}' || {encoded_num('kp')} || "
+        f"{encoded_num('ko')}"
+    )
+
+
+def offline_sink(cfg: JobConfig) -> str:
+    """core/offline.py: Parquet, by event date and entity type; bulk formats roll (and so
+    become visible) only when a checkpoint completes."""
+    return f"""
+CREATE TABLE offline_rows (
+  view STRING, entity_id BIGINT, grp STRING, features MAP<STRING, STRING>,
+  event_time BIGINT, version STRING, source STRING, dt STRING, entity_type STRING
+) PARTITIONED BY (dt, entity_type) WITH (
+  'connector' = 'filesystem',
+  'path' = '{cfg.offline_path}',
+  'format' = 'parquet',
+  'sink.partition-commit.policy.kind' = 'success-file'
+)"""
+
+
+def offline_activity_insert(priority: int) -> str:
+    return f"""
+INSERT INTO offline_rows
+SELECT 'user_activity', user_id, grp,
+  MAP['clicks_' || grp, CAST(clicks AS STRING), 'carts_' || grp, CAST(carts AS STRING),
+      'purchases_' || grp, CAST(purchases AS STRING)],
+  event_time, {click_version_sql(priority)}, 'clickstream',
+  DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd'), 'customer'
+FROM activity"""

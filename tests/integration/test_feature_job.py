@@ -18,6 +18,7 @@ import pytest
 from connectors.kafka_clients import producer
 from core.features import CUSTOMER_PROFILE, USER_ACTIVITY
 from core.objectstore import s3_client
+from core.offline import latest, read_rows
 from core.online import RedisOnlineStore
 from core.settings import StackSettings
 from core.topics import CDC_CUSTOMERS, CLICKSTREAM, CRM_CUSTOMERS
@@ -75,6 +76,22 @@ def _time_of(row: dict[str, Any], field: str) -> int | None:
     return decode_event_time(row[field]) if field in row else None
 
 
+def _offline_matches(
+    s: StackSettings, view: str, entity: int, online: dict[str, Any], groups: dict[str, str]
+) -> bool:
+    """The offline table's last-writer-wins row per group equals what Redis holds.
+    ``groups``: offline group name -> the online version field of that group."""
+    best = latest(read_rows(s, view=view, entity_id=entity).to_pylist())
+    for grp, version_field in groups.items():
+        row = best.get((view, entity, grp))
+        if row is None or row["version"] != online[version_field]:
+            return False
+        for name, value in dict(row["features"]).items():
+            if value != (str(online[name]) if name in online else None):
+                return False
+    return True
+
+
 def _click(user: int, t: int, event_type: str) -> tuple[bytes, bytes]:
     value = {
         "event_id": uuid.uuid4().hex,
@@ -113,6 +130,12 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
     assert (row["clicks_1h"], row["carts_1h"], row["purchases_1h"]) == (3, 1, 1)
     assert (row["clicks_24h"], row["carts_24h"], row["purchases_24h"]) == (4, 1, 1)
     assert (row["clicks_7d"], row["carts_7d"], row["purchases_7d"]) == (4, 1, 1)
+    # the offline table (Parquet on S3, committed by checkpoints) agrees with Redis
+    windows = {w: f"{w}@" for w in ("1h", "24h", "7d")}
+    _wait_for(
+        "offline rows equal to the online ones",
+        lambda: _offline_matches(s, "user_activity", user, row, windows),
+    )
 
     # an event far behind the watermark: to the DLQ with reason `late`, never dropped
     late_t = t0 + 10 * 60_000
@@ -231,3 +254,9 @@ def test_conflicting_sources_resolve_identically_in_either_arrival_order(
         "enterprise",
         "gold",
     )
+    attributes = {"email": "e@", "segment": "s@", "tier": "t@"}
+    for entity, row in ((a, row_a), (b, row_b)):  # offline LWW result == online, both orders
+        _wait_for(
+            f"offline profile of {entity} equal to the online one",
+            lambda e=entity, r=row: _offline_matches(s, "customer_profile", e, r, attributes),
+        )

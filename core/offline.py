@@ -1,0 +1,75 @@
+"""The offline store contract: feature rows as Parquet on S3, by event date and entity type.
+
+Layout: ``s3://<lake>/offline/feature_rows/dt=YYYY-MM-DD/entity_type=<entity>/part-*.parquet``,
+written by the feature job's filesystem sink and committed with Flink checkpoints (in-progress
+parts are hidden, names starting with '.' or '_'; readers never see half a file).
+
+One row per online write: the view, the entity, the group the write covered (a window such
+as ``1h``, or an attribute for last-writer-wins views), the values as a map of long feature
+names to strings (a NULL value is a versioned delete), ``event_time`` and the encoded
+``version`` (core/version.py), whose string order is the version order. So the offline
+last-writer-wins result — per (view, entity, group) the row with the greatest version — is
+exactly what the online store keeps, and point-in-time joins can pick, per entity, the
+greatest version whose event_time is at or before the label time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.settings import StackSettings
+
+OFFLINE_PREFIX = "offline/feature_rows"
+COLUMNS = ("view", "entity_id", "grp", "features", "event_time", "version", "source")
+PARTITIONS = ("dt", "entity_type")
+
+
+def offline_path(bucket: str) -> str:
+    return f"{bucket}/{OFFLINE_PREFIX}"
+
+
+def read_rows(settings: StackSettings, **equals: Any) -> Any:
+    """The committed rows (a pyarrow Table), optionally filtered by column equality."""
+    import pyarrow.dataset as ds
+    from pyarrow import fs as pafs
+
+    from core.objectstore import arrow_fs
+
+    filesystem = arrow_fs(settings)
+    base = offline_path(settings.s3.lake_bucket)
+    # committed part files only: in-progress ones are hidden ('.'/'_' prefix), and
+    # filesystem-backed endpoints also list directory placeholders
+    files = [
+        info.path
+        for info in filesystem.get_file_info(
+            pafs.FileSelector(base, recursive=True, allow_not_found=True)
+        )
+        if info.type == pafs.FileType.File and info.size and info.base_name.startswith("part-")
+    ]
+    if not files:
+        import pyarrow as pa
+
+        return pa.table({c: [] for c in (*COLUMNS, *PARTITIONS)})
+    dataset = ds.dataset(
+        files,
+        filesystem=filesystem,
+        format="parquet",
+        partitioning=ds.partitioning(flavor="hive"),
+        partition_base_dir=base,
+    )
+    expr = None
+    for column, value in equals.items():
+        clause = ds.field(column) == value
+        expr = clause if expr is None else expr & clause
+    return dataset.to_table(filter=expr)
+
+
+def latest(rows: list[dict[str, Any]]) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """Offline last-writer-wins: per (view, entity_id, grp) the row with the greatest version
+    (independent of row order)."""
+    best: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["view"], row["entity_id"], row["grp"])
+        if key not in best or row["version"] > best[key]["version"]:
+            best[key] = row
+    return best
