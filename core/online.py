@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.features import Feature, FeatureView
-from core.version import Version
+from core.version import EncodedVersion, Version
 
 KEY_PREFIX = "sf"
 ROW_VERSION = "_v"
@@ -106,7 +106,7 @@ class RowWrite:
     view: FeatureView
     entity_id: object
     values: Mapping[str, Any]  # long feature names
-    version: Version
+    version: Version | EncodedVersion
     group: str | None = None
 
 

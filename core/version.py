@@ -93,3 +93,15 @@ def decode_priority(encoded: str) -> int:
     """The source priority inside an encoded version (which source won)."""
     start = 1 + _LENGTHS.index(encoded[0])
     return int(encoded[start : start + 2], 16)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedVersion:
+    """A version already encoded (e.g. computed in Flink SQL with the same rules): all the
+    online store needs is its text and event_time."""
+
+    event_time: int
+    text: str
+
+    def encode(self) -> str:
+        return self.text

@@ -3,9 +3,10 @@
 Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_jobs.sql.
 
 - clickstream: parsed and gated in SQL (event-time watermarks, idle partitions ignored
-  after ``idle_timeout_ms``); bad or late events -> DLQ on S3; valid ones -> rolling counts
-  over 1 h / 24 h / 7 d (OVER RANGE windows) -> Redis, one version-guarded write per event
-  and window group.
+  after ``idle_timeout_ms``); bad or late events -> DLQ on S3; valid ones -> feature rows
+  (sql.FEATURE_ROW): rolling counts over 1 h / 24 h / 7 d (OVER RANGE windows), sessions
+  (SESSION windows) and lags (LAG) -> Redis (one version-guarded write per row) and the
+  offline table (Parquet on S3, committed by checkpoints).
 - cdc.public.customers + crm.customers -> attribute updates with versions -> Redis, where
   the Lua upsert keeps the greatest version per attribute: last-writer-wins that does not
   depend on arrival order, parallelism, restarts or replay. Unparsable records -> DLQ.
@@ -26,10 +27,9 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, StreamTableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, TableFunction, udf, udtf
 
-from core.events import SOURCE_PRIORITY, Source
-from core.features import CUSTOMER_PROFILE, USER_ACTIVITY
-from core.online import AttributeWrite, RedisOnlineStore, RowWrite
-from core.version import click_version
+from core.features import CUSTOMER_PROFILE, view
+from core.online import AttributeWrite, RedisOnlineStore, RowWrite, decode_value
+from core.version import EncodedVersion
 from flink_jobs import sql
 from flink_jobs.config import JobConfig
 from flink_jobs.logic.events import Rejection
@@ -48,9 +48,10 @@ PROFILE_TYPES = [
 """Columns of ``ingest_profile``'s rows: sql.PROFILE_COLUMNS."""
 
 
-class WriteActivity(ScalarFunction):  # type: ignore[misc]
-    """One rolling-window row -> one version-guarded Redis write of that window's group.
-    Returns how many groups changed (0 for a replayed or older row)."""
+class WriteRow(ScalarFunction):  # type: ignore[misc]
+    """One feature row (sql.FEATURE_ROW) -> one version-guarded Redis write. Values arrive
+    as strings and are typed by the view's declaration (core/features.py); a NULL value is
+    removed. Returns how many groups changed (0 for a replayed or older row)."""
 
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url
@@ -62,21 +63,14 @@ class WriteActivity(ScalarFunction):  # type: ignore[misc]
     def is_deterministic(self) -> bool:
         return False  # a side effect: never constant-folded or deduplicated by the planner
 
-    def eval(
-        self,
-        user_id: int,
-        grp: str,
-        clicks: int,
-        carts: int,
-        purchases: int,
-        event_time: int,
-        kp: int,
-        ko: int,
-    ) -> int:
+    def eval(self, view_name: str, grp: str | None, entity_id: int, event_time: int,
+             version: str, features: dict[str, str | None]) -> int:
         assert self.store is not None
-        values = {f"clicks_{grp}": clicks, f"carts_{grp}": carts, f"purchases_{grp}": purchases}
-        version = click_version(event_time, kp, ko)
-        return self.store.write([RowWrite(USER_ACTIVITY, user_id, values, version, group=grp)])
+        fv = view(view_name)
+        values = {name: None if raw is None else decode_value(fv.feature(name), raw)
+                  for name, raw in features.items()}
+        write = RowWrite(fv, entity_id, values, EncodedVersion(event_time, version), group=grp)
+        return self.store.write([write])
 
 
 class IngestProfile(TableFunction):  # type: ignore[misc]
@@ -147,7 +141,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     conf.set("pipeline.name", JOB_NAME)
 
     t_env.create_temporary_function(
-        "write_activity", udf(WriteActivity(cfg.redis_url), result_type=DataTypes.INT())
+        "write_row", udf(WriteRow(cfg.redis_url), result_type=DataTypes.INT())
     )
     t_env.create_temporary_function(
         "ingest_profile",
@@ -166,17 +160,15 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         sql.blackhole("online_writes"),
         sql.offline_sink(cfg),
         sql.profile_view(cfg),
-        f"CREATE TEMPORARY VIEW activity AS {sql.activity_rows()}",
+        sql.valid_clicks(),
+        sql.feature_rows(cfg),
     ):
         t_env.execute_sql(ddl)
 
     statements = t_env.create_statement_set()
     statements.add_insert_sql(sql.dlq_insert(cfg))
-    statements.add_insert_sql(
-        "INSERT INTO online_writes SELECT write_activity(user_id, grp, clicks, carts, "
-        "purchases, event_time, kp, ko) FROM activity"
-    )
-    statements.add_insert_sql(sql.offline_activity_insert(SOURCE_PRIORITY[Source.CLICKSTREAM]))
+    statements.add_insert_sql(sql.online_insert())
+    statements.add_insert_sql(sql.offline_features_insert())
     statements.add_insert_sql(sql.profile_dlq_insert())
     statements.add_insert_sql(sql.offline_profile_insert())
     statements.attach_as_datastream()

@@ -10,8 +10,10 @@ inclusive of both ends: an event exactly 1 h before the current one is inside ``
 from __future__ import annotations
 
 from core.domain import CLICK_EVENT_TYPES
+from core.events import SOURCE_PRIORITY, Source
 from flink_jobs.config import JobConfig
 
+CLICK_PRIORITY = SOURCE_PRIORITY[Source.CLICKSTREAM]
 WINDOW_INTERVALS = {
     "1h": "INTERVAL '1' HOUR",
     "24h": "INTERVAL '24' HOUR",
@@ -108,26 +110,94 @@ FROM clicks WHERE reason IS NOT NULL"""
 
 # Flink 2.2's sub-plan reuse treats OVER aggregates that differ only in their RANGE bound as
 # the same plan (every window silently became the 1 h one). Each window therefore computes
-# one distinct, otherwise unused "marker" aggregate so the plans differ and none is reused.
+# one distinct "marker" aggregate so the plans differ and none is reused; the marker guards
+# the count (never NULL over a non-empty window) so projection pruning cannot drop it. The
+# integration test checks 1 h / 24 h / 7 d against hand-computed values.
 _MARKERS = {"1h": "MIN", "24h": "MAX", "7d": "AVG"}
+
+FEATURE_ROW = "view, grp, entity_id, event_time, version, features"
+"""Every feature query yields these columns; one row = one version-guarded online write
+(``grp`` NULL for ungrouped views) and one offline row."""
+
+
+def valid_clicks() -> str:
+    return "CREATE TEMPORARY VIEW valid_clicks AS SELECT * FROM clicks WHERE reason IS NULL"
+
+
+def _click_version() -> str:
+    return click_version_sql(CLICK_PRIORITY)
 
 
 def rolling(window: str) -> str:
     """Per-event counts over one RANGE window (Flink allows one OVER window per query)."""
     interval = WINDOW_INTERVALS[window]
     return f"""
-SELECT user_id, event_time, kp, ko, '{window}' AS grp,
-  {_MARKERS[window]}(event_time) OVER w AS marker,
-  COUNT(*) OVER w AS clicks,
-  SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END) OVER w AS carts,
-  SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) OVER w AS purchases
-FROM clicks WHERE reason IS NULL
-WINDOW w AS (PARTITION BY user_id ORDER BY ts
-             RANGE BETWEEN {interval} PRECEDING AND CURRENT ROW)"""
+SELECT 'user_activity' AS view, '{window}' AS grp, user_id AS entity_id, event_time,
+  {_click_version()} AS version,
+  MAP['clicks_{window}', CAST(clicks AS STRING), 'carts_{window}', CAST(carts AS STRING),
+      'purchases_{window}', CAST(purchases AS STRING)] AS features
+FROM (
+  SELECT user_id, event_time, kp, ko, marker,
+    CASE WHEN marker IS NOT NULL THEN clicks END AS clicks, carts, purchases
+  FROM (SELECT user_id, event_time, kp, ko,
+    {_MARKERS[window]}(event_time) OVER w AS marker,
+    COUNT(*) OVER w AS clicks,
+    SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END) OVER w AS carts,
+    SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) OVER w AS purchases
+  FROM valid_clicks
+  WINDOW w AS (PARTITION BY user_id ORDER BY ts
+               RANGE BETWEEN {interval} PRECEDING AND CURRENT ROW)))"""
 
 
-def activity_rows() -> str:
-    return "\nUNION ALL\n".join(f"({rolling(w)})" for w in WINDOW_INTERVALS)
+def sessions(cfg: JobConfig) -> str:
+    """Sessions per user (SESSION window TVF). Flink merges session windows that merely
+    touch, so the gap is declared 1 ms shorter: an event exactly ``gap`` after the previous
+    one starts a new session, as in flink_jobs.logic.sessions. One row per closed session,
+    versioned by its last event; ``sessions_24h`` counts sessions that ended in the 24 h up
+    to this one's end (inclusive)."""
+    gap_s = (cfg.session_gap_ms - 1) / 1000
+    end_version = (f"{encoded_num('end_ms')} || '{CLICK_PRIORITY:02x}' || "
+                   f"{encoded_num('kp')} || {encoded_num('last_ko')}")
+    return f"""
+SELECT 'user_sessions' AS view, CAST(NULL AS STRING) AS grp, user_id AS entity_id,
+  end_ms AS event_time, {end_version} AS version,
+  MAP['sessions_24h', CAST(n24 AS STRING),
+      'last_session_duration_s', CAST((end_ms - start_ms) / 1000 AS STRING),
+      'last_session_events', CAST(events AS STRING),
+      'last_session_pages', CAST(pages AS STRING),
+      'last_session_converted', CASE WHEN converted = 1 THEN '1' ELSE '0' END] AS features
+FROM (
+  SELECT *, COUNT(*) OVER (PARTITION BY user_id ORDER BY window_time
+                           RANGE BETWEEN INTERVAL '24' HOUR PRECEDING AND CURRENT ROW) AS n24
+  FROM (
+    SELECT user_id, window_time, MIN(event_time) AS start_ms, MAX(event_time) AS end_ms,
+      COUNT(*) AS events, COUNT(DISTINCT page) AS pages,
+      MAX(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS converted,
+      MAX(kp) AS kp, MAX(ko) AS last_ko
+    FROM TABLE(SESSION(TABLE valid_clicks PARTITION BY user_id, DESCRIPTOR(ts),
+                       INTERVAL '{gap_s:.3f}' SECOND(9, 3)))
+    GROUP BY user_id, window_start, window_end, window_time))"""
+
+
+def lags() -> str:
+    """Previous value and time since the previous event; NULL (field absent online) at a
+    user's first event. LAG must not share a SELECT with a RANGE aggregate: own query."""
+    return f"""
+SELECT 'user_lags' AS view, CAST(NULL AS STRING) AS grp, user_id AS entity_id, event_time,
+  {_click_version()} AS version,
+  MAP['last_event_type', event_type, 'prev_event_type', prev_type,
+      'ms_since_prev_event', CAST(event_time - prev_time AS STRING)] AS features
+FROM (
+  SELECT user_id, event_time, kp, ko, event_type,
+    LAG(event_type) OVER w AS prev_type, LAG(event_time) OVER w AS prev_time
+  FROM valid_clicks
+  WINDOW w AS (PARTITION BY user_id ORDER BY ts))"""
+
+
+def feature_rows(cfg: JobConfig) -> str:
+    parts = [rolling(w) for w in WINDOW_INTERVALS] + [sessions(cfg), lags()]
+    return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(
+        f"({p})" for p in parts)
 
 
 def raw_source(cfg: JobConfig, name: str, topic: str) -> str:
@@ -218,12 +288,13 @@ CREATE TABLE offline_rows (
 )"""
 
 
-def offline_activity_insert(priority: int) -> str:
-    return f"""
+def online_insert() -> str:
+    return f"INSERT INTO online_writes SELECT write_row({FEATURE_ROW}) FROM feature_rows"
+
+
+def offline_features_insert() -> str:
+    return """
 INSERT INTO offline_rows
-SELECT 'user_activity', user_id, grp,
-  MAP['clicks_' || grp, CAST(clicks AS STRING), 'carts_' || grp, CAST(carts AS STRING),
-      'purchases_' || grp, CAST(purchases AS STRING)],
-  event_time, {click_version_sql(priority)}, 'clickstream',
+SELECT view, entity_id, COALESCE(grp, ''), features, event_time, version, 'clickstream',
   DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd'), 'customer'
-FROM activity"""
+FROM feature_rows"""

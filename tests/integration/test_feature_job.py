@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from connectors.kafka_clients import producer
-from core.features import CUSTOMER_PROFILE, USER_ACTIVITY
+from core.features import CUSTOMER_PROFILE, USER_ACTIVITY, USER_LAGS, USER_SESSIONS
 from core.objectstore import s3_client
 from core.offline import latest, read_rows
 from core.online import RedisOnlineStore
@@ -135,6 +135,26 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
     _wait_for(
         "offline rows equal to the online ones",
         lambda: _offline_matches(s, "user_activity", user, row, windows),
+    )
+
+    # sessions: gaps of exactly 30 min split (t0 | t0+30m | t0+60m, t0+60m+1ms | t0+2h open)
+    def closed_third() -> dict[str, Any] | None:
+        got = store.read(USER_SESSIONS, [user])[0]
+        return got if got.get("_t") == str(last) else None
+
+    sess = _wait_for("the third session closed in Redis", closed_third)
+    assert sess["sessions_24h"] == 3  # Flink's touching-window merge would give 1 session
+    assert (sess["last_session_events"], sess["last_session_pages"]) == (2, 1)
+    assert sess["last_session_duration_s"] == 0 and sess["last_session_converted"] is True
+    # lags at the 4th event: previous value and time since the previous event
+    lag = _wait_for(
+        "user_lags of the 4th event",
+        lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(last) else None,
+    )
+    assert (lag["last_event_type"], lag["prev_event_type"], lag["ms_since_prev_event"]) == (
+        "page_view",
+        "purchase",
+        1,
     )
 
     # an event far behind the watermark: to the DLQ with reason `late`, never dropped
@@ -260,3 +280,18 @@ def test_conflicting_sources_resolve_identically_in_either_arrival_order(
             f"offline profile of {entity} equal to the online one",
             lambda e=entity, r=row: _offline_matches(s, "customer_profile", e, r, attributes),
         )
+
+
+def test_lags_at_a_users_first_event_are_absent(feature_job: StackSettings) -> None:
+    s = feature_job
+    user = 800_000 + int(uuid.uuid4().int % 100_000)
+    # later than every event of the tests before (else behind the watermark: late)
+    t0 = int(time.time() * 1000) - 20 * 60_000
+    _send(s, CLICKSTREAM, [_click(user, t0, "search"), _click(user, t0 + 15 * 60_000, "page_view")])
+    store = RedisOnlineStore.from_url(s.redis_url)
+    lag = _wait_for(
+        "user_lags of the first event",
+        lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0) else None,
+    )
+    assert lag["last_event_type"] == "search"
+    assert "prev_event_type" not in lag and "ms_since_prev_event" not in lag
