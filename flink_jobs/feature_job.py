@@ -63,12 +63,21 @@ class WriteRow(ScalarFunction):  # type: ignore[misc]
     def is_deterministic(self) -> bool:
         return False  # a side effect: never constant-folded or deduplicated by the planner
 
-    def eval(self, view_name: str, grp: str | None, entity_id: int, event_time: int,
-             version: str, features: dict[str, str | None]) -> int:
+    def eval(
+        self,
+        view_name: str,
+        grp: str | None,
+        entity_id: int,
+        event_time: int,
+        version: str,
+        features: dict[str, str | None],
+    ) -> int:
         assert self.store is not None
         fv = view(view_name)
-        values = {name: None if raw is None else decode_value(fv.feature(name), raw)
-                  for name, raw in features.items()}
+        values = {
+            name: None if raw is None else decode_value(fv.feature(name), raw)
+            for name, raw in features.items()
+        }
         write = RowWrite(fv, entity_id, values, EncodedVersion(event_time, version), group=grp)
         return self.store.write([write])
 

@@ -156,8 +156,10 @@ def sessions(cfg: JobConfig) -> str:
     versioned by its last event; ``sessions_24h`` counts sessions that ended in the 24 h up
     to this one's end (inclusive)."""
     gap_s = (cfg.session_gap_ms - 1) / 1000
-    end_version = (f"{encoded_num('end_ms')} || '{CLICK_PRIORITY:02x}' || "
-                   f"{encoded_num('kp')} || {encoded_num('last_ko')}")
+    end_version = (
+        f"{encoded_num('end_ms')} || '{CLICK_PRIORITY:02x}' || "
+        f"{encoded_num('kp')} || {encoded_num('last_ko')}"
+    )
     return f"""
 SELECT 'user_sessions' AS view, CAST(NULL AS STRING) AS grp, user_id AS entity_id,
   end_ms AS event_time, {end_version} AS version,
@@ -196,8 +198,7 @@ FROM (
 
 def feature_rows(cfg: JobConfig) -> str:
     parts = [rolling(w) for w in WINDOW_INTERVALS] + [sessions(cfg), lags()]
-    return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(
-        f"({p})" for p in parts)
+    return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
 def raw_source(cfg: JobConfig, name: str, topic: str) -> str:
