@@ -20,7 +20,18 @@ from typing import Any
 from core.settings import StackSettings
 
 OFFLINE_PREFIX = "offline/feature_rows"
-COLUMNS = ("view", "entity_id", "grp", "features", "event_time", "version", "source")
+COLUMNS = (
+    "view",
+    "entity_id",
+    "grp",
+    "features",
+    "event_time",
+    "version",
+    "source",
+    "event_date",
+    "entity",
+)
+"""Columns inside each file; ``event_date``/``entity`` repeat the partition values."""
 PARTITIONS = ("dt", "entity_type")
 
 
@@ -28,34 +39,42 @@ def offline_path(bucket: str) -> str:
     return f"{bucket}/{OFFLINE_PREFIX}"
 
 
-def read_rows(settings: StackSettings, **equals: Any) -> Any:
-    """The committed rows (a pyarrow Table), optionally filtered by column equality."""
-    import pyarrow.dataset as ds
+def committed_files(settings: StackSettings) -> list[str]:
+    """Paths (``bucket/key``) of the committed part files, sorted. In-progress parts are
+    hidden ('.'/'_' prefix) and filesystem-backed endpoints also list directory
+    placeholders: neither is returned."""
     from pyarrow import fs as pafs
 
     from core.objectstore import arrow_fs
 
-    filesystem = arrow_fs(settings)
-    base = offline_path(settings.s3.lake_bucket)
-    # committed part files only: in-progress ones are hidden ('.'/'_' prefix), and
-    # filesystem-backed endpoints also list directory placeholders
-    files = [
-        info.path
-        for info in filesystem.get_file_info(
-            pafs.FileSelector(base, recursive=True, allow_not_found=True)
+    infos = arrow_fs(settings).get_file_info(
+        pafs.FileSelector(
+            offline_path(settings.s3.lake_bucket), recursive=True, allow_not_found=True
         )
+    )
+    return sorted(
+        info.path
+        for info in infos
         if info.type == pafs.FileType.File and info.size and info.base_name.startswith("part-")
-    ]
-    if not files:
-        import pyarrow as pa
+    )
 
+
+def read_rows(settings: StackSettings, **equals: Any) -> Any:
+    """The committed rows (a pyarrow Table), optionally filtered by column equality."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from core.objectstore import arrow_fs
+
+    files = committed_files(settings)
+    if not files:
         return pa.table({c: [] for c in (*COLUMNS, *PARTITIONS)})
     dataset = ds.dataset(
         files,
-        filesystem=filesystem,
+        filesystem=arrow_fs(settings),
         format="parquet",
         partitioning=ds.partitioning(flavor="hive"),
-        partition_base_dir=base,
+        partition_base_dir=offline_path(settings.s3.lake_bucket),
     )
     expr = None
     for column, value in equals.items():

@@ -59,6 +59,8 @@ CREATE TEMPORARY VIEW clicks AS
 SELECT kp, ko, kts, ts, v, user_id, event_type, page, event_time,
   CASE
     WHEN NOT (js IS JSON OBJECT) THEN 'invalid_json'
+    WHEN NOT JSON_EXISTS(js, '$.user_id') OR NOT JSON_EXISTS(js, '$.event_time')
+      OR NOT JSON_EXISTS(js, '$.event_type') THEN 'missing_field'
     WHEN user_id IS NULL OR user_id <= 0 THEN 'bad_user_id'
     WHEN event_time IS NULL OR event_time <= 0 THEN 'bad_event_time'
     WHEN event_type IS NULL OR event_type NOT IN ({types}) THEN 'unknown_event_type'
@@ -66,12 +68,22 @@ SELECT kp, ko, kts, ts, v, user_id, event_type, page, event_time,
   END AS reason
 FROM (
   SELECT kp, ko, kts, ts, v, js,
-    TRY_CAST(JSON_VALUE(js, '$.user_id') AS BIGINT) AS user_id,
+    {_json_int("user_id")} AS user_id,
     JSON_VALUE(js, '$.event_type') AS event_type,
     JSON_VALUE(js, '$.page') AS page,
-    TRY_CAST(JSON_VALUE(js, '$.event_time') AS BIGINT) AS event_time
+    {_json_int("event_time")} AS event_time
   FROM (SELECT *, CAST(v AS STRING) AS js FROM clicks_raw)
 )"""
+
+
+def _json_int(field: str) -> str:
+    """A JSON integer field, NULL unless the JSON holds a bare number (as
+    flink_jobs.logic.records.parse_click: "17" or 17.5 is not an int). JSON_VALUE alone would
+    cast a numeric string."""
+    return (
+        f"CASE WHEN REGEXP(js, '\"{field}\"\\s*:\\s*-?[0-9]+\\s*[,}}]') "
+        f"THEN TRY_CAST(JSON_VALUE(js, '$.{field}') AS BIGINT) END"
+    )
 
 
 def dlq_sink(cfg: JobConfig) -> str:
@@ -256,8 +268,9 @@ def offline_profile_insert() -> str:
     return """
 INSERT INTO offline_rows
 SELECT 'customer_profile', entity_id, attribute, MAP[attribute, val], event_time, version,
-  source, DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd'), 'customer'
-FROM profile WHERE kind = 'w'"""
+  source, d, 'customer', d, 'customer'
+FROM (SELECT *, DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd') AS d FROM profile)
+WHERE kind = 'w'"""
 
 
 def encoded_num(expr: str) -> str:
@@ -276,11 +289,14 @@ def click_version_sql(priority: int) -> str:
 
 def offline_sink(cfg: JobConfig) -> str:
     """core/offline.py: Parquet, by event date and entity type; bulk formats roll (and so
-    become visible) only when a checkpoint completes."""
+    become visible) only when a checkpoint completes. ``event_date``/``entity`` repeat the
+    path's partition values inside the file, so the Iceberg commit (batch/iceberg.py) can
+    derive each file's partition from its column statistics."""
     return f"""
 CREATE TABLE offline_rows (
   view STRING, entity_id BIGINT, grp STRING, features MAP<STRING, STRING>,
-  event_time BIGINT, version STRING, source STRING, dt STRING, entity_type STRING
+  event_time BIGINT, version STRING, source STRING, event_date STRING, entity STRING,
+  dt STRING, entity_type STRING
 ) PARTITIONED BY (dt, entity_type) WITH (
   'connector' = 'filesystem',
   'path' = '{cfg.offline_path}',
@@ -297,5 +313,6 @@ def offline_features_insert() -> str:
     return """
 INSERT INTO offline_rows
 SELECT view, entity_id, COALESCE(grp, ''), features, event_time, version, 'clickstream',
-  DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd'), 'customer'
-FROM feature_rows"""
+  d, 'customer', d, 'customer'
+FROM (SELECT *, DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd') AS d
+      FROM feature_rows)"""

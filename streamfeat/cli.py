@@ -34,6 +34,7 @@ app.command("seed")(cli_ingest.seed)
 app.command("render")(cli_ingest.render_manifests)
 app.add_typer(cli_ingest.job_app, name="job")
 app.command("features")(cli_ingest.features)
+app.add_typer(cli_ingest.offline_app, name="offline")
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 
@@ -135,7 +136,11 @@ def check_wiring(
 def bench(
     quick: Annotated[bool, typer.Option(help="Smaller sizes (figures less stable).")] = False,
     suite: Annotated[
-        str, typer.Option(help="baselines | ingestion | all (ingestion: producer, bridge, CDC).")
+        str,
+        typer.Option(
+            help="baselines | ingestion | job | all (ingestion: producer, bridge, CDC; "
+            "job: the feature job on scratch topics)."
+        ),
     ] = "all",
 ) -> None:
     """Measure on the running stack; print the table, write .local/bench/latest.{md,json}."""

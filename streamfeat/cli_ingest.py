@@ -244,3 +244,29 @@ def features(
             shown = {k: v for k, v in row.items() if "@" not in k and k != "_v"}
             if shown:
                 out.print(f"  {view.name}[{entity_id}]: {shown}")
+
+
+offline_app = typer.Typer(no_args_is_help=True, help="The offline table (Iceberg on S3).")
+
+
+@offline_app.command("commit")
+def offline_commit() -> None:
+    """Add the job's finished Parquet files to the Iceberg table (idempotent)."""
+    from batch.iceberg import TABLE, commit
+
+    settings = load_settings()
+    try:
+        result = commit(settings)
+    except Exception as exc:
+        fail(
+            "offline", f"Iceberg commit failed: {exc}", fix="is the stack up (`streamfeat status`)?"
+        )
+    out.print(
+        f"  {TABLE}: {result.added} file(s) added, {result.already} already in, "
+        f"snapshot {result.snapshot_id}"
+        + (
+            f"; {len(result.skipped)} skipped (no partition columns inside)"
+            if result.skipped
+            else ""
+        )
+    )

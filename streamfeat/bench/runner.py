@@ -1,8 +1,10 @@
 """Run a benchmark suite in order and write the report (``latest.md`` + ``latest.json``).
 
 Suites: ``baselines`` (the raw parts), ``ingestion`` (producer, CRM bridge, Debezium lag,
-each with its own same-run baseline) and ``all`` (both; the bridge then shares the
-baselines' Kafka produce figure instead of measuring its own).
+each with its own same-run baseline), ``job`` (the feature job deployed on scratch topics:
+throughput vs a Flink SQL blackhole on the same topic, customer_profile freshness vs a
+Kafka round trip, Redis bytes per entity vs a plain hash) and ``all`` (all three; the
+bridge then shares the baselines' Kafka produce figure instead of measuring its own).
 
 The machine is shared and noisy: the report records when it ran, how many CPUs the run
 could use and the load average at start and end (as measurement rows too, so they travel
@@ -21,12 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.settings import StackSettings
-from streamfeat.bench import baselines, ingestion
+from streamfeat.bench import baselines, feature_job, ingestion
 from streamfeat.bench.stats import Measurement, format_value, render_table, to_json
 
 Progress = Callable[[str], None]
 Step = tuple[str, Callable[[], list[Measurement]]]
-SUITES = ("baselines", "ingestion", "all")
+SUITES = ("baselines", "ingestion", "job", "all")
 
 HOST_AT_START = "host load average at start"
 HOST_AT_END = "host load average at end"
@@ -46,6 +48,9 @@ class Sizes:
     click_events: int
     bridge_rows: int
     cdc_seconds: float
+    job_events: int
+    job_crm_burst: int
+    job_fresh_seconds: float
     cdc_rate: float = 20.0
 
 
@@ -56,6 +61,9 @@ FULL = Sizes(
     click_events=300_000,
     bridge_rows=1_000_000,
     cdc_seconds=20,
+    job_events=200_000,
+    job_crm_burst=5_000,
+    job_fresh_seconds=15,
 )
 QUICK = Sizes(
     redis_calls=2000,
@@ -64,6 +72,9 @@ QUICK = Sizes(
     click_events=50_000,
     bridge_rows=200_000,
     cdc_seconds=8,
+    job_events=30_000,
+    job_crm_burst=2_000,
+    job_fresh_seconds=8,
 )
 
 
@@ -167,6 +178,24 @@ def _ingestion_steps(settings: StackSettings, sizes: Sizes, *, with_baselines: b
     return steps
 
 
+def _job_steps(settings: StackSettings, sizes: Sizes, progress: Progress) -> list[Step]:
+    """The feature job's own copy on scratch topics: throughput vs blackhole, profile
+    freshness vs Kafka round trip, Redis bytes per entity (one step: one deployment)."""
+    return [
+        (
+            f"feature job: {sizes.job_events:,} demo clicks, CRM burst {sizes.job_crm_burst:,} "
+            f"+ freshness {sizes.job_fresh_seconds:g}s, Redis bytes",
+            lambda: feature_job.feature_job_bench(
+                settings,
+                events=sizes.job_events,
+                crm_burst=sizes.job_crm_burst,
+                fresh_seconds=sizes.job_fresh_seconds,
+                progress=progress,
+            ),
+        )
+    ]
+
+
 def run_suite(
     settings: StackSettings,
     suite: str = "all",
@@ -182,6 +211,8 @@ def run_suite(
     steps = _baseline_steps(settings, sizes) if suite in ("baselines", "all") else []
     if suite in ("ingestion", "all"):
         steps += _ingestion_steps(settings, sizes, with_baselines=suite == "all")
+    if suite in ("job", "all"):
+        steps += _job_steps(settings, sizes, progress)
     start = HostSnapshot.capture()
     progress(
         f"bench {suite} ({'quick' if quick else 'full'}) on {start.nproc} CPUs, "

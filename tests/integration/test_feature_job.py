@@ -72,6 +72,21 @@ def _wait_for(what: str, check: Callable[[], Any], timeout_s: float = 180.0) -> 
     raise AssertionError(f"not reached in {timeout_s:.0f}s: {what}")
 
 
+def _end_offsets(s: StackSettings, topic: str) -> list[int]:
+    from confluent_kafka import TopicPartition
+
+    from connectors.kafka_clients import consumer
+
+    c = consumer(s, group=f"offsets-{uuid.uuid4().hex[:6]}")
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        return [
+            c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in sorted(parts)
+        ]
+    finally:
+        c.close()
+
+
 def _time_of(row: dict[str, Any], field: str) -> int | None:
     return decode_event_time(row[field]) if field in row else None
 
@@ -117,6 +132,7 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         _click(user, t0 + HOUR + 1, "page_view"),  # t0 is now 1 ms outside the 1 h window
         _click(user, t0 + 2 * HOUR, "page_view"),  # moves the watermark past the one above
     ]
+    crm_before = _end_offsets(s, CRM_CUSTOMERS)
     _send(s, CLICKSTREAM, events)
     store = RedisOnlineStore.from_url(s.redis_url)
     last = t0 + HOUR + 1
@@ -127,6 +143,8 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         return row if done else None
 
     row = _wait_for("user_activity of the 4th event in Redis", settled)
+    # the windows fired while the CRM topic stayed idle: an idle source never stalls them
+    assert _end_offsets(s, CRM_CUSTOMERS) == crm_before
     assert (row["clicks_1h"], row["carts_1h"], row["purchases_1h"]) == (3, 1, 1)
     assert (row["clicks_24h"], row["carts_24h"], row["purchases_24h"]) == (4, 1, 1)
     assert (row["clicks_7d"], row["carts_7d"], row["purchases_7d"]) == (4, 1, 1)
@@ -295,3 +313,24 @@ def test_lags_at_a_users_first_event_are_absent(feature_job: StackSettings) -> N
     )
     assert lag["last_event_type"] == "search"
     assert "prev_event_type" not in lag and "ms_since_prev_event" not in lag
+
+
+def test_offline_files_commit_to_iceberg_once(feature_job: StackSettings) -> None:
+    """The job's finished Parquet files become an Iceberg snapshot; a second commit adds
+    nothing; the Iceberg scan returns exactly the committed rows."""
+    from batch.iceberg import commit, table
+
+    s = feature_job
+    first = commit(s)
+    assert first.added >= 1 and first.skipped == ()
+    second = commit(s)
+    assert second.added == 0 and second.snapshot_id == first.snapshot_id
+    scanned = table(s).scan().to_arrow()
+    offline = read_rows(s)
+    assert scanned.num_rows == offline.num_rows
+    key = ["view", "entity_id", "grp", "version"]
+    assert sorted(tuple(r[k] for k in key) for r in scanned.select(key).to_pylist()) == sorted(
+        tuple(r[k] for k in key) for r in offline.select(key).to_pylist()
+    )
+    partitions = table(s).inspect.files().column("partition").to_pylist()
+    assert all(p["event_date"] and p["entity"] == "customer" for p in partitions)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from connectors.crm.bridge import record_value
 from connectors.crm.rows import iter_rows, validate
 from core.settings import StackSettings
-from streamfeat.bench import baselines, ingestion, runner
+from streamfeat.bench import baselines, feature_job, ingestion, runner
 from streamfeat.bench.ingestion import CDC_IDS, cdc_event, crm_csv, cycled, lag_rows
 from streamfeat.bench.stats import Measurement
 
@@ -99,6 +99,7 @@ def stubbed(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(baselines, name, _stub(name))
     for name in INGESTION:
         monkeypatch.setattr(ingestion, name, _stub(name))
+    monkeypatch.setattr(feature_job, "feature_job_bench", _stub("feature_job_bench"))
 
 
 def _names(suite: str, tmp_path: Path) -> list[str]:
@@ -114,7 +115,13 @@ def test_suites_run_their_steps_in_order(tmp_path: Path) -> None:
     assert _names("baselines", tmp_path) == [*BASELINES, "flink_sql_blackhole"]
     # alone, the bridge gets its own Kafka produce baseline; in `all` it shares the baselines'
     assert _names("ingestion", tmp_path) == [*INGESTION[:2], "kafka_produce", *INGESTION[2:]]
-    assert _names("all", tmp_path) == [*BASELINES, "flink_sql_blackhole", *INGESTION]
+    assert _names("job", tmp_path) == ["feature_job_bench"]
+    assert _names("all", tmp_path) == [
+        *BASELINES,
+        "flink_sql_blackhole",
+        *INGESTION,
+        "feature_job_bench",
+    ]
 
 
 def test_an_unknown_suite_is_refused(tmp_path: Path) -> None:
