@@ -8,10 +8,16 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from core.settings import PROJECT_ROOT, Ports, StackSettings
 from streamfeat.stack.services import default_services
 from streamfeat.stack.supervisor import Supervisor
+
+# Property tests run beside a real stack on a shared 2-core machine: wall-clock deadlines
+# per example would make them flaky, and they measure nothing (speed lives in benchmarks).
+hypothesis_settings.register_profile("streamfeat", deadline=None)
+hypothesis_settings.load_profile("streamfeat")
 
 TEST_PORT_OFFSET = 20000
 TEST_HOME = PROJECT_ROOT / ".local" / "test-stack"
