@@ -33,6 +33,7 @@ class Ports(BaseModel):
     flink_rest: int = Field(8081, description="Flink JobManager REST API and web UI.")
     flink_rpc: int = Field(6123, description="Flink JobManager RPC.")
     mlflow: int = Field(5000, description="MLflow tracking server.")
+    api: int = Field(8000, description="Feature API (FastAPI).")
 
     def shifted(self, offset: int) -> Ports:
         """The same layout moved by ``offset`` (the test stack runs beside a developer's)."""

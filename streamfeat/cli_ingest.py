@@ -220,6 +220,7 @@ def job_cancel() -> None:
 def features(
     entity: Annotated[list[int] | None, typer.Argument(help="Customer ids.")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for features to appear.")] = 0,
+    api: Annotated[bool, typer.Option(help="Read through the Feature Store API instead.")] = False,
 ) -> None:
     """Print online feature vectors from Redis (default: a few customers)."""
     import time
@@ -239,6 +240,9 @@ def features(
                 fix="is the feature job running (`streamfeat job status`)?",
             )
         time.sleep(0.5)
+    if api:
+        _print_via_api(ids)
+        return
     for view in FEATURE_VIEWS:
         for entity_id, row in zip(ids, store.read(view, ids), strict=True):
             shown = {k: v for k, v in row.items() if "@" not in k and k != "_v"}
@@ -270,3 +274,28 @@ def offline_commit() -> None:
             else ""
         )
     )
+
+
+def _print_via_api(ids: list[int]) -> None:
+    import httpx
+
+    from core.features import FEATURE_VIEWS
+
+    settings = load_settings()
+    base = f"http://{settings.host}:{settings.ports.api}"
+    with httpx.Client(base_url=base, timeout=5) as client:
+        for view in FEATURE_VIEWS:
+            try:
+                resp = client.post(f"/v1/features/{view.name}:batch", json={"entity_ids": ids})
+            except httpx.HTTPError as exc:
+                fail("api", f"{base} unreachable: {exc}", fix="streamfeat up api")
+            if resp.status_code != 200:
+                fail("api", f"{view.name}: HTTP {resp.status_code} {resp.text[:200]}")
+            for result in resp.json()["results"]:
+                present = {
+                    name: f["value"]
+                    for name, f in result["features"].items()
+                    if f["status"] == "PRESENT"
+                }
+                if present:
+                    out.print(f"  GET {view.name}[{result['entity_id']}] via API: {present}")

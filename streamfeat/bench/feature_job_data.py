@@ -29,6 +29,8 @@ user of the watermark-flush events)."""
 PROFILE_BASE = 51_000_000
 """Customers of the CRM records (burst and freshness)."""
 SCRATCH_IDS = range(USER_BASE, 52_000_000)
+ONLINE_SINK = "online_writes sink (write_row results)"
+OFFLINE_SINK = "offline writer (feature rows)"
 FLUSH_AHEAD_MS = 60_000
 """Flush events are this much later than the last session's window end (see flush_records)."""
 
@@ -178,11 +180,12 @@ def vertex_role(description: str, inputs: Sequence[str] = ()) -> str:
     if "WindowAggregate" in text and "SESSION" in text:
         return "session windows"
     if "online_writes" in text:
-        return "online_writes sink (write_row results)"
+        return ONLINE_SINK
     if "StreamingFileWriter" in text:
-        kind = "offline writer" if "PartitionCommitter" in text else "DLQ writer"
         profile = any("PythonCorrelate" in i or "TableSourceScan" in i for i in inputs)
-        return f"{kind} ({'profile' if profile else 'feature rows'})"
+        if "PartitionCommitter" not in text:
+            return "DLQ writer (profile)" if profile else "DLQ writer"
+        return "offline writer (profile)" if profile else OFFLINE_SINK
     return text.split(" ", 1)[0][:60]
 
 

@@ -5,27 +5,25 @@
   maximum. Then freshness at half that rate for a few seconds: each record's produce()
   wall time -> the moment a poller first reads its (unique) email back from Redis. Baseline:
   Kafka produce -> consume of single messages at the same rate (ingestion.kafka_round_trip).
-- Redis bytes per entity: MEMORY USAGE of sampled hashes of each view the job wrote, and of a
-  scratch copy padded to 20 features shaped like the view's; baseline: a plain 20-field hash.
+Also the scratch bucket of the job's offline rows and DLQ files (make_bucket, drop_bucket).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import statistics
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from core.features import CUSTOMER_PROFILE, USER_ACTIVITY, USER_LAGS, USER_SESSIONS, FeatureView
+from core.features import CUSTOMER_PROFILE
 from core.objectstore import s3_client
 from core.online import entity_key
 from core.settings import StackSettings
-from streamfeat.bench.baselines import REDIS_SCRATCH_PREFIX, _redis
-from streamfeat.bench.feature_job_data import PROFILE_BASE, crm_record, padded
+from streamfeat.bench.baselines import _redis
+from streamfeat.bench.feature_job_data import PROFILE_BASE, crm_record
 from streamfeat.bench.ingestion import _failing, _paced, kafka_round_trip, lag_rows
 from streamfeat.bench.stats import Measurement
 from streamfeat.stack.errors import StackError
@@ -34,7 +32,9 @@ EMAIL = CUSTOMER_PROFILE.feature("email").short
 MIN_RATE, MAX_RATE = 50.0, 2000.0
 """Freshness rate bounds: below, too few samples; above, the paced Python producer and the
 poller (one HGET per pending record per cycle) would disturb what they measure."""
-TARGET_FEATURES = 20
+POLL_S = 0.01
+"""Pause between two poller cycles: the resolution of a freshness sample, and what keeps
+the poller from taking a core from the job on a small box."""
 Progress = Callable[[str], None]
 
 
@@ -61,7 +61,7 @@ class _Watcher(threading.Thread):
                 with self.lock:
                     items = list(self.pending.items())
                 if not items:
-                    time.sleep(0.001)
+                    time.sleep(POLL_S)
                     continue
                 pipe = self.r.pipeline(transaction=False)
                 for entity, _ in items:
@@ -75,6 +75,7 @@ class _Watcher(threading.Thread):
                             self.lags.append(now - sent)
                             self.seen_at.append(now)
                             del self.pending[entity]
+                time.sleep(POLL_S)
         except Exception as exc:  # reported by wait()
             self.error = f"{type(exc).__name__}: {exc}"
 
@@ -120,7 +121,7 @@ def profile_path(
     burst: int,
     seconds: float,
     deadline: float,
-    progress: Progress,
+    say: Progress,
 ) -> tuple[list[int], list[Measurement]]:
     """Max rate (burst) and freshness at about half of it; returns the entities written."""
     token, now = uuid.uuid4().hex[:6], int(time.time() * 1000)
@@ -142,7 +143,7 @@ def profile_path(
             tail = _missing(watcher.r, records)
         max_rate = burst / ((max(watcher.seen_at) - t0) / 1000)
         rate = min(max(round(max_rate / 2, -1), MIN_RATE), MAX_RATE)
-        progress(f"      profile path max {max_rate:,.0f} records/s; freshness at {rate:g}/s ...")
+        say(f"profile path max {max_rate:,.0f} records/s; freshness at {rate:g}/s ...")
         watcher.lags.clear()
         n, base = int(rate * seconds), PROFILE_BASE + burst
 
@@ -168,7 +169,7 @@ def profile_path(
     detail = (
         f"{n} records at {rate:g}/s ({note}) for {seconds:g}s, event_time = now, distinct "
         f"customers; produce() wall time -> email read back (poller: {cycles} pipelined HGET "
-        f"cycles); goal p99 <= 1000 ms"
+        f"cycles, {POLL_S * 1000:g} ms apart); goal p99 <= 1000 ms"
     )
     base_rows = [
         dataclasses.replace(
@@ -186,93 +187,6 @@ def profile_path(
     return list(range(PROFILE_BASE, base + n)), rows
 
 
-def _usage(r: Any, key: str) -> tuple[int, str, int]:
-    enc = r.object("encoding", key)
-    return int(r.memory_usage(key, samples=0)), enc.decode() if enc else "?", int(r.hlen(key))
-
-
-def _copy_usage(r: Any, like: str, fields: dict[bytes, bytes]) -> int:
-    """MEMORY USAGE of ``fields`` written in one HSET under a scratch key as long as ``like``."""
-    key = (REDIS_SCRATCH_PREFIX + uuid.uuid4().hex * 2)[: len(like)]
-    try:
-        r.hset(key, mapping=fields)
-        r.expire(key, 600)
-        return int(r.memory_usage(key, samples=0))
-    finally:
-        r.delete(key)
-
-
-def _view_rows(r: Any, view: FeatureView, ids: Sequence[int]) -> list[Measurement]:
-    keys = [entity_key(view, i) for i in ids]
-    sizes = [(_usage(r, k), k) for k in keys if r.exists(k)]
-    if not sizes:
-        return []
-    usage = sorted(s[0][0] for s in sizes)
-    median = statistics.median_low(usage)
-    key = next(k for (u, _, _), k in sizes if u == median)
-    raw = {k.decode(): v.decode() for k, v in r.hgetall(key).items()}
-    encodings = sorted({e for (_, e, _), _ in sizes})
-    fields = statistics.median_low(h for (_, _, h), _ in sizes)
-    n = len(view.features)
-    copy = _copy_usage(r, key, {k.encode(): v.encode() for k, v in raw.items()})
-    wide = padded(raw, view, TARGET_FEATURES)
-    wide_usage = (
-        _copy_usage(r, key, {k.encode(): v.encode() for k, v in wide.items()}) if wide else copy
-    )
-    extra = "+ its '@' version field" if view.version_scope == "attribute" else "values only"
-    detail = (
-        f"median of {len(sizes)} sampled entities (min {usage[0]}, max {usage[-1]}); {n} features, "
-        f"{fields} fields (HLEN); encoding {', '.join(encodings)}; {median / n:.0f} B/feature; "
-        f"the median hash rewritten in one HSET: {copy} B"
-    )
-    wide_detail = (
-        f"that copy padded to {TARGET_FEATURES} features, each added one shaped like an existing "
-        f"feature ({extra}): {(wide_usage - copy) / max(TARGET_FEATURES - n, 1):.1f} B per added "
-        f"feature; goal <= 150 B"
-    )
-    return [
-        Measurement(f"redis bytes/entity {view.name}", median, "B", detail),
-        Measurement(
-            f"redis bytes/entity {view.name} at {TARGET_FEATURES} features",
-            wide_usage,
-            "B",
-            wide_detail,
-        ),
-    ]
-
-
-def redis_bytes(
-    settings: StackSettings, users: Sequence[int], customers: Sequence[int]
-) -> list[Measurement]:
-    """Bytes per entity per view (median of the samples), the 20-feature extrapolation, and
-    the plain 20-field hash baseline (the shape baselines.redis_hgetall reads)."""
-    r = _redis(settings)
-    out: list[Measurement] = []
-    with _failing(settings, "redis", "MEMORY USAGE of the scratch entities"):
-        for view, ids in (
-            (USER_ACTIVITY, users),
-            (USER_SESSIONS, users),
-            (USER_LAGS, users),
-            (CUSTOMER_PROFILE, customers),
-        ):
-            out += _view_rows(r, view, ids)
-        like = entity_key(USER_ACTIVITY, users[0])
-        plain = {f"f{i:02d}".encode(): f"{i * 37 % 1000}.{i:02d}".encode() for i in range(20)}
-        size = _copy_usage(r, like, plain)
-    out.append(
-        Measurement(
-            "redis bytes, plain 20-field hash",
-            size,
-            "B",
-            f"f00..f19 = small decimals (as baselines.redis_hgetall), key of {len(like)} "
-            "chars, no version fields",
-            "redis bytes/entity per view",
-        )
-    )
-    r.close()
-    return out
-
-
 def make_bucket(settings: StackSettings, bucket: str) -> None:
     s3 = s3_client(settings)
     with _failing(settings, "s3", f"creating bucket {bucket}"):
@@ -280,17 +194,27 @@ def make_bucket(settings: StackSettings, bucket: str) -> None:
             s3.create_bucket(Bucket=bucket)
 
 
-def drop_bucket(settings: StackSettings, bucket: str) -> int:
-    """Delete every object (and unfinished multipart upload) of ``bucket``, then the bucket;
-    best effort. Returns the objects deleted."""
-    s3, n = s3_client(settings), 0
+def drop_bucket(settings: StackSettings, bucket: str) -> tuple[int, int]:
+    """Delete every object of ``bucket`` (deepest keys first: a filesystem-backed endpoint
+    keeps directory placeholders that must be empty to go), unfinished multipart uploads,
+    then the bucket; best effort. Returns (objects deleted, objects left)."""
+    s3, deleted, left = s3_client(settings), 0, 0
+    for _ in range(3):
+        try:
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        except Exception:  # no such bucket: nothing to do
+            return deleted, 0
+        left = len(keys)
+        for key in sorted(keys, key=lambda k: (-k.rstrip("/").count("/"), k)):
+            with contextlib.suppress(Exception):
+                s3.delete_object(Bucket=bucket, Key=key)
+                deleted, left = deleted + 1, left - 1
+        if not left:
+            break
     with contextlib.suppress(Exception):
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for obj in page.get("Contents", []):
-                s3.delete_object(Bucket=bucket, Key=obj["Key"])
-                n += 1
-        uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-        for up in uploads:
+        for up in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
             s3.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"])
+    with contextlib.suppress(Exception):
         s3.delete_bucket(Bucket=bucket)
-    return n
+    return deleted, left

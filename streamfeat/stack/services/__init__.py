@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streamfeat.stack.base import Service
+from streamfeat.stack.services.api import FeatureApi
 from streamfeat.stack.services.flink import FlinkJobManager, FlinkTaskManager
 from streamfeat.stack.services.kafka import Kafka, KafkaConnect
 from streamfeat.stack.services.mlflow import MLflow
@@ -21,4 +22,5 @@ def default_services() -> list[Service]:
         KafkaConnect(),
         FlinkTaskManager(),
         MLflow(),
+        FeatureApi(),
     ]

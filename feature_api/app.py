@@ -1,0 +1,70 @@
+"""The feature API application: ``create_app`` wires settings, the shared Redis pool, the
+routers, the error mapping and metrics. Routes live in :mod:`feature_api.routers`.
+
+Run: ``uvicorn feature_api.app:create_app --factory`` (settings from the environment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis
+from fastapi import FastAPI
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from core.online import RedisOnlineStore
+from core.settings import StackSettings, load_settings
+from feature_api import errors
+from feature_api.metrics import ApiMetrics, MetricsMiddleware
+from feature_api.routers import features, health
+from feature_api.settings import ApiSettings
+
+
+def connect_store(*, api: ApiSettings, stack: StackSettings) -> RedisOnlineStore:
+    """One pooled client for the process. Fail fast: every socket operation and the wait for a
+    pooled connection are bounded by ``redis_timeout_ms``, and nothing is retried."""
+    timeout = api.redis_timeout_s
+    pool = redis.BlockingConnectionPool(
+        host=stack.host,
+        port=stack.ports.redis,
+        db=0,
+        max_connections=api.redis_max_connections,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry_on_timeout=False,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return RedisOnlineStore(redis.Redis(connection_pool=pool))
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    store = connect_store(api=app.state.settings, stack=app.state.stack)
+    app.state.store = store
+    try:
+        yield
+    finally:
+        store.client.close()
+        store.client.connection_pool.disconnect()
+
+
+def create_app(settings: ApiSettings | None = None, stack: StackSettings | None = None) -> FastAPI:
+    """The app; ``settings``/``stack`` default to the environment (``STREAMFEAT_API_*`` and
+    ``STREAMFEAT_*``). Nothing connects here: the Redis pool is made at startup."""
+    app = FastAPI(
+        title="streamfeat feature API",
+        version="1",
+        description="Online feature retrieval with freshness (event-time TTL) per value.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or ApiSettings()
+    app.state.stack = stack or load_settings()
+    app.state.metrics = ApiMetrics()
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(features.router)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,105 @@
+"""Feature retrieval: one entity (GET) or a batch (POST ``{view}:batch``).
+
+Handlers are plain ``def``: the online store client is synchronous, so FastAPI runs them in
+its thread pool; every Redis call is bounded by ``redis_timeout_ms``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from feature_api import service
+from feature_api.deps import NowMs, Settings, Store
+from feature_api.freshness import FeatureState
+from feature_api.models import (
+    BatchFeaturesPublic,
+    BatchFeaturesRequest,
+    EntityFeaturesPublic,
+    ErrorPublic,
+    FeaturesPublic,
+    FeatureValuePublic,
+)
+
+router = APIRouter(
+    prefix="/v1/features",
+    tags=["features"],
+    responses={
+        404: {"model": ErrorPublic, "description": "Unknown feature view or feature."},
+        503: {"model": ErrorPublic, "description": "Online store unavailable or too slow."},
+    },
+)
+
+FeatureNames = Annotated[
+    list[str] | None, Query(description="Feature names (repeat); all when absent.")
+]
+
+
+def _public(states: list[FeatureState]) -> dict[str, FeatureValuePublic]:
+    return {
+        s.name: FeatureValuePublic(
+            value=s.value,
+            status=s.status,
+            event_time=s.event_time,
+            age_ms=s.age_ms,
+            source=s.source,
+        )
+        for s in states
+    }
+
+
+@router.get("/{view}/{entity_id}", response_model=FeaturesPublic)
+def get_entity_features(
+    view: str,
+    entity_id: Annotated[int, Path(ge=0, le=2**63 - 1)],
+    store: Store,
+    settings: Settings,
+    now: NowMs,
+    features: FeatureNames = None,
+) -> FeaturesPublic:
+    fv = service.resolve_view(name=view)
+    chosen = service.resolve_features(view=fv, names=features)
+    (states,) = service.read_features(
+        store=store,
+        view=fv,
+        features=chosen,
+        entity_ids=[entity_id],
+        now_ms=now,
+        max_batch=settings.max_batch,
+    )
+    return FeaturesPublic(
+        view=fv.name, served_at=now, entity_id=entity_id, features=_public(states)
+    )
+
+
+@router.post(
+    "/{view}:batch",
+    response_model=BatchFeaturesPublic,
+    responses={413: {"model": ErrorPublic, "description": "More entity ids than max_batch."}},
+)
+def get_batch_features(
+    view: str,
+    body: BatchFeaturesRequest,
+    store: Store,
+    settings: Settings,
+    now: NowMs,
+) -> BatchFeaturesPublic:
+    fv = service.resolve_view(name=view)
+    chosen = service.resolve_features(view=fv, names=body.features)
+    per_entity = service.read_features(
+        store=store,
+        view=fv,
+        features=chosen,
+        entity_ids=body.entity_ids,
+        now_ms=now,
+        max_batch=settings.max_batch,
+    )
+    return BatchFeaturesPublic(
+        view=fv.name,
+        served_at=now,
+        results=[
+            EntityFeaturesPublic(entity_id=eid, features=_public(states))
+            for eid, states in zip(body.entity_ids, per_entity, strict=True)
+        ],
+    )

@@ -1,0 +1,84 @@
+"""Retrieval: resolve the view and features, read the online store, judge freshness.
+
+Keyword-only functions that know nothing of HTTP; they raise :mod:`feature_api.errors`.
+The online store is :class:`core.online.RedisOnlineStore` (the one read of the key layout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis.exceptions
+
+from core.features import Feature, FeatureView
+from core.features import view as lookup_view
+from core.online import RedisOnlineStore
+from feature_api.errors import BatchTooLarge, StoreUnavailable, UnknownFeature, UnknownView
+from feature_api.freshness import FeatureState, row_states
+
+
+def resolve_view(*, name: str) -> FeatureView:
+    # Seam: the registry (PostgreSQL) will answer this; today the declaration in core.features.
+    try:
+        return lookup_view(name)
+    except KeyError:
+        raise UnknownView(f"unknown feature view {name!r}", view=name) from None
+
+
+def resolve_features(*, view: FeatureView, names: Sequence[str] | None) -> tuple[Feature, ...]:
+    """The requested features in request order (duplicates once); all when none asked."""
+    if not names:
+        return view.features
+    unknown = [n for n in dict.fromkeys(names) if n not in view.names]
+    if unknown:
+        raise UnknownFeature(
+            f"feature view {view.name!r} has no feature {', '.join(map(repr, unknown))}",
+            view=view.name,
+            unknown=unknown,
+            available=list(view.names),
+        )
+    return tuple(view.feature(n) for n in dict.fromkeys(names))
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Redis failures become :class:`StoreUnavailable` (timeouts and refusals alike)."""
+    try:
+        yield
+    except redis.exceptions.TimeoutError as exc:
+        raise StoreUnavailable(
+            "online store (Redis) did not answer in time", kind="timeout", cause=str(exc)
+        ) from exc
+    except redis.exceptions.ConnectionError as exc:
+        raise StoreUnavailable(
+            "online store (Redis) is unreachable", kind="connection", cause=str(exc)
+        ) from exc
+
+
+def read_features(
+    *,
+    store: RedisOnlineStore,
+    view: FeatureView,
+    features: tuple[Feature, ...],
+    entity_ids: Sequence[int],
+    now_ms: int,
+    max_batch: int,
+) -> list[list[FeatureState]]:
+    """Feature states per entity, in ``entity_ids`` order; one pipelined round trip."""
+    if len(entity_ids) > max_batch:
+        raise BatchTooLarge(
+            f"{len(entity_ids)} entity ids asked, at most {max_batch} per request",
+            asked=len(entity_ids),
+            max_batch=max_batch,
+        )
+    with store_errors():
+        rows: list[dict[str, Any]] = store.read(view, list(entity_ids))
+    return [row_states(view=view, features=features, row=row, now_ms=now_ms) for row in rows]
+
+
+def ping(*, store: RedisOnlineStore) -> None:
+    """Raise :class:`StoreUnavailable` unless Redis answers PING."""
+    with store_errors():
+        store.client.ping()

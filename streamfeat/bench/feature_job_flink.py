@@ -1,0 +1,147 @@
+"""The feature-job benchmark's Flink side (see feature_job.py): the blackhole baseline on
+the same topic, task start times, sink counts and per-vertex busy time from the REST API.
+
+REST vertex metrics come through the JobManager's metric fetcher, so they lag by up to
+``metrics.fetcher.update-interval`` (10 s by default): they verify counts and attribute
+time after the fact; the clock of the throughput figure is Redis (feature_job.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from core.settings import StackSettings
+from streamfeat.bench.baselines import BLACKHOLE_JOB, processed_records
+from streamfeat.bench.feature_job_data import OFFLINE_SINK, ONLINE_SINK, vertex_role
+from streamfeat.bench.stats import Measurement
+from streamfeat.flink_client import FlinkClient
+from streamfeat.stack.errors import StackError
+
+Job = dict[str, Any]
+MIB = 2**20
+METASPACE_NEEDED = 64 * MIB
+"""TaskManager metaspace the benchmark's two jobs may take for good: on this stack a
+cancelled PyFlink job's classes are not unloaded (measured Nov 2026: +46 MiB for the first
+feature job on a fresh TaskManager, +30 MiB per later run of this benchmark), and a metaspace
+OutOfMemoryError kills the TaskManager with every job on it."""
+_USED, _MAX = "Status.JVM.Memory.Metaspace.Used", "Status.JVM.Memory.Metaspace.Max"
+
+
+def metaspace(client: FlinkClient) -> tuple[int, int]:
+    """(used, max) JVM metaspace bytes of the TaskManager with the least room left."""
+    found: list[tuple[int, int]] = []
+    for tm in client._get("/taskmanagers").get("taskmanagers") or []:  # type: ignore[attr-defined]
+        got: Any = client._get(f"/taskmanagers/{tm['id']}/metrics?get={_USED},{_MAX}")
+        values = {m["id"]: int(float(m["value"])) for m in got}
+        found.append((values.get(_USED, 0), values.get(_MAX, 0)))
+    return min(found, key=lambda f: f[1] - f[0], default=(0, 0))
+
+
+def check_room(client: FlinkClient) -> str:
+    """Refuse to deploy when a free slot or TaskManager metaspace is missing; else a note of
+    the metaspace in use."""
+    if int(client._get("/overview").get("slots-available", 0)) < 1:  # type: ignore[call-overload]
+        raise StackError("flink-taskmanager", "no free task slot for the benchmark's jobs")
+    used, top = metaspace(client)
+    if top and top - used < METASPACE_NEEDED:
+        raise StackError(
+            "flink-taskmanager",
+            f"JVM metaspace {used / MIB:.0f} of {top / MIB:.0f} MiB in use; the benchmark's jobs "
+            f"keep ~{METASPACE_NEEDED / MIB:.0f} MiB more and a metaspace OutOfMemoryError kills "
+            "the TaskManager and every job on it",
+            fix="when the running jobs can take a restart (they resume from their checkpoints): "
+            "`streamfeat down flink-taskmanager && streamfeat up flink-taskmanager`; or raise "
+            "taskmanager.memory.jvm-metaspace.size",
+        )
+    return f"TaskManager metaspace {used / MIB:.0f} of {top / MIB:.0f} MiB"
+
+
+def running_since_ms(client: FlinkClient, job_id: str) -> int:
+    """When the last of the job's subtasks switched to RUNNING (JobManager clock, ms)."""
+    latest = 0
+    for v in client.job(job_id).get("vertices") or []:  # type: ignore[attr-defined]
+        times: Job = client._get(f"/jobs/{job_id}/vertices/{v['id']}/subtasktimes")
+        for sub in times.get("subtasks") or []:
+            latest = max(latest, int(sub["timestamps"].get("RUNNING", 0)))
+    if latest <= 0:
+        raise StackError(f"job {job_id}", "REST reports no RUNNING time for its subtasks")
+    return latest
+
+
+def blackhole(
+    settings: StackSettings, client: FlinkClient, topic: str, rows: int, deadline: float
+) -> tuple[float, str]:
+    """rows/s of flink_jobs/bench_blackhole.py (Flink SQL Kafka JSON -> blackhole) over
+    ``topic``, from its tasks RUNNING to FINISHED, and a detail line; the count it read is
+    checked against ``rows``."""
+    args = ["--bootstrap", settings.kafka_bootstrap, "--topic", topic, "--rows", str(rows)]
+    left = max(deadline - time.monotonic(), 1.0)
+    sub = client.run_python(BLACKHOLE_JOB, args, name="bench-job-blackhole", timeout_s=left)
+    try:
+        state = client.wait_terminal(sub.job_id, max(deadline - time.monotonic(), 1.0))
+    except StackError:
+        with contextlib.suppress(StackError, OSError):
+            client.cancel(sub.job_id)
+        raise
+    job: Job = client.job(sub.job_id)
+    if state != "FINISHED":
+        raise StackError("job bench-job-blackhole", f"ended {state}", log=sub.log)
+    counted, note = processed_records(job)
+    if counted != rows:
+        raise StackError("job bench-job-blackhole", f"read {counted} of {rows} ({note})")
+    seconds = (int(job["end-time"]) - running_since_ms(client, sub.job_id)) / 1000
+    detail = (
+        f"{rows:,} records in {seconds:.2f}s from its tasks RUNNING to FINISHED "
+        f"({int(job['duration']) / 1000:.2f}s JobManager duration): JSON decode, no Python"
+    )
+    return rows / seconds, detail
+
+
+def roles(client: FlinkClient, job_id: str) -> dict[str, str]:
+    """Vertex id -> short label (feature_job_data.vertex_role) from the job's plan."""
+    nodes = client._get(f"/jobs/{job_id}/plan")["plan"]["nodes"]  # type: ignore[index]
+    text = {n["id"]: n["description"] for n in nodes}
+    return {
+        n["id"]: vertex_role(n["description"], [text[i["id"]] for i in n.get("inputs", [])])
+        for n in nodes
+    }
+
+
+def sink_counts(job: Job, labels: dict[str, str]) -> dict[str, int]:
+    """read-records of the online sink and the feature rows' offline writer (-1: absent)."""
+    got = {labels[v["id"]]: int(v["metrics"].get("read-records", 0)) for v in job["vertices"]}
+    return {name: got.get(name, -1) for name in (ONLINE_SINK, OFFLINE_SINK)}
+
+
+def settled(
+    client: FlinkClient, job_id: str, labels: dict[str, str], want: int, deadline: float
+) -> Job:
+    """The job's REST answer once both sinks report ``want`` rows, or after 25 s (metrics
+    lag), whichever is first."""
+    end = min(deadline, time.monotonic() + 25)
+    while True:
+        job: Job = client.job(job_id)
+        if min(sink_counts(job, labels).values()) >= want or time.monotonic() > end:
+            return job
+        time.sleep(1)
+
+
+def vertex_rows(job: Job, labels: dict[str, str], run_ms: float) -> list[Measurement]:
+    """Busy share of each vertex over the run (cumulative busy ms / run ms: before the run
+    the job had nothing to do, after it only checkpoints), busiest first; vertices busy and
+    backpressured under 0.5% of the run are left out."""
+    rows = []
+    for v in job["vertices"]:
+        m = v["metrics"]
+        busy = float(m.get("accumulated-busy-time", 0)) / run_ms * 100
+        bp = float(m.get("accumulated-backpressured-time", 0)) / run_ms * 100
+        if busy + bp < 0.5:
+            continue
+        detail = (
+            f"backpressured {bp:.0f}%; records in {int(m.get('read-records', 0)):,}, out "
+            f"{int(m.get('write-records', 0)):,}; vertex '{v['name']}'"
+        )
+        rows.append(Measurement(f"job vertex busy: {labels[v['id']]}", busy, "% busy", detail))
+    return sorted(rows, key=lambda m: -m.value)

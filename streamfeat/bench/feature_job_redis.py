@@ -1,0 +1,133 @@
+"""Redis bytes per entity for the feature-job benchmark (see feature_job.py).
+
+MEMORY USAGE (exact for listpack hashes) of sampled hashes of each view the job wrote, and
+of a scratch copy of the median one padded to 20 features shaped like the view's own (the
+extrapolation a 20-feature view of this layout would cost); baseline: a plain 20-field
+hash with short names and small values, no version fields. MEMORY USAGE counts the key, the
+value and the main dict entry, not the expiry entry every feature hash also has.
+
+Also the deletion of the scratch entities' hashes (ids in feature_job_data.SCRATCH_IDS).
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from core.features import (
+    CUSTOMER_PROFILE,
+    FEATURE_VIEWS,
+    USER_ACTIVITY,
+    USER_LAGS,
+    USER_SESSIONS,
+    FeatureView,
+)
+from core.online import entity_key
+from core.settings import StackSettings
+from streamfeat.bench.baselines import REDIS_SCRATCH_PREFIX, _redis
+from streamfeat.bench.feature_job_data import in_scratch, padded
+from streamfeat.bench.ingestion import _failing
+from streamfeat.bench.stats import Measurement
+
+TARGET_FEATURES = 20
+
+
+def _usage(r: Any, key: str) -> tuple[int, str, int]:
+    enc = r.object("encoding", key)
+    return int(r.memory_usage(key, samples=0)), enc.decode() if enc else "?", int(r.hlen(key))
+
+
+def _copy_usage(r: Any, like: str, fields: dict[bytes, bytes]) -> int:
+    """MEMORY USAGE of ``fields`` written in one HSET under a scratch key as long as ``like``."""
+    key = (REDIS_SCRATCH_PREFIX + uuid.uuid4().hex * 2)[: len(like)]
+    try:
+        r.hset(key, mapping=fields)
+        r.expire(key, 600)
+        return int(r.memory_usage(key, samples=0))
+    finally:
+        r.delete(key)
+
+
+def _view_rows(r: Any, view: FeatureView, ids: Sequence[int]) -> list[Measurement]:
+    keys = [entity_key(view, i) for i in ids]
+    sizes = [(_usage(r, k), k) for k in keys if r.exists(k)]
+    if not sizes:
+        return []
+    usage = sorted(s[0][0] for s in sizes)
+    median = statistics.median_low(usage)
+    key = next(k for (u, _, _), k in sizes if u == median)
+    raw = {k.decode(): v.decode() for k, v in r.hgetall(key).items()}
+    encodings = sorted({e for (_, e, _), _ in sizes})
+    fields = statistics.median_low(h for (_, _, h), _ in sizes)
+    n = len(view.features)
+    copy = _copy_usage(r, key, {k.encode(): v.encode() for k, v in raw.items()})
+    wide = padded(raw, view, TARGET_FEATURES)
+    wide_usage = (
+        _copy_usage(r, key, {k.encode(): v.encode() for k, v in wide.items()}) if wide else copy
+    )
+    extra = "+ its '@' version field" if view.version_scope == "attribute" else "values only"
+    detail = (
+        f"median of {len(sizes)} sampled entities (min {usage[0]}, max {usage[-1]}); {n} features, "
+        f"{fields} fields (HLEN); encoding {', '.join(encodings)}; {median / n:.0f} B/feature; "
+        f"the median hash rewritten in one HSET: {copy} B"
+    )
+    wide_detail = (
+        f"that copy padded to {TARGET_FEATURES} features, each added one shaped like an existing "
+        f"feature ({extra}): {(wide_usage - copy) / max(TARGET_FEATURES - n, 1):.1f} B per added "
+        f"feature; goal <= 150 B"
+    )
+    return [
+        Measurement(f"redis bytes/entity {view.name}", median, "B", detail),
+        Measurement(
+            f"redis bytes/entity {view.name} at {TARGET_FEATURES} features",
+            wide_usage,
+            "B",
+            wide_detail,
+        ),
+    ]
+
+
+def redis_bytes(
+    settings: StackSettings, users: Sequence[int], customers: Sequence[int]
+) -> list[Measurement]:
+    """Bytes per entity per view (median of the samples), the 20-feature extrapolation, and
+    the plain 20-field hash baseline (the shape baselines.redis_hgetall reads)."""
+    r = _redis(settings)
+    out: list[Measurement] = []
+    with _failing(settings, "redis", "MEMORY USAGE of the scratch entities"):
+        for view, ids in (
+            (USER_ACTIVITY, users),
+            (USER_SESSIONS, users),
+            (USER_LAGS, users),
+            (CUSTOMER_PROFILE, customers),
+        ):
+            out += _view_rows(r, view, ids)
+        like = entity_key(USER_ACTIVITY, users[0])
+        plain = {f"f{i:02d}".encode(): f"{i * 37 % 1000}.{i:02d}".encode() for i in range(20)}
+        size = _copy_usage(r, like, plain)
+    out.append(
+        Measurement(
+            "redis bytes, plain 20-field hash",
+            size,
+            "B",
+            f"f00..f19 = small decimals (as baselines.redis_hgetall), key of {len(like)} "
+            "chars, no version fields",
+            "redis bytes/entity per view",
+        )
+    )
+    r.close()
+    return out
+
+
+def delete_scratch_keys(settings: StackSettings) -> int:
+    """Delete every feature-view hash of a scratch entity (SCAN per view, id range checked)."""
+    r, n = _redis(settings), 0
+    with _failing(settings, "redis", "deleting scratch keys"):
+        for view in FEATURE_VIEWS:
+            pattern = entity_key(view, "5*")
+            keys = [k for k in r.scan_iter(match=pattern, count=1000) if in_scratch(k, view)]
+            for i in range(0, len(keys), 1000):
+                n += r.delete(*keys[i : i + 1000])
+    return n

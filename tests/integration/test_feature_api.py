@@ -1,0 +1,200 @@
+"""The feature API as the stack runs it (the `api` service on the test ports) over the real
+Redis: values written through the online store contract come back with their freshness."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from core.features import CUSTOMER_PROFILE, USER_ACTIVITY, USER_SESSIONS
+from core.online import (
+    AttributeWrite,
+    RedisOnlineStore,
+    RowWrite,
+    attribute_version_field,
+    entity_key,
+)
+from core.settings import StackSettings
+from core.version import cdc_version, click_version, crm_version
+from feature_api.app import create_app
+from feature_api.freshness import group_version_field
+from feature_api.settings import ApiSettings
+
+DAY_MS = 86_400_000
+
+
+@pytest.fixture(scope="module")
+def api(supervisor: object, stack_settings: StackSettings) -> Iterator[httpx.Client]:
+    base = f"http://{stack_settings.host}:{stack_settings.ports.api}"
+    with httpx.Client(base_url=base, timeout=5) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def store(supervisor: object, stack_settings: StackSettings) -> RedisOnlineStore:
+    return RedisOnlineStore.from_url(stack_settings.redis_url)
+
+
+def _entity() -> int:
+    return int(uuid.uuid4().int % 10**12)
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def test_probes_and_metrics(api: httpx.Client) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").status_code == 200
+    api.get("/v1/features/customer_profile/1")
+    text = api.get("/metrics").text
+    assert "streamfeat_api_request_duration_seconds_bucket" in text
+    assert 'route="/v1/features/{view}/{entity_id}"' in text
+
+
+def test_attribute_view_present_expired_by_event_time_and_missing(
+    api: httpx.Client, store: RedisOnlineStore
+) -> None:
+    cid, now = _entity(), _now()
+    cdc = cdc_version({"ts_ms": now - 2_000, "lsn": 10, "sequence": '["9","10"]'})
+    crm_later = crm_version(now - 1_000, now, "crm/exports/a.csv", 4)  # newer: CRM wins email
+    store.write(
+        [
+            AttributeWrite(CUSTOMER_PROFILE, cid, "email", "pg@example.com", cdc),
+            AttributeWrite(CUSTOMER_PROFILE, cid, "email", "crm@example.com", crm_later),
+        ]
+    )
+    # A value Redis still holds although its event time is past the TTL (e.g. written by a
+    # job without TTL): set directly, since the versioned upsert would expire it at once.
+    old = now - DAY_MS - 60_000
+    stale = cdc_version({"ts_ms": old, "lsn": 5, "sequence": None})
+    tier = CUSTOMER_PROFILE.feature("tier")
+    fields = {tier.short: "gold", attribute_version_field(tier): stale.encode()}
+    store.client.hset(entity_key(CUSTOMER_PROFILE, cid), mapping=fields)
+
+    r = api.get(f"/v1/features/customer_profile/{cid}")
+    assert r.status_code == 200, r.text
+    f = r.json()["features"]
+    assert f["email"]["status"] == "PRESENT"
+    assert f["email"]["value"] == "crm@example.com"
+    assert f["email"]["source"] == "s3_crm"
+    assert f["email"]["event_time"] == now - 1_000
+    assert 1_000 <= f["email"]["age_ms"] < 60_000
+    assert f["tier"] == {
+        "value": None,
+        "status": "EXPIRED",
+        "event_time": old,
+        "age_ms": f["tier"]["age_ms"],
+        "source": "pg_cdc",
+    }
+    assert f["tier"]["age_ms"] >= DAY_MS
+    assert f["segment"]["status"] == "MISSING"
+
+
+def test_view_scoped_rows_grouped_and_plain(api: httpx.Client, store: RedisOnlineStore) -> None:
+    uid, now = _entity(), _now()
+    counts = {f.name: 1 for f in USER_ACTIVITY.group("1h")}
+    store.write([RowWrite(USER_ACTIVITY, uid, counts, click_version(now - 500, 2, 9), "1h")])
+    old = now - 2 * DAY_MS
+    store.client.hset(
+        entity_key(USER_ACTIVITY, uid),
+        mapping={
+            USER_ACTIVITY.feature("clicks_7d").short: "40",
+            group_version_field("7d"): click_version(old, 2, 1).encode(),
+        },
+    )
+    r = api.get(f"/v1/features/user_activity/{uid}?features=clicks_1h&features=clicks_7d")
+    f = r.json()["features"]
+    assert (f["clicks_1h"]["status"], f["clicks_1h"]["value"]) == ("PRESENT", 1)
+    assert f["clicks_1h"]["event_time"] == now - 500
+    assert (f["clicks_7d"]["status"], f["clicks_7d"]["event_time"]) == ("EXPIRED", old)
+
+    sid = _entity()
+    store.write([RowWrite(USER_SESSIONS, sid, {"sessions_24h": 3}, click_version(now - 100, 0, 1))])
+    f = api.get(f"/v1/features/user_sessions/{sid}").json()["features"]
+    assert (f["sessions_24h"]["status"], f["sessions_24h"]["value"]) == ("PRESENT", 3)
+    assert f["sessions_24h"]["event_time"] == now - 100
+    assert f["last_session_pages"]["status"] == "MISSING"
+
+
+def test_batch(api: httpx.Client, store: RedisOnlineStore, stack_settings: StackSettings) -> None:
+    cid, absent, now = _entity(), _entity(), _now()
+    v = cdc_version({"ts_ms": now, "lsn": 1, "sequence": None})
+    store.write([AttributeWrite(CUSTOMER_PROFILE, cid, "segment", "vip", v)])
+    r = api.post(
+        "/v1/features/customer_profile:batch",
+        json={"entity_ids": [absent, cid], "features": ["segment"]},
+    )
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["entity_id"] for x in results] == [absent, cid]
+    assert [x["features"]["segment"]["status"] for x in results] == ["MISSING", "PRESENT"]
+    assert results[1]["features"]["segment"]["value"] == "vip"
+
+    too_many = ApiSettings().max_batch + 1
+    r = api.post("/v1/features/customer_profile:batch", json={"entity_ids": [1] * too_many})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "batch_too_large"
+
+
+def test_client_errors(api: httpx.Client) -> None:
+    r = api.get("/v1/features/no_such_view/1")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_view"
+    r = api.get("/v1/features/customer_profile/1?features=nope")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_feature"
+    assert api.get("/v1/features/customer_profile/not-an-id").status_code == 422
+    assert api.post("/v1/features/customer_profile:batch", json={}).status_code == 422
+
+
+def _closed_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _redis_down_app(stack_settings: StackSettings, port: int) -> TestClient:
+    ports = stack_settings.ports.model_copy(update={"redis": port})
+    stack = stack_settings.model_copy(update={"ports": ports})
+    return TestClient(create_app(ApiSettings(), stack))
+
+
+def _assert_fast_503(client: TestClient, kind: str) -> None:
+    for method, path, body in [
+        ("GET", "/v1/features/customer_profile/1", None),
+        ("POST", "/v1/features/user_activity:batch", {"entity_ids": [1, 2]}),
+        ("GET", "/readyz", None),
+    ]:
+        t0 = time.perf_counter()
+        r = client.request(method, path, json=body)
+        took = time.perf_counter() - t0
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "online_store_unavailable"
+        assert r.json()["error"]["detail"]["kind"] == kind
+        assert took < 0.2, f"{method} {path} took {took * 1000:.0f} ms"
+    assert client.get("/healthz").status_code == 200  # the process itself is fine
+    assert f'streamfeat_api_redis_errors_total{{kind="{kind}"}} 3.0' in client.get("/metrics").text
+
+
+def test_redis_refusing_connections_is_503_fast(stack_settings: StackSettings) -> None:
+    with _redis_down_app(stack_settings, _closed_port(stack_settings.host)) as client:
+        _assert_fast_503(client, "connection")
+
+
+def test_redis_not_answering_is_503_within_the_timeout(stack_settings: StackSettings) -> None:
+    # A listener that never accepts: connects complete in the backlog, replies never come.
+    with socket.socket() as silent:
+        silent.bind((stack_settings.host, 0))
+        silent.listen(64)
+        port = int(silent.getsockname()[1])
+        with _redis_down_app(stack_settings, port) as client:
+            _assert_fast_503(client, "timeout")
+
+
+def test_shared_redis_untouched(stack_settings: StackSettings, supervisor: object) -> None:
+    assert redis.Redis.from_url(stack_settings.redis_url).ping()
