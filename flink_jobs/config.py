@@ -32,6 +32,12 @@ class JobConfig(BaseModel):
     )
     session_gap_ms: int = Field(SESSION_GAP_MS, gt=0)
     parallelism: int = Field(1, gt=0)
+    python_bundle_time_ms: int = Field(
+        50,
+        gt=0,
+        description="Longest a Python UDF holds elements before processing them: "
+        "bounds online freshness (Flink's default is 1000 ms).",
+    )
     start_from_earliest: bool = Field(
         True, description="First start without committed offsets reads topics from the start."
     )

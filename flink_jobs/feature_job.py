@@ -148,6 +148,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     conf = t_env.get_config()
     conf.set("table.exec.source.idle-timeout", f"{cfg.idle_timeout_ms} ms")
     conf.set("pipeline.name", JOB_NAME)
+    conf.set("python.fn-execution.bundle.time", str(cfg.python_bundle_time_ms))
 
     t_env.create_temporary_function(
         "write_row", udf(WriteRow(cfg.redis_url), result_type=DataTypes.INT())

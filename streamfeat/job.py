@@ -40,7 +40,10 @@ def running_job(settings: StackSettings) -> str | None:
         job_id = str(json.loads(_state_file(ctx).read_text())["job_id"])
     except (OSError, ValueError, KeyError):
         return None
-    state = FlinkClient(ctx).job(job_id).get("state")
+    try:
+        state = FlinkClient(ctx).job(job_id).get("state")
+    except StackError:  # unknown to this JobManager (restarted since): not running
+        return None
     return job_id if state in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING") else None
 
 

@@ -47,6 +47,7 @@ from streamfeat.bench.feature_job_data import (
     ScratchClicks,
     flush_records,
     scratch_clicks,
+    spread,
 )
 from streamfeat.bench.feature_job_redis import delete_scratch_keys, redis_bytes
 from streamfeat.bench.ingestion import _failing, _scratch_topic
@@ -206,23 +207,25 @@ def _clean(
             client.wait_terminal(job_id, 60)
         except (StackError, OSError) as exc:
             say(f"! cancelling {job_id} failed: {exc}; cancel it in the Flink UI")
+        # a cancelled job leaves an empty checkpoint directory skeleton: removed if empty
+        for sub in ("shared", "taskowned", ""):
+            with contextlib.suppress(OSError):
+                (client.layout.checkpoints / job_id / sub).rmdir()
     for name, partitions in TOPICS:
         with contextlib.suppress(StackError):
             _scratch_topic(settings, name, partitions)
     from connectors.kafka_clients import admin
 
-    with contextlib.suppress(Exception):
-        for fut in admin(settings).delete_consumer_groups([group], request_timeout=10).values():
+    kafka = admin(settings)  # referenced while its futures resolve
+    try:
+        for fut in kafka.delete_consumer_groups([group], request_timeout=10).values():
             fut.result(timeout=15)
+    except Exception as exc:  # committed offsets of a scratch group: harmless, reported
+        say(f"! consumer group {group} not deleted: {exc}")
     keys = delete_scratch_keys(settings)
     deleted, left = fresh.drop_bucket(settings, BUCKET)
     warn = f"; ! {left} objects left in s3://{BUCKET}" if left else ""
-    say(f"cleanup: job cancelled, {keys:,} scratch keys and {deleted} objects deleted{warn}")
-
-
-def _every(items: list[int], n: int) -> list[int]:
-    """About ``n`` items spread over ``items``."""
-    return items[:: max(len(items) // n, 1)]
+    say(f"cleanup: {keys:,} scratch keys and {deleted} scratch objects deleted{warn}")
 
 
 def feature_job_bench(
@@ -291,7 +294,7 @@ def feature_job_bench(
         )
         users = sorted(clicks.last_time)
         out += rows_2
-        out += redis_bytes(settings, _every(users, 200), _every(profile_ids, 200))
+        out += redis_bytes(settings, spread(users, 200), spread(profile_ids, 200))
         return out
     finally:
         _clean(settings, client, job_id, group, say)

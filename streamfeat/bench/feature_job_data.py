@@ -134,6 +134,11 @@ def crm_record(entity: int, number: int, *, now_ms: int, token: str) -> tuple[by
     return b"%d" % entity, value, email
 
 
+def spread(items: Sequence[int], n: int) -> list[int]:
+    """About ``n`` of ``items`` (at least ``n`` when there are that many), evenly spaced."""
+    return list(items[:: max(len(items) // n, 1)])
+
+
 def in_scratch(key: bytes | str, view: FeatureView) -> bool:
     """Whether ``key`` is ``view``'s hash of an entity in :data:`SCRATCH_IDS`."""
     text = key.decode() if isinstance(key, bytes) else key

@@ -23,6 +23,7 @@ from streamfeat.bench.feature_job_data import (
     in_scratch,
     padded,
     scratch_clicks,
+    spread,
     vertex_role,
 )
 from streamfeat.stack.errors import StackError
@@ -65,6 +66,12 @@ def test_scratch_clicks_drops_malformed_and_possibly_late_records() -> None:
         event = parse_click(value, 0, 0)
         assert not isinstance(event, Rejection)
         assert key == str(event.user_id).encode() and event.user_id in SCRATCH_IDS
+
+
+def test_spread_samples_evenly() -> None:
+    assert spread(list(range(10)), 20) == list(range(10))
+    assert spread(list(range(1000)), 200) == list(range(0, 1000, 5))
+    assert spread([], 5) == []
 
 
 def test_flush_events_pass_every_session_window_on_every_partition() -> None:
