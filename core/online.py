@@ -77,6 +77,10 @@ def attribute_version_field(feature: Feature) -> str:
     return f"{feature.short}@"
 
 
+def group_version_field(group: str) -> str:
+    return f"{group}@"
+
+
 def encode_value(feature: Feature, value: Any) -> str:
     if feature.dtype == "bool":
         return "1" if value else "0"
@@ -142,7 +146,7 @@ def upsert_args(writes: Sequence[Write]) -> tuple[str, list[str]]:
                 if w.values.get(f.name) is not None
             }
             dels = [f.short for f in features if f.name in w.values and w.values[f.name] is None]
-            vfield = f"{w.group}@" if w.group else ROW_VERSION
+            vfield = group_version_field(w.group) if w.group else ROW_VERSION
         else:
             feature = w.view.feature(w.attribute)
             sets = {} if w.value is None else {feature.short: encode_value(feature, w.value)}

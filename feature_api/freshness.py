@@ -31,7 +31,12 @@ from typing import Any
 
 from core.events import SOURCE_PRIORITY, Source
 from core.features import Feature, FeatureView
-from core.online import ROW_EVENT_TIME, ROW_VERSION, attribute_version_field
+from core.online import (
+    ROW_EVENT_TIME,
+    ROW_VERSION,
+    attribute_version_field,
+    group_version_field,
+)
 from core.version import decode_event_time, decode_priority
 
 _SOURCE_BY_PRIORITY = {p: s for s, p in SOURCE_PRIORITY.items()}
@@ -51,11 +56,6 @@ class FeatureState:
     event_time: int | None
     age_ms: int | None
     source: Source | None
-
-
-def group_version_field(group: str) -> str:
-    # Seam: core.online writes f"{group}@" inline; move this helper into core.online.
-    return f"{group}@"
 
 
 def version_field(view: FeatureView, feature: Feature) -> str:

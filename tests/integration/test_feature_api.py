@@ -20,11 +20,11 @@ from core.online import (
     RowWrite,
     attribute_version_field,
     entity_key,
+    group_version_field,
 )
 from core.settings import StackSettings
 from core.version import cdc_version, click_version, crm_version
 from feature_api.app import create_app
-from feature_api.freshness import group_version_field
 from feature_api.settings import ApiSettings
 
 DAY_MS = 86_400_000
