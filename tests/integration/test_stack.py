@@ -28,6 +28,7 @@ def test_every_service_is_healthy(supervisor: Supervisor) -> None:
         "connect",
         "flink-taskmanager",
         "mlflow",
+        "api",
     }
 
 
