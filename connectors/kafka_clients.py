@@ -15,10 +15,11 @@ from core.settings import StackSettings
 LOG = logging.getLogger("streamfeat.kafka")
 
 
-def admin(settings: StackSettings) -> Any:
+def admin(settings: StackSettings, **overrides: Any) -> Any:
     from confluent_kafka.admin import AdminClient
 
     conf: dict[str, Any] = {"bootstrap.servers": settings.kafka_bootstrap, "logger": LOG}
+    conf.update(overrides)
     return AdminClient(conf)
 
 

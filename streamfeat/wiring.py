@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from connectors.kafka_clients import admin, producer
 from core.objectstore import arrow_fs
 from core.settings import PROJECT_ROOT, StackSettings
 from streamfeat.flink_client import FlinkClient
@@ -35,25 +36,22 @@ class WiringResult:
 
 
 def produce_records(settings: StackSettings, topic: str, count: int, run: str) -> None:
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import NewTopic
 
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    if topic not in admin.list_topics(timeout=10).topics:
-        for fut in admin.create_topics([NewTopic(topic, 3, 1)]).values():
+    client = admin(settings)
+    if topic not in client.list_topics(timeout=10).topics:
+        for fut in client.create_topics([NewTopic(topic, 3, 1)]).values():
             try:
                 fut.result(timeout=30)
             except Exception as exc:  # created concurrently is fine
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
-    producer = Producer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "enable.idempotence": True}
-    )
+    sender = producer(settings)
     for i in range(count):
-        producer.produce(
+        sender.produce(
             topic, key=run.encode(), value=json.dumps({"k": run, "v": i, "ts": i}).encode()
         )
-    if producer.flush(30) != 0:
+    if sender.flush(30) != 0:
         raise StackError("kafka", f"could not deliver {count} records to {topic} in 30s")
 
 

@@ -186,14 +186,16 @@ class CrmBridge:
         body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         chunk_start = start_row
         pending_dlq: list[DlqEntry] = []
+        data: bytes | None = None  # the whole object, when a format needs it in memory
         try:
             if fmt is None:
+                data = body.read()
                 raise UnreadableFile("unsupported file extension")
-            rows = (
-                iter_rows(fmt, data=body.read())
-                if fmt == "parquet"
-                else iter_rows(fmt, lines=body.iter_lines(keepends=False))
-            )
+            if fmt == "parquet":
+                data = body.read()
+                rows = iter_rows(fmt, data=data)
+            else:
+                rows = iter_rows(fmt, lines=body.iter_lines(keepends=False))
             for raw in rows:
                 if raw.row < start_row:
                     continue
@@ -214,7 +216,12 @@ class CrmBridge:
                     chunk_start = raw.row + 1
                     pending_dlq = []
         except UnreadableFile as exc:
-            original = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            # a streamed (CSV/JSONL) body is partly consumed: fetch the original again
+            original = (
+                data
+                if data is not None
+                else (self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+            )
             pending_dlq.append(self._dlq(original, "unreadable_file", str(exc), key, 0, export_ts))
             result.quarantined += 1
         self._commit_chunk(key, etag, export_ts, chunk_start, 0, pending_dlq, result, "done")

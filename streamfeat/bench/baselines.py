@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from connectors import kafka_clients
 from core.settings import PROJECT_ROOT, StackSettings
 from streamfeat.bench.stats import Measurement, summarize
 from streamfeat.flink_client import FlinkClient
@@ -167,14 +168,7 @@ def _kafka_fail(
 
 
 def _admin(settings: StackSettings) -> Any:
-    from confluent_kafka.admin import AdminClient
-
-    conf: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "logger": _QUIET,
-        "socket.timeout.ms": 5000,
-    }
-    return AdminClient(conf)
+    return kafka_clients.admin(settings, **{"socket.timeout.ms": 5000})
 
 
 def _ensure_topic(settings: StackSettings, admin: Any, timeout_s: float = 30.0) -> None:
