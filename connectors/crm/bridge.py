@@ -90,8 +90,12 @@ class CrmBridge:
         *,
         chunk_rows: int = CHUNK_ROWS,
         log: Callable[[str], None] = print,
+        topic: str = CRM_CUSTOMERS,
+        progress_topic: str = CRM_PROGRESS,
     ) -> None:
         self.settings = settings
+        self.topic = topic
+        self.progress_topic = progress_topic
         self.bucket = settings.s3.lake_bucket
         self.s3 = s3_client(settings)
         self.chunk_rows = chunk_rows
@@ -108,16 +112,20 @@ class CrmBridge:
 
         c = consumer(self.settings, group="streamfeat-crm-bridge-progress-reader")
         try:
-            low, high = c.get_watermark_offsets(TopicPartition(CRM_PROGRESS, 0), timeout=timeout_s)
+            low, high = c.get_watermark_offsets(
+                TopicPartition(self.progress_topic, 0), timeout=timeout_s
+            )
             state: dict[str, Progress] = {}
             if high <= low:
                 return state
-            c.assign([TopicPartition(CRM_PROGRESS, 0, low)])
+            c.assign([TopicPartition(self.progress_topic, 0, low)])
             deadline = time.monotonic() + timeout_s
             position = low
             while position < high:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"reading {CRM_PROGRESS} stopped at {position}/{high}")
+                    raise TimeoutError(
+                        f"reading {self.progress_topic} stopped at {position}/{high}"
+                    )
                 msg = c.poll(0.5)
                 if msg is None or msg.error():
                     continue
@@ -133,7 +141,7 @@ class CrmBridge:
 
     def _save_progress(self, progress: Progress) -> None:
         self._producer.produce(
-            CRM_PROGRESS,
+            self.progress_topic,
             key=progress.object_key.encode(),
             value=json.dumps(asdict(progress)).encode(),
         )
@@ -242,7 +250,7 @@ class CrmBridge:
         while True:
             try:
                 self._producer.produce(
-                    CRM_CUSTOMERS,
+                    self.topic,
                     key=str(row.customer_id).encode(),
                     value=record_value(row, export_ts=export_ts, object_key=key, number=raw.row),
                     on_delivery=self._on_delivery,

@@ -259,12 +259,11 @@ def crm_bridge(
             get_s = time.perf_counter() - t0
         if got != len(body):
             raise StackError("s3", f"GET returned {got} of {len(body)} bytes")
-        bridge = bridge_mod.CrmBridge(settings, log=lambda _line: None)
-        timer = threading.Timer(max(deadline - time.monotonic(), 1.0), bridge.stop.set)
-        topics = mock.patch.multiple(
-            bridge_mod, CRM_CUSTOMERS=CRM_TOPIC, CRM_PROGRESS=CRM_PROGRESS_TOPIC
+        bridge = bridge_mod.CrmBridge(
+            settings, log=lambda _line: None, topic=CRM_TOPIC, progress_topic=CRM_PROGRESS_TOPIC
         )
-        with topics, _failing(settings, "kafka", "CRM bridge"):
+        timer = threading.Timer(max(deadline - time.monotonic(), 1.0), bridge.stop.set)
+        with _failing(settings, "kafka", "CRM bridge"):
             _warm(settings, CRM_PROGRESS_TOPIC, bridge._producer)  # connected before the clock
             timer.start()
             t0 = time.perf_counter()
