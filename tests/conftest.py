@@ -4,8 +4,10 @@ running stack. It starts from empty data each session and is stopped at the end.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -19,8 +21,12 @@ from streamfeat.stack.supervisor import Supervisor
 hypothesis_settings.register_profile("streamfeat", deadline=None)
 hypothesis_settings.load_profile("streamfeat")
 
-TEST_PORT_OFFSET = 20000
-TEST_HOME = PROJECT_ROOT / ".local" / "test-stack"
+# Two checkouts' test sessions can run side by side on one machine when each sets its own
+# STREAMFEAT_TEST_PORT_OFFSET (port sets must not overlap) and STREAMFEAT_TEST_HOME.
+TEST_PORT_OFFSET = int(os.environ.get("STREAMFEAT_TEST_PORT_OFFSET", "20000"))
+TEST_HOME = Path(
+    os.environ.get("STREAMFEAT_TEST_HOME", str(PROJECT_ROOT / ".local" / "test-stack"))
+)
 
 
 def make_test_settings() -> StackSettings:
