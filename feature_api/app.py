@@ -19,7 +19,7 @@ from core.settings import StackSettings, load_settings
 from feature_api import errors
 from feature_api.metrics import ApiMetrics, MetricsMiddleware
 from feature_api.routers import features, health
-from feature_api.settings import ApiSettings
+from feature_api.settings import ApiSettings, refuse_dev_credentials
 
 
 def connect_store(*, api: ApiSettings, stack: StackSettings) -> RedisOnlineStore:
@@ -62,6 +62,7 @@ def create_app(settings: ApiSettings | None = None, stack: StackSettings | None 
     )
     app.state.settings = settings or ApiSettings()
     app.state.stack = stack or load_settings()
+    refuse_dev_credentials(app.state.settings, app.state.stack.environment)
     app.state.metrics = ApiMetrics()
     errors.install(app)
     app.include_router(health.router)

@@ -28,6 +28,30 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "detail": self.detail}}
 
+    def headers(self) -> dict[str, str] | None:
+        return None
+
+
+class Unauthorized(ApiError):
+    """No credentials, or credentials that prove nothing (unknown key, bad/expired token)."""
+
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, scheme: str, **detail: Any) -> None:
+        super().__init__(message, **detail)
+        self.scheme = scheme
+
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": self.scheme}
+
+
+class Forbidden(ApiError):
+    """Valid credentials whose role is below what the route needs."""
+
+    status_code = 403
+    code = "forbidden"
+
 
 class NotFound(ApiError):
     status_code = 404
@@ -40,6 +64,48 @@ class UnknownView(NotFound):
 
 class UnknownFeature(NotFound):
     code = "unknown_feature"
+
+
+class UnknownEntity(NotFound):
+    code = "unknown_entity"
+
+
+class UnknownVersion(NotFound):
+    code = "unknown_version"
+
+
+class Conflict(ApiError):
+    status_code = 409
+    code = "conflict"
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+
+
+class IncompatibleChange(Conflict):
+    """An update that would break readers of the current version (the reasons say why);
+    register it under a new name instead."""
+
+    code = "incompatible_change"
+
+
+class ConcurrentUpdate(Conflict):
+    """Another update of the same definition committed first; re-read and retry."""
+
+    code = "concurrent_update"
+
+
+class Deprecated(Conflict):
+    code = "deprecated"
+
+
+class InvalidDefinition(ApiError):
+    """A definition that is well-formed JSON but not a valid definition (e.g. a view on an
+    unregistered entity, a duplicate feature name)."""
+
+    status_code = 422
+    code = "invalid_definition"
 
 
 class BatchTooLarge(ApiError):
@@ -57,6 +123,19 @@ class StoreUnavailable(ApiError):
         super().__init__(message, kind=kind, **detail)
         self.kind = kind
 
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": "1"}
+
+
+class RegistryUnavailable(ApiError):
+    """The registry (PostgreSQL) did not answer; registration needs it, retrieval does not."""
+
+    status_code = 503
+    code = "registry_unavailable"
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": "1"}
+
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
@@ -64,8 +143,7 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
         metrics = getattr(request.app.state, "metrics", None)
         if metrics is not None:
             metrics.redis_errors.labels(kind=exc.kind).inc()
-    headers = {"Retry-After": "1"} if isinstance(exc, StoreUnavailable) else None
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers())
 
 
 def install(app: FastAPI) -> None:

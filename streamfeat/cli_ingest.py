@@ -283,7 +283,10 @@ def _print_via_api(ids: list[int]) -> None:
 
     settings = load_settings()
     base = f"http://{settings.host}:{settings.ports.api}"
-    with httpx.Client(base_url=base, timeout=5) as client:
+    from feature_api.settings import Role
+    from streamfeat.cli_registry import api_headers
+
+    with httpx.Client(base_url=base, timeout=5, headers=api_headers(Role.READER)) as client:
         for view in FEATURE_VIEWS:
             try:
                 resp = client.post(f"/v1/features/{view.name}:batch", json={"entity_ids": ids})

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from feature_api import service
+from feature_api.auth import AUTH_RESPONSES, require
 from feature_api.deps import NowMs, Settings, Store
 from feature_api.freshness import FeatureState
 from feature_api.models import (
@@ -21,11 +22,14 @@ from feature_api.models import (
     FeaturesPublic,
     FeatureValuePublic,
 )
+from feature_api.settings import Role
 
 router = APIRouter(
     prefix="/v1/features",
     tags=["features"],
+    dependencies=[Depends(require(Role.READER))],
     responses={
+        **AUTH_RESPONSES,
         404: {"model": ErrorPublic, "description": "Unknown feature view or feature."},
         503: {"model": ErrorPublic, "description": "Online store unavailable or too slow."},
     },

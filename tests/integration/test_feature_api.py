@@ -25,15 +25,16 @@ from core.online import (
 from core.settings import StackSettings
 from core.version import cdc_version, click_version, crm_version
 from feature_api.app import create_app
-from feature_api.settings import ApiSettings
+from feature_api.settings import ApiSettings, Role, dev_key
 
 DAY_MS = 86_400_000
+READER = {"X-API-Key": dev_key(Role.READER)}
 
 
 @pytest.fixture(scope="module")
 def api(supervisor: object, stack_settings: StackSettings) -> Iterator[httpx.Client]:
     base = f"http://{stack_settings.host}:{stack_settings.ports.api}"
-    with httpx.Client(base_url=base, timeout=5) as client:
+    with httpx.Client(base_url=base, timeout=5, headers=READER) as client:
         yield client
 
 
@@ -161,7 +162,7 @@ def _closed_port(host: str) -> int:
 def _redis_down_app(stack_settings: StackSettings, port: int) -> TestClient:
     ports = stack_settings.ports.model_copy(update={"redis": port})
     stack = stack_settings.model_copy(update={"ports": ports})
-    return TestClient(create_app(ApiSettings(), stack))
+    return TestClient(create_app(ApiSettings(), stack), headers=READER)
 
 
 def _assert_fast_503(client: TestClient, kind: str) -> None:

@@ -13,7 +13,7 @@ from core.settings import Ports, StackSettings
 from core.version import cdc_version
 from feature_api.app import create_app
 from feature_api.deps import get_store, now_ms
-from feature_api.settings import ApiSettings
+from feature_api.settings import ApiSettings, Role, dev_key
 
 NOW = 1_800_000_000_000
 
@@ -42,7 +42,7 @@ def client(store: FakeStore) -> Iterator[TestClient]:
     app = create_app(ApiSettings(max_batch=3), unused_redis)
     app.dependency_overrides[get_store] = lambda: store
     app.dependency_overrides[now_ms] = lambda: NOW
-    with TestClient(app) as c:
+    with TestClient(app, headers={"X-API-Key": dev_key(Role.READER)}) as c:
         yield c
 
 
