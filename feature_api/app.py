@@ -18,7 +18,7 @@ from core.online import RedisOnlineStore
 from core.settings import StackSettings, load_settings
 from feature_api import errors
 from feature_api.metrics import ApiMetrics, MetricsMiddleware
-from feature_api.routers import features, health
+from feature_api.routers import features, health, lineage
 from feature_api.settings import ApiSettings, refuse_dev_credentials
 
 
@@ -67,5 +67,7 @@ def create_app(settings: ApiSettings | None = None, stack: StackSettings | None 
     errors.install(app)
     app.include_router(health.router)
     app.include_router(features.router)
+    app.include_router(lineage.events_router)
+    app.include_router(lineage.graph_router)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

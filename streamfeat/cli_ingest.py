@@ -50,10 +50,11 @@ def topics_check() -> None:
 def connectors_apply() -> None:
     """Create or update every connector under connectors/cdc/ and wait until RUNNING."""
     from connectors.cdc.apply import apply_connectors
+    from streamfeat.cli_lineage import emitter
 
     settings = load_settings()
     try:
-        states = apply_connectors(settings, progress=out.print)
+        states = apply_connectors(settings, progress=out.print, lineage=emitter(settings))
     except Exception as exc:
         fail(
             "connect",
@@ -95,10 +96,11 @@ def bridge_run(
 ) -> None:
     """Import new/changed CRM exports from S3 into crm.customers (DLQ for bad rows)."""
     from connectors.crm.bridge import CrmBridge
+    from streamfeat.cli_lineage import emitter
 
     settings = load_settings()
     try:
-        CrmBridge(settings, chunk_rows=chunk_rows, log=out.print).run(
+        CrmBridge(settings, chunk_rows=chunk_rows, log=out.print, lineage=emitter(settings)).run(
             interval_s=interval, once=once
         )
     except Exception as exc:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.settings import PROJECT_ROOT, StackSettings
 from flink_jobs.config import JobConfig
 from streamfeat.flink_client import FlinkClient
 from streamfeat.stack.base import StackContext
 from streamfeat.stack.errors import StackError
+
+if TYPE_CHECKING:
+    from core.lineage import LineageEmitter
 
 FEATURE_JOB = PROJECT_ROOT / "flink_jobs" / "feature_job.py"
 
@@ -47,8 +51,17 @@ def running_job(settings: StackSettings) -> str | None:
     return job_id if state in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING") else None
 
 
-def deploy(settings: StackSettings, cfg: JobConfig | None = None) -> Deployed:
-    """Submit the feature job unless it already runs; wait until it is RUNNING."""
+def deploy(
+    settings: StackSettings, cfg: JobConfig | None = None, lineage: LineageEmitter | None = None
+) -> Deployed:
+    """Submit the feature job unless it already runs; wait until it is RUNNING.
+
+    Lineage (its topics -> the job -> feature views, offline table, DLQ) is reported as a
+    run: START before the submission, RUNNING once Flink runs it, FAIL if it does not;
+    ``lineage`` defaults to the CLI's emitter (a lineage outage never fails the deploy)."""
+    from streamfeat.cli_lineage import emitter
+    from streamfeat.job_lineage import feature_job_spec
+
     ctx = StackContext(settings)
     current = running_job(settings)
     if current:
@@ -59,12 +72,18 @@ def deploy(settings: StackSettings, cfg: JobConfig | None = None) -> Deployed:
         )
     cfg = cfg or job_config(settings)
     client = FlinkClient(ctx)
-    sub = client.run_python(
-        FEATURE_JOB, ["--config", cfg.model_dump_json()], name="feature-job", detached=True
-    )
-    _state_file(ctx).parent.mkdir(parents=True, exist_ok=True)
-    _state_file(ctx).write_text(json.dumps({"job_id": sub.job_id}))
-    client.wait_state(sub.job_id, "RUNNING", timeout_s=120)
+    run = (lineage or emitter(settings)).start(feature_job_spec(settings, cfg))
+    try:
+        sub = client.run_python(
+            FEATURE_JOB, ["--config", cfg.model_dump_json()], name="feature-job", detached=True
+        )
+        _state_file(ctx).parent.mkdir(parents=True, exist_ok=True)
+        _state_file(ctx).write_text(json.dumps({"job_id": sub.job_id}))
+        client.wait_state(sub.job_id, "RUNNING", timeout_s=120)
+    except BaseException as exc:
+        run.fail(exc)
+        raise
+    run.running()
     return Deployed(sub.job_id, sub.log)
 
 
