@@ -48,6 +48,7 @@ demo: install ## Run the pipeline locally: stack, topics, seed, CDC, CRM bridge,
 	@echo "== clickstream burst"; $(BIN)/streamfeat clickstream --rate 5000 --count 20000
 	@echo "== feature job"; $(BIN)/streamfeat job status > /dev/null 2>&1 || $(BIN)/streamfeat job deploy
 	@echo "== online features (Redis)"; $(BIN)/streamfeat features 1 2 3 17 --wait 120
+	@echo "== register core/features.py in the registry"; $(BIN)/streamfeat apply
 	@echo "== offline table (Iceberg)"; $(BIN)/streamfeat offline commit
 	@echo "== feature retrieval through the Feature Store API"; $(BIN)/streamfeat features 3 17 --api
 

@@ -18,7 +18,9 @@ from core.online import RedisOnlineStore
 from core.settings import StackSettings, load_settings
 from feature_api import errors
 from feature_api.metrics import ApiMetrics, MetricsMiddleware
-from feature_api.routers import features, health, lineage
+from feature_api.registry_snapshot import RegistrySnapshot
+from feature_api.registry_store import RegistryStore
+from feature_api.routers import features, health, lineage, registry
 from feature_api.settings import ApiSettings, refuse_dev_credentials
 
 
@@ -44,9 +46,11 @@ def connect_store(*, api: ApiSettings, stack: StackSettings) -> RedisOnlineStore
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = connect_store(api=app.state.settings, stack=app.state.stack)
     app.state.store = store
+    app.state.snapshot.start()  # registry snapshot in the background: startup never waits
     try:
         yield
     finally:
+        app.state.snapshot.stop()
         store.client.close()
         store.client.connection_pool.disconnect()
 
@@ -64,9 +68,16 @@ def create_app(settings: ApiSettings | None = None, stack: StackSettings | None 
     app.state.stack = stack or load_settings()
     refuse_dev_credentials(app.state.settings, app.state.stack.environment)
     app.state.metrics = ApiMetrics()
+    app.state.registry = RegistryStore(
+        app.state.stack.postgres_dsn(), timeout_s=app.state.settings.registry_timeout_s
+    )
+    app.state.snapshot = RegistrySnapshot(
+        app.state.registry, refresh_s=app.state.settings.registry_refresh_s
+    )
     errors.install(app)
     app.include_router(health.router)
     app.include_router(features.router)
+    app.include_router(registry.router)
     app.include_router(lineage.events_router)
     app.include_router(lineage.graph_router)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -1,8 +1,6 @@
-"""Dependencies as ``Annotated`` aliases. Everything shared (the Redis pool, settings,
-metrics) is created once in the app's lifespan and read from ``app.state`` here.
-
-Seam: an ``Auth`` alias (API keys / OIDC) slots in beside these and into the routers'
-``dependencies=``, without touching the handlers.
+"""Dependencies as ``Annotated`` aliases. Everything shared (the Redis pool, the registry
+store and its snapshot, settings, metrics) is created once by the app and read from
+``app.state`` here. Authentication lives in :mod:`feature_api.auth` (``require(role)``).
 """
 
 from __future__ import annotations
@@ -14,6 +12,8 @@ from fastapi import Depends, Request
 
 from core.online import RedisOnlineStore
 from feature_api.metrics import ApiMetrics
+from feature_api.registry_snapshot import RegistrySnapshot
+from feature_api.registry_store import RegistryStore
 from feature_api.settings import ApiSettings
 
 
@@ -25,6 +25,16 @@ def get_settings(request: Request) -> ApiSettings:
 def get_store(request: Request) -> RedisOnlineStore:
     store: RedisOnlineStore = request.app.state.store
     return store
+
+
+def get_registry(request: Request) -> RegistryStore:
+    registry: RegistryStore = request.app.state.registry
+    return registry
+
+
+def get_snapshot(request: Request) -> RegistrySnapshot:
+    snapshot: RegistrySnapshot = request.app.state.snapshot
+    return snapshot
 
 
 def get_metrics(request: Request) -> ApiMetrics:
@@ -40,4 +50,6 @@ def now_ms() -> int:
 Settings = Annotated[ApiSettings, Depends(get_settings)]
 Store = Annotated[RedisOnlineStore, Depends(get_store)]
 Metrics = Annotated[ApiMetrics, Depends(get_metrics)]
+Registry = Annotated[RegistryStore, Depends(get_registry)]
+Snapshot = Annotated[RegistrySnapshot, Depends(get_snapshot)]
 NowMs = Annotated[int, Depends(now_ms)]

@@ -1,12 +1,15 @@
-"""Request and response models of the retrieval API (the registry and lineage add theirs)."""
+"""Request and response models of the API: retrieval, then the registry (whose request
+bodies are the specs of :mod:`core.registry` themselves: one definition of a valid spec)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.events import Source
+from core.registry import EntitySpec, FeatureViewSpec, Outcome
 from feature_api.freshness import Status
 
 EntityId = Annotated[int, Field(ge=0, le=2**63 - 1, description="The entity's join key.")]
@@ -61,3 +64,47 @@ class ErrorBody(BaseModel):
 
 class ErrorPublic(BaseModel):
     error: ErrorBody
+
+
+# ---- registry ---------------------------------------------------------------------------
+
+
+class DefinitionState(BaseModel):
+    """What every registered version reports beside its spec."""
+
+    name: str
+    version: int = Field(description="This version (1 = first registration).")
+    latest_version: int
+    status: Literal["active", "deprecated"]
+    changes: list[str] = Field(description="How this version differs from the previous one.")
+    created_at: datetime
+    created_by: str = Field(description="Subject of the credentials that registered it.")
+    deprecated_at: datetime | None = None
+    deprecated_by: str | None = None
+    deprecation_reason: str | None = None
+
+
+class EntityPublic(DefinitionState):
+    spec: EntitySpec
+
+
+class FeatureViewPublic(DefinitionState):
+    spec: FeatureViewSpec
+    in_code: bool = Field(
+        description="Declared in core/features.py: retrieval then serves the code declaration "
+        "(the one the feature job computes) whatever the registry holds."
+    )
+
+
+class EntityRegistrationPublic(EntityPublic):
+    outcome: Outcome
+
+
+class FeatureViewRegistrationPublic(FeatureViewPublic):
+    outcome: Outcome
+
+
+class DeprecateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("", max_length=500, description="Why; shown to readers of it.")

@@ -6,7 +6,7 @@ The online store is :class:`core.online.RedisOnlineStore` (the one read of the k
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,12 +19,18 @@ from feature_api.errors import BatchTooLarge, StoreUnavailable, UnknownFeature, 
 from feature_api.freshness import FeatureState, row_states
 
 
-def resolve_view(*, name: str) -> FeatureView:
-    # Seam: the registry (PostgreSQL) will answer this; today the declaration in core.features.
+def resolve_view(*, name: str, registered: Mapping[str, FeatureView]) -> FeatureView:
+    """The declaration in core/features.py (what the feature job computes), else the view as
+    last registered (``registered``: the in-memory registry snapshot, so no PostgreSQL
+    round trip per request and retrieval keeps working while PostgreSQL is down)."""
     try:
         return lookup_view(name)
     except KeyError:
-        raise UnknownView(f"unknown feature view {name!r}", view=name) from None
+        pass
+    found = registered.get(name)
+    if found is None:
+        raise UnknownView(f"unknown feature view {name!r}", view=name)
+    return found
 
 
 def resolve_features(*, view: FeatureView, names: Sequence[str] | None) -> tuple[Feature, ...]:

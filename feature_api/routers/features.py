@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from feature_api import service
 from feature_api.auth import AUTH_RESPONSES, require
-from feature_api.deps import NowMs, Settings, Store
+from feature_api.deps import NowMs, Settings, Snapshot, Store
 from feature_api.freshness import FeatureState
 from feature_api.models import (
     BatchFeaturesPublic,
@@ -60,9 +60,10 @@ def get_entity_features(
     store: Store,
     settings: Settings,
     now: NowMs,
+    snapshot: Snapshot,
     features: FeatureNames = None,
 ) -> FeaturesPublic:
-    fv = service.resolve_view(name=view)
+    fv = service.resolve_view(name=view, registered=snapshot.current.views)
     chosen = service.resolve_features(view=fv, names=features)
     (states,) = service.read_features(
         store=store,
@@ -88,8 +89,9 @@ def get_batch_features(
     store: Store,
     settings: Settings,
     now: NowMs,
+    snapshot: Snapshot,
 ) -> BatchFeaturesPublic:
-    fv = service.resolve_view(name=view)
+    fv = service.resolve_view(name=view, registered=snapshot.current.views)
     chosen = service.resolve_features(view=fv, names=body.features)
     per_entity = service.read_features(
         store=store,

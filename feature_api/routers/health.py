@@ -1,5 +1,10 @@
 """Probes and metrics: ``/healthz`` (the process answers), ``/readyz`` (Redis answers PING
-within the timeout, else 503), ``/metrics`` (Prometheus text format)."""
+within the timeout, else 503), ``/metrics`` (Prometheus text format).
+
+Public on purpose (no credentials): orchestrators' probes and Prometheus scrapers carry
+none, and these reveal no feature data (:data:`feature_api.auth.PUBLIC_PATHS`).
+``/readyz`` stays ready while PostgreSQL is down — retrieval serves from the last registry
+snapshot — and says so in its ``registry`` field."""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from feature_api import service
-from feature_api.deps import Metrics, Store
+from feature_api.deps import Metrics, Snapshot, Store
+from feature_api.models import ErrorPublic
 
 router = APIRouter(tags=["health"])
 
@@ -17,10 +23,14 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-def readyz(store: Store) -> dict[str, str]:
+@router.get(
+    "/readyz",
+    responses={503: {"model": ErrorPublic, "description": "Online store (Redis) unavailable."}},
+)
+def readyz(store: Store, snapshot: Snapshot) -> dict[str, str]:
     service.ping(store=store)
-    return {"status": "ready", "online_store": "ok"}
+    registry = "ok" if snapshot.error is None else f"stale snapshot: {snapshot.error}"
+    return {"status": "ready", "online_store": "ok", "registry": registry}
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -38,8 +38,8 @@ def store() -> FakeStore:
 
 @pytest.fixture
 def client(store: FakeStore) -> Iterator[TestClient]:
-    unused_redis = StackSettings(ports=Ports(redis=1))  # never reached: the store is faked
-    app = create_app(ApiSettings(max_batch=3), unused_redis)
+    unused = StackSettings(ports=Ports(redis=1, postgres=1))  # never reached: faked
+    app = create_app(ApiSettings(max_batch=3), unused)
     app.dependency_overrides[get_store] = lambda: store
     app.dependency_overrides[now_ms] = lambda: NOW
     with TestClient(app, headers={"X-API-Key": dev_key(Role.READER)}) as c:

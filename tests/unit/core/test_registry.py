@@ -1,0 +1,204 @@
+"""Pure registry rules: specs from the code declarations, short names, compatibility."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from core.features import CUSTOMER, FEATURE_VIEWS, USER_ACTIVITY
+from core.registry import (
+    EntitySpec,
+    FeatureSpec,
+    FeatureViewSpec,
+    derive_short,
+    diff_entities,
+    diff_views,
+    entity_spec,
+    fill_shorts,
+    incompatible,
+    to_feature_view,
+    view_spec,
+)
+
+
+def _view(**over: Any) -> FeatureViewSpec:
+    data: dict[str, Any] = {
+        "name": "v",
+        "entity": "customer",
+        "features": [
+            {"name": "a", "dtype": "int64", "short": "a"},
+            {"name": "b", "dtype": "string", "short": "b"},
+        ],
+        "sources": ["clickstream"],
+        "short": "v",
+        "ttl_s": 3600,
+    }
+    data.update(over)
+    return FeatureViewSpec.model_validate(data)
+
+
+@pytest.mark.parametrize("view", FEATURE_VIEWS, ids=lambda v: v.name)
+def test_code_declarations_round_trip(view: Any) -> None:
+    spec = view_spec(view)
+    assert fill_shorts(spec) == spec  # code declarations carry every short name
+    assert to_feature_view(spec, entity_spec(CUSTOMER)) == view
+    assert diff_views(spec, view_spec(view)) == []
+
+
+def test_spec_survives_json() -> None:
+    spec = view_spec(USER_ACTIVITY)
+    assert FeatureViewSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+@pytest.mark.parametrize(
+    ("new", "needle"),
+    [
+        (_view(features=[{"name": "a", "dtype": "int64", "short": "a"}]), "'b' removed"),
+        (
+            _view(
+                features=[
+                    {"name": "a", "dtype": "float64", "short": "a"},
+                    {"name": "b", "dtype": "string", "short": "b"},
+                ]
+            ),
+            "feature a dtype",
+        ),
+        (_view(entity="account"), "entity"),
+        (_view(short="w"), "short"),
+        (_view(version_scope="attribute"), "version_scope"),
+        (
+            _view(
+                features=[
+                    {"name": "a", "dtype": "int64", "short": "x"},
+                    {"name": "b", "dtype": "string", "short": "b"},
+                ]
+            ),
+            "feature a short",
+        ),
+        (_view(groups=[{"name": "g", "features": ["a"]}]), "feature a group"),
+    ],
+)
+def test_incompatible_view_changes(new: FeatureViewSpec, needle: str) -> None:
+    reasons = incompatible(diff_views(_view(), new))
+    assert reasons and any(needle in r for r in reasons), reasons
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        _view(
+            features=[
+                {"name": "a", "dtype": "int64", "short": "a"},
+                {"name": "b", "dtype": "string", "short": "b"},
+                {"name": "c", "dtype": "bool", "short": "c"},
+            ]
+        ),
+        _view(description="new words"),
+        _view(owner="someone"),
+        _view(tags={"k": "v"}),
+        _view(ttl_s=7200),
+        _view(sources=["clickstream", "pg_cdc"]),
+        _view(transformation="sum(x)"),
+        _view(
+            features=[
+                {"name": "a", "dtype": "int64", "short": "a", "description": "better"},
+                {"name": "b", "dtype": "string", "short": "b"},
+            ]
+        ),
+    ],
+)
+def test_compatible_view_changes(new: FeatureViewSpec) -> None:
+    changes = diff_views(_view(), new)
+    assert changes and incompatible(changes) == []
+
+
+def test_entity_rules() -> None:
+    old = EntitySpec(name="e", join_key="id", short="e")
+    assert diff_entities(old, old) == []
+    ok = diff_entities(old, old.model_copy(update={"description": "d", "owner": "o"}))
+    assert len(ok) == 2 and incompatible(ok) == []
+    assert incompatible(diff_entities(old, old.model_copy(update={"join_key": "other"})))
+    assert incompatible(diff_entities(old, old.model_copy(update={"short": "x"})))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"features": [{"name": "a", "dtype": "int64"}] * 2},
+        {"features": [{"name": "a", "dtype": "int64", "short": "s"},
+                      {"name": "b", "dtype": "int64", "short": "s"}]},
+        {"version_scope": "attribute", "groups": [{"name": "g", "features": ["a"]}]},
+        {"groups": [{"name": "g", "features": ["zzz"]}]},
+        {"groups": [{"name": "g", "features": ["a"]}, {"name": "h", "features": ["a"]}]},
+        {"sources": []},
+        {"sources": ["kafka_somewhere"]},
+        {"ttl_s": 0},
+        {"name": "Bad-Name"},
+        {"features": [{"name": "a", "dtype": "decimal"}]},
+        {"features": [{"name": "a", "dtype": "int64", "short": "a@"}]},
+        {"features": [{"name": "a", "dtype": "int64", "short": "_v"}]},
+        {"unknown": 1},
+    ],
+)  # fmt: skip
+def test_invalid_specs_are_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        _view(**bad)
+
+
+def test_derive_short_examples() -> None:
+    assert derive_short("clicks_1h", []) == "c1h"
+    assert derive_short("last_session_duration_s", []) == "lsds"
+    assert derive_short("clicks_1h", ["c1h", "c1h2"]) == "c1h3"
+
+
+NAMES = st.lists(
+    st.from_regex(r"[a-z][a-z0-9]{0,6}(_[a-z0-9]{1,6}){0,3}", fullmatch=True),
+    min_size=1,
+    max_size=25,
+    unique=True,
+)
+
+
+def _spec(names: list[str]) -> FeatureViewSpec:
+    return _view(features=[FeatureSpec(name=n, dtype="int64") for n in names], short=None)
+
+
+@given(NAMES)
+def test_filled_shorts_are_unique_valid_and_deterministic(names: list[str]) -> None:
+    filled = fill_shorts(_spec(names))
+    shorts = [f.short for f in filled.features]
+    assert len(set(shorts)) == len(shorts)
+    assert all(s and re.fullmatch(r"[a-z0-9]{1,16}", s) for s in shorts)  # no "_": compact
+    assert fill_shorts(_spec(names)) == filled
+    assert filled.short == "v"
+
+
+@given(NAMES, NAMES)
+def test_an_update_keeps_every_existing_short_and_adds_compatibly(
+    old_names: list[str], extra: list[str]
+) -> None:
+    old = fill_shorts(_spec(old_names))
+    new_names = old_names + [n for n in extra if n not in old_names]
+    new = fill_shorts(_spec(new_names), old)
+    before = {f.name: f.short for f in old.features}
+    after = {f.name: f.short for f in new.features}
+    assert all(after[n] == s for n, s in before.items())
+    assert len(set(after.values())) == len(after)
+    assert incompatible(diff_views(old, new)) == []
+
+
+@given(NAMES, st.data())
+def test_removing_any_feature_is_incompatible(names: list[str], data: st.DataObject) -> None:
+    assume(len(names) > 1)  # a view keeps at least one feature
+    old = fill_shorts(_spec(names))
+    gone = data.draw(st.sampled_from(names))
+    kept = [f for f in old.features if f.name != gone]
+    new = old.model_copy(update={"features": kept})
+    reasons = incompatible(diff_views(old, new))
+    assert reasons == [f"feature {gone!r} removed: readers of it would break "
+                       "(deprecate the view and register a new one instead)"]  # fmt: skip
