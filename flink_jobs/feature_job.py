@@ -5,7 +5,8 @@ Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_
 - clickstream: parsed and gated in SQL (event-time watermarks, idle partitions ignored
   after ``idle_timeout_ms``); bad or late events -> DLQ on S3; valid ones -> feature rows
   (sql.FEATURE_ROW): rolling counts over 1 h / 24 h / 7 d (OVER RANGE windows), sessions
-  (SESSION windows) and lags (LAG) -> Redis (one version-guarded write per row) and the
+  (SESSION windows) and lags (LAG) -> Redis (version-guarded writes, a pipeline per batch
+  of rows) and the
   offline table (Parquet on S3, committed by checkpoints).
 - cdc.public.customers + crm.customers -> attribute updates with versions -> Redis, where
   the Lua upsert keeps the greatest version per attribute: last-writer-wins that does not
@@ -23,12 +24,14 @@ import base64
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, StreamTableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, TableFunction, udf, udtf
 
 from core.features import CUSTOMER_PROFILE, view
-from core.online import AttributeWrite, RedisOnlineStore, RowWrite, decode_value
+from core.online import AttributeWrite, EncodedRow, RedisOnlineStore, parse_payload
 from core.version import EncodedVersion
 from flink_jobs import sql
 from flink_jobs.config import JobConfig
@@ -48,10 +51,15 @@ PROFILE_TYPES = [
 """Columns of ``ingest_profile``'s rows: sql.PROFILE_COLUMNS."""
 
 
-class WriteRow(ScalarFunction):  # type: ignore[misc]
-    """One feature row (sql.FEATURE_ROW) -> one version-guarded Redis write. Values arrive
-    as strings and are typed by the view's declaration (core/features.py); a NULL value is
-    removed. Returns how many groups changed (0 for a replayed or older row)."""
+class WriteRows(ScalarFunction):  # type: ignore[misc]
+    """Feature rows (sql.ONLINE_ROW) -> version-guarded Redis writes, a batch at a time.
+
+    A vectorised (pandas) UDF: Flink hands over up to ``python.fn-execution.arrow.batch.size``
+    rows per call and ends a batch at least every bundle time and at every checkpoint
+    barrier. Each call writes its rows in one Redis pipeline (only the newest row per hash
+    group: core.online.newest_per_field) and returns after Redis answered, so no write is
+    buffered past the barrier of the checkpoint that covers it. Values arrive encoded
+    (sql.feature_columns): nothing is decoded and re-encoded here."""
 
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url
@@ -65,21 +73,35 @@ class WriteRow(ScalarFunction):  # type: ignore[misc]
 
     def eval(
         self,
-        view_name: str,
-        grp: str | None,
-        entity_id: int,
-        event_time: int,
-        version: str,
-        features: dict[str, str | None],
-    ) -> int:
+        view_name: pd.Series,
+        grp: pd.Series,
+        entity_id: pd.Series,
+        event_time: pd.Series,
+        version: pd.Series,
+        payload: pd.Series,
+    ) -> pd.Series:
         assert self.store is not None
-        fv = view(view_name)
-        values = {
-            name: None if raw is None else decode_value(fv.feature(name), raw)
-            for name, raw in features.items()
-        }
-        write = RowWrite(fv, entity_id, values, EncodedVersion(event_time, version), group=grp)
-        return self.store.write([write])
+        n = len(entity_id)
+        writes = [
+            EncodedRow(view(v), e, parse_payload(p), EncodedVersion(t, ver), g)
+            for v, g, e, t, ver, p in zip(
+                _values(view_name, n),
+                _values(grp, n),
+                _values(entity_id, n),
+                _values(event_time, n),
+                _values(version, n),
+                _values(payload, n),
+                strict=True,
+            )
+        ]
+        self.store.write(writes)
+        return pd.Series(np.ones(n, dtype=np.int32))
+
+
+def _values(column: pd.Series | Any, n: int) -> list[Any]:
+    """A pandas UDF argument as a list: PyFlink passes a column the planner found constant
+    (a view name literal, a NULL group) as one Python value, not a Series."""
+    return column.tolist() if isinstance(column, pd.Series) else [column] * n
 
 
 class IngestProfile(TableFunction):  # type: ignore[misc]
@@ -151,7 +173,8 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     conf.set("python.fn-execution.bundle.time", str(cfg.python_bundle_time_ms))
 
     t_env.create_temporary_function(
-        "write_row", udf(WriteRow(cfg.redis_url), result_type=DataTypes.INT())
+        "write_rows",
+        udf(WriteRows(cfg.redis_url), result_type=DataTypes.INT(), func_type="pandas"),
     )
     t_env.create_temporary_function(
         "ingest_profile",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from core.domain import CLICK_EVENT_TYPES
 from core.events import SOURCE_PRIORITY, Source
+from core.features import USER_ACTIVITY, USER_LAGS, USER_SESSIONS, FeatureView
+from core.online import PAYLOAD_SEPARATOR
 from flink_jobs.config import JobConfig
 
 CLICK_PRIORITY = SOURCE_PRIORITY[Source.CLICKSTREAM]
@@ -127,9 +129,26 @@ FROM clicks WHERE reason IS NOT NULL"""
 # integration test checks 1 h / 24 h / 7 d against hand-computed values.
 _MARKERS = {"1h": "MIN", "24h": "MAX", "7d": "AVG"}
 
-FEATURE_ROW = "view, grp, entity_id, event_time, version, features"
+FEATURE_ROW = "view, grp, entity_id, event_time, version, features, payload"
 """Every feature query yields these columns; one row = one version-guarded online write
-(``grp`` NULL for ungrouped views) and one offline row."""
+(``grp`` NULL for ungrouped views) and one offline row. ``features`` (long names -> values)
+is the offline row; ``payload`` the same values as the online store writes them."""
+
+ONLINE_ROW = "view, grp, entity_id, event_time, version, payload"
+"""The columns ``write_rows`` takes (flink_jobs.feature_job.WriteRows)."""
+
+
+def feature_columns(view: FeatureView, values: dict[str, str]) -> str:
+    """The ``features`` and ``payload`` columns of a feature row from one SQL string
+    expression per feature (already in core.online's encoding: integers as decimal text,
+    bools '1'/'0'). ``payload`` is ``short=value`` entries joined by the separator of
+    core.online.parse_payload; CONCAT_WS skips a NULL entry, so a NULL value is an absent
+    field, which the online write removes."""
+    shorts = {name: view.feature(name).short for name in values}  # KeyError on a typo
+    pairs = ", ".join(f"'{name}', {expr}" for name, expr in values.items())
+    entries = ", ".join(f"'{shorts[name]}=' || {expr}" for name, expr in values.items())
+    sep = f"CHR({ord(PAYLOAD_SEPARATOR)})"
+    return f"MAP[{pairs}] AS features, CONCAT_WS({sep}, {entries}) AS payload"
 
 
 def valid_clicks() -> str:
@@ -143,11 +162,13 @@ def _click_version() -> str:
 def rolling(window: str) -> str:
     """Per-event counts over one RANGE window (Flink allows one OVER window per query)."""
     interval = WINDOW_INTERVALS[window]
+    counts = {
+        f"{name}_{window}": f"CAST({name} AS STRING)" for name in ("clicks", "carts", "purchases")
+    }
     return f"""
-SELECT 'user_activity' AS view, '{window}' AS grp, user_id AS entity_id, event_time,
+SELECT '{USER_ACTIVITY.name}' AS view, '{window}' AS grp, user_id AS entity_id, event_time,
   {_click_version()} AS version,
-  MAP['clicks_{window}', CAST(clicks AS STRING), 'carts_{window}', CAST(carts AS STRING),
-      'purchases_{window}', CAST(purchases AS STRING)] AS features
+  {feature_columns(USER_ACTIVITY, counts)}
 FROM (
   SELECT user_id, event_time, kp, ko, marker,
     CASE WHEN marker IS NOT NULL THEN clicks END AS clicks, carts, purchases
@@ -168,18 +189,21 @@ def sessions(cfg: JobConfig) -> str:
     versioned by its last event; ``sessions_24h`` counts sessions that ended in the 24 h up
     to this one's end (inclusive)."""
     gap_s = (cfg.session_gap_ms - 1) / 1000
+    values = {
+        "sessions_24h": "CAST(n24 AS STRING)",
+        "last_session_duration_s": "CAST((end_ms - start_ms) / 1000 AS STRING)",
+        "last_session_events": "CAST(events AS STRING)",
+        "last_session_pages": "CAST(pages AS STRING)",
+        "last_session_converted": "CASE WHEN converted = 1 THEN '1' ELSE '0' END",
+    }
     end_version = (
         f"{encoded_num('end_ms')} || '{CLICK_PRIORITY:02x}' || "
         f"{encoded_num('kp')} || {encoded_num('last_ko')}"
     )
     return f"""
-SELECT 'user_sessions' AS view, CAST(NULL AS STRING) AS grp, user_id AS entity_id,
+SELECT '{USER_SESSIONS.name}' AS view, CAST(NULL AS STRING) AS grp, user_id AS entity_id,
   end_ms AS event_time, {end_version} AS version,
-  MAP['sessions_24h', CAST(n24 AS STRING),
-      'last_session_duration_s', CAST((end_ms - start_ms) / 1000 AS STRING),
-      'last_session_events', CAST(events AS STRING),
-      'last_session_pages', CAST(pages AS STRING),
-      'last_session_converted', CASE WHEN converted = 1 THEN '1' ELSE '0' END] AS features
+  {feature_columns(USER_SESSIONS, values)}
 FROM (
   SELECT *, COUNT(*) OVER (PARTITION BY user_id ORDER BY window_time
                            RANGE BETWEEN INTERVAL '24' HOUR PRECEDING AND CURRENT ROW) AS n24
@@ -196,11 +220,15 @@ FROM (
 def lags() -> str:
     """Previous value and time since the previous event; NULL (field absent online) at a
     user's first event. LAG must not share a SELECT with a RANGE aggregate: own query."""
+    values = {
+        "last_event_type": "event_type",
+        "prev_event_type": "prev_type",
+        "ms_since_prev_event": "CAST(event_time - prev_time AS STRING)",
+    }
     return f"""
-SELECT 'user_lags' AS view, CAST(NULL AS STRING) AS grp, user_id AS entity_id, event_time,
+SELECT '{USER_LAGS.name}' AS view, CAST(NULL AS STRING) AS grp, user_id AS entity_id, event_time,
   {_click_version()} AS version,
-  MAP['last_event_type', event_type, 'prev_event_type', prev_type,
-      'ms_since_prev_event', CAST(event_time - prev_time AS STRING)] AS features
+  {feature_columns(USER_LAGS, values)}
 FROM (
   SELECT user_id, event_time, kp, ko, event_type,
     LAG(event_type) OVER w AS prev_type, LAG(event_time) OVER w AS prev_time
@@ -306,7 +334,7 @@ CREATE TABLE offline_rows (
 
 
 def online_insert() -> str:
-    return f"INSERT INTO online_writes SELECT write_row({FEATURE_ROW}) FROM feature_rows"
+    return f"INSERT INTO online_writes SELECT write_rows({ONLINE_ROW}) FROM feature_rows"
 
 
 def offline_features_insert() -> str:

@@ -29,7 +29,7 @@ user of the watermark-flush events)."""
 PROFILE_BASE = 51_000_000
 """Customers of the CRM records (burst and freshness)."""
 SCRATCH_IDS = range(USER_BASE, 52_000_000)
-ONLINE_SINK = "online_writes sink (write_row results)"
+ONLINE_SINK = "online_writes sink (write_rows results)"
 OFFLINE_SINK = "offline writer (feature rows)"
 FLUSH_AHEAD_MS = 60_000
 """Flush events are this much later than the last session's window end (see flush_records)."""
@@ -181,7 +181,7 @@ def vertex_role(description: str, inputs: Sequence[str] = ()) -> str:
             if bound == "UNBOUNDED"
             else f"rolling {_span(int(bound))} counts"
         )
-        return what + (" + write_row (Python, Redis)" if python else "")
+        return what + (" + write_rows (Python, Redis)" if python else "")
     if "WindowAggregate" in text and "SESSION" in text:
         return "session windows"
     if "online_writes" in text:

@@ -111,21 +111,21 @@ def test_only_scratch_entities_are_recognised(key: bytes | str, view: Any, expec
 
 OVER = (
     "[7]:OverAggregate(partitionBy=[user_id], orderBy=[ts ASC], window=[ RANGE BETWEEN "
-    "{bound} PRECEDING AND CURRENT ROW], select=[...])<br/>+- [9]:PythonCalc(select=[write_row"
+    "{bound} PRECEDING AND CURRENT ROW], select=[...])<br/>+- [9]:PythonCalc(select=[write_rows"
 )
 
 
 @pytest.mark.parametrize(
     ("description", "inputs", "role"),
     [
-        (OVER.format(bound=3600000), [], "rolling 1h counts + write_row (Python, Redis)"),
-        (OVER.format(bound=86400000), [], "rolling 24h counts + write_row (Python, Redis)"),
-        (OVER.format(bound=604800000), [], "rolling 7d counts + write_row (Python, Redis)"),
-        (OVER.format(bound="UNBOUNDED"), [], "lags (LAG) + write_row (Python, Redis)"),
+        (OVER.format(bound=3600000), [], "rolling 1h counts + write_rows (Python, Redis)"),
+        (OVER.format(bound=86400000), [], "rolling 24h counts + write_rows (Python, Redis)"),
+        (OVER.format(bound=604800000), [], "rolling 7d counts + write_rows (Python, Redis)"),
+        (OVER.format(bound="UNBOUNDED"), [], "lags (LAG) + write_rows (Python, Redis)"),
         (
             OVER.format(bound=86400000).replace("orderBy=[ts", "orderBy=[window_time"),
             [],
-            "sessions_24h count + write_row (Python, Redis)",
+            "sessions_24h count + write_rows (Python, Redis)",
         ),
         (
             "[20]:WindowAggregate(groupBy=[user_id], window=[SESSION(time_col=[ts]",
