@@ -140,8 +140,8 @@ def bench(
     suite: Annotated[
         str,
         typer.Option(
-            help="baselines | ingestion | job | all (ingestion: producer, bridge, CDC; "
-            "job: the feature job on scratch topics)."
+            help="baselines | ingestion | job | api | all (ingestion: producer, bridge, CDC; "
+            "job: the feature job on scratch topics; api: feature API latency)."
         ),
     ] = "all",
 ) -> None:

@@ -3,8 +3,10 @@
 Suites: ``baselines`` (the raw parts), ``ingestion`` (producer, CRM bridge, Debezium lag,
 each with its own same-run baseline), ``job`` (the feature job deployed on scratch topics:
 throughput vs a Flink SQL blackhole on the same topic, customer_profile freshness vs a
-Kafka round trip, Redis bytes per entity vs a plain hash) and ``all`` (all three; the
-bridge then shares the baselines' Kafka produce figure instead of measuring its own).
+Kafka round trip, Redis bytes per entity vs a plain hash), ``api`` (feature API latency at
+fixed rates, open loop from a separate process, beside a hello-JSON route of the same server
+and raw redis-py HGETALL) and ``all`` (all four; the bridge then shares the baselines' Kafka
+produce figure instead of measuring its own).
 
 The machine is shared and noisy: the report records when it ran, how many CPUs the run
 could use and the load average at start and end (as measurement rows too, so they travel
@@ -23,12 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.settings import StackSettings
-from streamfeat.bench import baselines, feature_job, ingestion
+from streamfeat.bench import api, baselines, feature_job, ingestion
 from streamfeat.bench.stats import Measurement, format_value, render_table, to_json
 
 Progress = Callable[[str], None]
 Step = tuple[str, Callable[[], list[Measurement]]]
-SUITES = ("baselines", "ingestion", "job", "all")
+SUITES = ("baselines", "ingestion", "job", "api", "all")
 
 HOST_AT_START = "host load average at start"
 HOST_AT_END = "host load average at end"
@@ -54,6 +56,9 @@ class Sizes:
     job_crm_burst: int
     job_fresh_seconds: float
     cdc_rate: float = 20.0
+    api_rates: tuple[float, ...] = (25, 100, 250, 500)
+    """Requests/s of each feature API run (issue 5's goal is stated at 500/s)."""
+    api_seconds: float = 10.0
 
 
 FULL = Sizes(
@@ -77,6 +82,8 @@ QUICK = Sizes(
     job_events=10_000,
     job_crm_burst=1_500,
     job_fresh_seconds=6,
+    api_rates=(25, 100, 500),
+    api_seconds=3.0,
 )
 
 
@@ -198,6 +205,23 @@ def _job_steps(settings: StackSettings, sizes: Sizes, progress: Progress) -> lis
     ]
 
 
+def _api_steps(settings: StackSettings, sizes: Sizes, progress: Progress) -> list[Step]:
+    """The feature API on a scratch port: hello JSON, 1 entity, batch of 100, per rate."""
+    rates = "/".join(f"{r:g}" for r in sizes.api_rates)
+    return [
+        (
+            f"feature API latency at {rates} req/s, {sizes.api_seconds:g}s each",
+            lambda: api.api_latency(
+                settings,
+                rates=sizes.api_rates,
+                seconds=sizes.api_seconds,
+                redis_calls=sizes.redis_calls,
+                progress=progress,
+            ),
+        )
+    ]
+
+
 def run_suite(
     settings: StackSettings,
     suite: str = "all",
@@ -215,6 +239,8 @@ def run_suite(
         steps += _ingestion_steps(settings, sizes, with_baselines=suite == "all")
     if suite in ("job", "all"):
         steps += _job_steps(settings, sizes, progress)
+    if suite in ("api", "all"):
+        steps += _api_steps(settings, sizes, progress)
     start = HostSnapshot.capture()
     progress(
         f"bench {suite} ({'quick' if quick else 'full'}) on {start.nproc} CPUs, "
