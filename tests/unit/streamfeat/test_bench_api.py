@@ -138,6 +138,7 @@ def test_goal_verdicts() -> None:
 
 def test_bench_app_adds_a_hidden_hello_route_behind_auth(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMFEAT_PORTS__REDIS", "1")  # never reached
+    monkeypatch.setenv("STREAMFEAT_PORTS__POSTGRES", "1")  # nor the registry's PostgreSQL
     with TestClient(bench_api.bench_app()) as client:
         assert client.get(bench_api.HELLO_PATH).status_code == 401
         r = client.get(bench_api.HELLO_PATH, headers={"X-API-Key": dev_key(Role.READER)})
