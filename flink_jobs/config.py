@@ -30,6 +30,13 @@ class JobConfig(BaseModel):
     idle_timeout_ms: int = Field(
         30_000, gt=0, description="A partition quiet this long stops holding watermarks back."
     )
+    orders_idle_timeout_ms: int = Field(
+        300_000,
+        gt=0,
+        description="The same for the CDC orders topic. Longer: a partition of a backlog being "
+        "caught up (Debezium's snapshot) can look idle for a moment, and its orders would then "
+        "be behind the watermark (late).",
+    )
     session_gap_ms: int = Field(SESSION_GAP_MS, gt=0)
     parallelism: int = Field(1, gt=0)
     python_bundle_time_ms: int = Field(

@@ -169,6 +169,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     t_env = StreamTableEnvironment.create(env)
     conf = t_env.get_config()
     conf.set("table.exec.source.idle-timeout", f"{cfg.idle_timeout_ms} ms")
+    conf.set("table.local-time-zone", "UTC")  # dates of partitions, parsing of created_at
     conf.set("pipeline.name", JOB_NAME)
     conf.set("python.fn-execution.bundle.time", str(cfg.python_bundle_time_ms))
 
@@ -188,6 +189,9 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         sql.clicks_source(cfg),
         sql.clicks_parsed(),
         sql.dlq_sink(cfg),
+        sql.orders_source(cfg),
+        sql.orders_parsed(),
+        sql.order_creations(),
         sql.raw_source(cfg, "cdc_customers_raw", cfg.cdc_customers_topic),
         sql.raw_source(cfg, "crm_raw", cfg.crm_topic),
         sql.blackhole("online_writes"),
@@ -200,6 +204,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
 
     statements = t_env.create_statement_set()
     statements.add_insert_sql(sql.dlq_insert(cfg))
+    statements.add_insert_sql(sql.orders_dlq_insert(cfg))
     statements.add_insert_sql(sql.online_insert())
     statements.add_insert_sql(sql.offline_features_insert())
     statements.add_insert_sql(sql.profile_dlq_insert())

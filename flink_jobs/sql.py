@@ -11,11 +11,19 @@ from __future__ import annotations
 
 from core.domain import CLICK_EVENT_TYPES
 from core.events import SOURCE_PRIORITY, Source
-from core.features import USER_ACTIVITY, USER_LAGS, USER_SESSIONS, FeatureView
+from core.features import (
+    CUSTOMER_ORDERS,
+    ORDER_LAGS,
+    USER_ACTIVITY,
+    USER_LAGS,
+    USER_SESSIONS,
+    FeatureView,
+)
 from core.online import PAYLOAD_SEPARATOR
 from flink_jobs.config import JobConfig
 
 CLICK_PRIORITY = SOURCE_PRIORITY[Source.CLICKSTREAM]
+CDC_PRIORITY = SOURCE_PRIORITY[Source.PG_CDC]
 WINDOW_INTERVALS = {
     "1h": "INTERVAL '1' HOUR",
     "24h": "INTERVAL '24' HOUR",
@@ -78,13 +86,150 @@ FROM (
 )"""
 
 
-def _json_int(field: str) -> str:
+def _order_ms(js: str) -> str:
+    """Epoch ms of an order row's ``created_at`` (Debezium's ISO-8601 UTC text, e.g.
+    ``2026-11-20T10:15:30.123456Z``; the fraction truncated to ms, as core.events
+    .parse_iso_ms), from ``after`` (or ``before`` for a delete); NULL if absent or not in that
+    shape. Needs the session time zone UTC (build sets it)."""
+    after, before = (f"JSON_VALUE({js}, '$.{row}.created_at')" for row in ("after", "before"))
+    created = f"COALESCE({after}, {before})"
+    shape = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
+    return f"""CASE WHEN REGEXP({created}, '{shape}')
+    THEN UNIX_TIMESTAMP(SUBSTRING({created} FROM 1 FOR 19), 'yyyy-MM-dd''T''HH:mm:ss') * 1000
+      + CASE WHEN SUBSTRING({created} FROM 20 FOR 1) = '.'
+        THEN CAST(RPAD(REGEXP_EXTRACT({created}, '\\.([0-9]+)', 1), 3, '0') AS BIGINT) ELSE 0 END
+  END"""
+
+
+def orders_source(cfg: JobConfig) -> str:
+    """CDC orders with event time = the order's ``created_at`` (flink_jobs.logic.events
+    .OrderEvent.order_time_ms): order features count an order when it was created, also for
+    the snapshot's historical rows (whose commit time is the snapshot's). The connector
+    snapshots orders by ``created_at`` (connectors/cdc/postgres.json), so each partition is in
+    event-time order and the watermark holds for snapshot and stream alike."""
+    lag_s = cfg.max_out_of_orderness_ms / 1000
+    return f"""
+CREATE TABLE orders_raw (
+  v BYTES,
+  kp INT METADATA FROM 'partition' VIRTUAL,
+  ko BIGINT METADATA FROM 'offset' VIRTUAL,
+  kts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+  ts AS TO_TIMESTAMP_LTZ(COALESCE({_order_ms("CAST(v AS STRING)")}, 0), 3),
+  WATERMARK FOR ts AS ts - INTERVAL '{lag_s}' SECOND
+) WITH ({_kafka(cfg, cfg.cdc_orders_topic)},
+  'scan.watermark.idle-timeout' = '{cfg.orders_idle_timeout_ms} ms')"""
+
+
+def orders_parsed() -> str:
+    """Order creations (op c/r) gated like clicks: ``reason`` NULL for a valid, on-time one.
+    Updates, deletes and tombstones of orders change no order feature (orders are counted
+    when created) and are passed over; a value that is not JSON is rejected whatever its op."""
+    return f"""
+CREATE TEMPORARY VIEW orders AS
+SELECT kp, ko, kts, ts, v, op, customer_id, amount_cents, order_ms, commit_lsn, lsn,
+  CASE
+    WHEN NOT (js IS JSON OBJECT) THEN 'invalid_json'
+    WHEN op IS NULL OR op NOT IN ('c', 'r', 'u', 'd') THEN 'invalid_op'
+    WHEN op IN ('u', 'd') THEN CAST(NULL AS STRING)
+    WHEN customer_id IS NULL OR customer_id <= 0 THEN 'bad_customer_id'
+    WHEN amount_cents IS NULL OR amount_cents < 0 THEN 'bad_amount'
+    WHEN order_ms IS NULL THEN 'bad_created_at'
+    WHEN lsn IS NULL THEN 'bad_source'
+    WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late'
+  END AS reason
+FROM (
+  SELECT kp, ko, kts, ts, v, js, op, customer_id, amount_cents, order_ms, lsn,
+    COALESCE(TRY_CAST(JSON_VALUE(JSON_VALUE(js, '$.source.sequence'), '$[0]') AS BIGINT), lsn)
+      AS commit_lsn
+  FROM (
+    SELECT kp, ko, kts, ts, v, js,
+      JSON_VALUE(js, '$.op') AS op,
+      {_json_int("customer_id", "$.after")} AS customer_id,
+      {_json_int("amount_cents", "$.after")} AS amount_cents,
+      {_order_ms("js")} AS order_ms,
+      TRY_CAST(JSON_VALUE(js, '$.source.lsn') AS BIGINT) AS lsn
+    FROM (SELECT *, CAST(v AS STRING) AS js FROM orders_raw WHERE v IS NOT NULL)))"""
+
+
+def order_creations() -> str:
+    return (
+        "CREATE TEMPORARY VIEW order_creations AS "
+        "SELECT * FROM orders WHERE op IN ('c', 'r') AND reason IS NULL"
+    )
+
+
+def orders_dlq_insert(cfg: JobConfig) -> str:
+    return f"""
+INSERT INTO dlq
+SELECT
+  CASE reason WHEN 'late' THEN 'order created_at at or behind the watermark on arrival'
+    ELSE 'failed CDC order expectation: ' || reason END,
+  ROW('{cfg.cdc_orders_topic}', kp, ko),
+  TO_BASE64(CAST(v AS STRING)),
+  DATE_FORMAT(CASE WHEN order_ms IS NOT NULL THEN ts ELSE kts END, 'yyyy-MM-dd'),
+  'pg_cdc',
+  reason
+FROM orders WHERE reason IS NOT NULL"""
+
+
+def _order_version() -> str:
+    """OrderEvent.row_version: the CDC version with the order time in front."""
+    return (
+        f"{encoded_num('order_ms')} || '{CDC_PRIORITY:02x}' || {encoded_num('commit_lsn')} || "
+        f"{encoded_num('lsn')}"
+    )
+
+
+def order_rolling(window: str) -> str:
+    """Order count and spend per customer over one RANGE window, as :func:`rolling`."""
+    interval = WINDOW_INTERVALS[window]
+    values = {
+        f"orders_{window}": "CAST(orders AS STRING)",
+        f"spend_cents_{window}": "CAST(spend AS STRING)",
+    }
+    return f"""
+SELECT '{CUSTOMER_ORDERS.name}' AS view, '{window}' AS grp, customer_id AS entity_id,
+  order_ms AS event_time, {_order_version()} AS version,
+  {feature_columns(CUSTOMER_ORDERS, values)}
+FROM (
+  SELECT customer_id, order_ms, commit_lsn, lsn,
+    CASE WHEN marker IS NOT NULL THEN orders END AS orders, spend
+  FROM (SELECT customer_id, order_ms, commit_lsn, lsn,
+    {_MARKERS[window]}(order_ms) OVER w AS marker,
+    COUNT(*) OVER w AS orders,
+    SUM(amount_cents) OVER w AS spend
+  FROM order_creations
+  WINDOW w AS (PARTITION BY customer_id ORDER BY ts
+               RANGE BETWEEN {interval} PRECEDING AND CURRENT ROW)))"""
+
+
+def order_lags() -> str:
+    """Latest and previous order amount, their delta and the time between them; NULL (absent
+    online) at a customer's first order (flink_jobs.logic.lags.order_lags)."""
+    values = {
+        "last_order_cents": "CAST(amount_cents AS STRING)",
+        "prev_order_cents": "CAST(prev_amount AS STRING)",
+        "order_delta_cents": "CAST(amount_cents - prev_amount AS STRING)",
+        "ms_since_prev_order": "CAST(order_ms - prev_ms AS STRING)",
+    }
+    return f"""
+SELECT '{ORDER_LAGS.name}' AS view, CAST(NULL AS STRING) AS grp, customer_id AS entity_id,
+  order_ms AS event_time, {_order_version()} AS version,
+  {feature_columns(ORDER_LAGS, values)}
+FROM (
+  SELECT customer_id, order_ms, commit_lsn, lsn, amount_cents,
+    LAG(amount_cents) OVER w AS prev_amount, LAG(order_ms) OVER w AS prev_ms
+  FROM order_creations
+  WINDOW w AS (PARTITION BY customer_id ORDER BY ts))"""
+
+
+def _json_int(field: str, parent: str = "$") -> str:
     """A JSON integer field, NULL unless the JSON holds a bare number (as
     flink_jobs.logic.records.parse_click: "17" or 17.5 is not an int). JSON_VALUE alone would
     cast a numeric string."""
     return (
         f"CASE WHEN REGEXP(js, '\"{field}\"\\s*:\\s*-?[0-9]+\\s*[,}}]') "
-        f"THEN TRY_CAST(JSON_VALUE(js, '$.{field}') AS BIGINT) END"
+        f"THEN TRY_CAST(JSON_VALUE(js, '{parent}.{field}') AS BIGINT) END"
     )
 
 
@@ -238,6 +383,7 @@ FROM (
 
 def feature_rows(cfg: JobConfig) -> str:
     parts = [rolling(w) for w in WINDOW_INTERVALS] + [sessions(cfg), lags()]
+    parts += [order_rolling(w) for w in WINDOW_INTERVALS] + [order_lags()]
     return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
@@ -337,10 +483,19 @@ def online_insert() -> str:
     return f"INSERT INTO online_writes SELECT write_rows({ONLINE_ROW}) FROM feature_rows"
 
 
+def _view_source() -> str:
+    """The source of a feature row, by its view (each computed view has one source)."""
+    cases = " ".join(
+        f"WHEN '{v.name}' THEN '{v.sources[0].value}'"
+        for v in (USER_ACTIVITY, USER_SESSIONS, USER_LAGS, CUSTOMER_ORDERS, ORDER_LAGS)
+    )
+    return f"CASE view {cases} END"
+
+
 def offline_features_insert() -> str:
-    return """
+    return f"""
 INSERT INTO offline_rows
-SELECT view, entity_id, COALESCE(grp, ''), features, event_time, version, 'clickstream',
+SELECT view, entity_id, COALESCE(grp, ''), features, event_time, version, {_view_source()},
   d, 'customer', d, 'customer'
 FROM (SELECT *, DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd') AS d
       FROM feature_rows)"""
