@@ -19,7 +19,7 @@ Before deploying, it checks for a free slot and TaskManager metaspace (feature_j
 a metaspace OutOfMemoryError would kill the TaskManager under the real feature job).
 
 Scratch data: topics :data:`CLICK_TOPIC` (12 partitions), :data:`CRM_TOPIC`,
-:data:`CDC_TOPIC` (created if missing, 1 h retention, emptied before and after), the bucket
+:data:`CDC_TOPIC`, :data:`ORDERS_TOPIC` (created if missing, 1 h retention, emptied before and after), the bucket
 :data:`BUCKET` (the job's offline path is fixed under its lake bucket, so a scratch bucket
 keeps the real offline table and DLQ clean; emptied and removed after),
 Redis keys of entities in ``feature_job_data.SCRATCH_IDS`` (deleted before and after), the
@@ -58,8 +58,10 @@ from streamfeat.stack.base import StackContext
 from streamfeat.stack.errors import StackError
 
 CLICK_TOPIC, CRM_TOPIC, CDC_TOPIC = "_bench-job-clicks", "_bench-job-crm", "_bench-job-cdc"
-TOPICS = ((CLICK_TOPIC, 12), (CRM_TOPIC, 3), (CDC_TOPIC, 3))
-"""Scratch topics and partitions, as clickstream / crm.customers / cdc.public.customers."""
+ORDERS_TOPIC = "_bench-job-orders"
+TOPICS = ((CLICK_TOPIC, 12), (CRM_TOPIC, 3), (CDC_TOPIC, 3), (ORDERS_TOPIC, 3))
+"""Scratch topics and partitions, as clickstream / crm.customers / cdc.public.customers /
+cdc.public.orders (left empty: the job's order branch idles)."""
 BUCKET = "streamfeat-bench-job"
 SEED = 11
 POLL_S = 0.2
@@ -248,7 +250,8 @@ def feature_job_bench(
 
     client, group = FlinkClient(StackContext(settings)), f"_bench-job-{uuid.uuid4().hex[:10]}"
     scratch = {"clickstream_topic": CLICK_TOPIC, "crm_topic": CRM_TOPIC, "group_id": group}
-    scratch |= {"cdc_customers_topic": CDC_TOPIC, "lake_bucket": BUCKET}
+    scratch |= {"cdc_customers_topic": CDC_TOPIC, "cdc_orders_topic": ORDERS_TOPIC}
+    scratch |= {"lake_bucket": BUCKET}
     cfg = JobConfig.model_validate({**job_config(settings).model_dump(), **scratch})
     say(flink.check_room(client) + " before; generating demo clicks ...")
     start_ms = (int(time.time()) // 60) * 60_000 - 12 * 3_600_000  # TTLs count from event time
