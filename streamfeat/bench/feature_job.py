@@ -19,7 +19,8 @@ Before deploying, it checks for a free slot and TaskManager metaspace (feature_j
 a metaspace OutOfMemoryError would kill the TaskManager under the real feature job).
 
 Scratch data: topics :data:`CLICK_TOPIC` (12 partitions), :data:`CRM_TOPIC`,
-:data:`CDC_TOPIC`, :data:`ORDERS_TOPIC` (created if missing, 1 h retention, emptied before and after), the bucket
+:data:`CDC_TOPIC`, :data:`ORDERS_TOPIC` (created if missing, 1 h retention, emptied before
+and after), the bucket
 :data:`BUCKET` (the job's offline path is fixed under its lake bucket, so a scratch bucket
 keeps the real offline table and DLQ clean; emptied and removed after),
 Redis keys of entities in ``feature_job_data.SCRATCH_IDS`` (deleted before and after), the
