@@ -183,13 +183,28 @@ job_app = typer.Typer(no_args_is_help=True, help="The feature job on the Flink c
 
 
 @job_app.command("deploy")
-def job_deploy() -> None:
+def job_deploy(
+    from_savepoint: Annotated[
+        str | None,
+        typer.Option(help="Resume from this savepoint (a location, or 'last' from `job stop`)."),
+    ] = None,
+    allow_non_restored_state: Annotated[
+        bool,
+        typer.Option(
+            help="Start although operators of the savepoint have no match (their state is dropped)."
+        ),
+    ] = False,
+) -> None:
     """Submit flink_jobs/feature_job.py (one job graph) and wait until it runs."""
     from streamfeat.job import deploy
 
     settings = load_settings()
     try:
-        deployed = deploy(settings)
+        deployed = deploy(
+            settings,
+            from_savepoint=from_savepoint,
+            allow_non_restored_state=allow_non_restored_state,
+        )
     except StackError as exc:
         fail_with(exc)
     out.print(
@@ -208,6 +223,31 @@ def job_status() -> None:
     if job_id is None:
         fail("job", "the feature job is not running", fix="streamfeat job deploy")
     out.print(f"  feature job {job_id} RUNNING")
+
+
+@job_app.command("stop")
+def job_stop() -> None:
+    """Stop the feature job with a savepoint (resume: `job deploy --from-savepoint last`)."""
+    from streamfeat.job import stop
+
+    try:
+        location = stop(load_settings())
+    except StackError as exc:
+        fail_with(exc)
+    out.print(f"  stopped; savepoint {location}")
+    out.print("  resume with: streamfeat job deploy --from-savepoint last")
+
+
+@job_app.command("savepoint")
+def job_savepoint() -> None:
+    """Take a savepoint of the running feature job (it keeps running)."""
+    from streamfeat.job import savepoint
+
+    try:
+        location = savepoint(load_settings())
+    except StackError as exc:
+        fail_with(exc)
+    out.print(f"  savepoint {location}")
 
 
 @job_app.command("cancel")

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.settings import PROJECT_ROOT
 from streamfeat.stack.base import StackContext
@@ -47,9 +48,13 @@ class FlinkClient:
         name: str,
         detached: bool = True,
         timeout_s: float = 600.0,
+        savepoint: str | None = None,
+        allow_non_restored_state: bool = False,
     ) -> Submission:
         """Submit ``script`` with ``args``; returns once the cluster accepted the job
-        (``detached``) or once it ended (attached)."""
+        (``detached``) or once it ended (attached). ``savepoint``: restore its state (Kafka
+        offsets, window state) first; ``allow_non_restored_state``: drop the state of
+        operators the new job graph no longer has instead of refusing to start."""
         log = self.ctx.log_dir / "jobs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         python = str(self.ctx.python)
@@ -58,6 +63,8 @@ class FlinkClient:
             str(self.layout.bin / "flink"),
             "run",
             *(["--detached"] if detached else []),
+            *(["--fromSavepoint", savepoint] if savepoint else []),
+            *(["--allowNonRestoredState"] if allow_non_restored_state else []),
             "-py",
             str(script),
             "-pyexec",
@@ -149,6 +156,63 @@ class FlinkClient:
         req = urllib.request.Request(f"{self.rest}/jobs/{job_id}?mode=cancel", method="PATCH")
         with urllib.request.urlopen(req, timeout=10):
             pass
+
+    def stop_with_savepoint(self, job_id: str, timeout_s: float = 120.0) -> str:
+        """Stop the job with a savepoint (REST ``/jobs/<id>/stop``: sources stop at one
+        barrier, the final checkpoint commits every sink); returns the savepoint's location.
+        The job ends FINISHED; on failure it keeps running and the error says why."""
+        body = {"targetDirectory": self.layout.savepoints.as_uri(), "drain": False}
+        trigger = self._post(f"/jobs/{job_id}/stop", body)
+        return self._savepoint_result(job_id, str(trigger["request-id"]), timeout_s)
+
+    def trigger_savepoint(self, job_id: str, timeout_s: float = 120.0) -> str:
+        """A savepoint of the running job (it keeps running); returns its location."""
+        body = {"target-directory": self.layout.savepoints.as_uri(), "cancel-job": False}
+        trigger = self._post(f"/jobs/{job_id}/savepoints", body)
+        return self._savepoint_result(job_id, str(trigger["request-id"]), timeout_s)
+
+    def _savepoint_result(self, job_id: str, request: str, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            res = self._get(f"/jobs/{job_id}/savepoints/{request}")
+            status: dict[str, Any] = res.get("status") or {}  # type: ignore[assignment]
+            if status.get("id") == "COMPLETED":
+                op: dict[str, Any] = res.get("operation") or {}  # type: ignore[assignment]
+                if "location" in op:
+                    return str(op["location"])
+                cause = str((op.get("failure-cause") or {}).get("stack-trace", ""))
+                raise StackError(
+                    f"job {job_id}",
+                    f"savepoint failed: {cause.splitlines()[0] if cause else '?'}",
+                    fix="read `streamfeat logs flink-jobmanager`; the job keeps running",
+                )
+            time.sleep(0.5)
+        raise StackError(
+            f"job {job_id}",
+            f"savepoint not complete after {timeout_s:.0f}s",
+            fix=f"see {self.rest}/#/job/running/{job_id}/checkpoints",
+        )
+
+    def _post(self, path: str, body: dict[str, object]) -> dict[str, object]:
+        req = urllib.request.Request(
+            self.rest + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:  # loopback
+                result: dict[str, object] = json.loads(resp.read())
+                return result
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:300]
+            raise StackError(
+                "flink", f"POST {path}: HTTP {exc.code} {detail}", fix="is the job running?"
+            ) from None
+        except OSError as exc:
+            raise StackError(
+                "flink", f"POST {path} failed: {exc}", fix="is the stack up? `streamfeat status`"
+            ) from None
 
     def exceptions(self, job_id: str) -> str:
         data = self._get(f"/jobs/{job_id}/exceptions")

@@ -38,11 +38,29 @@ def _state_file(ctx: StackContext) -> Path:
     return ctx.run_dir / "feature-job.json"
 
 
+def _state(ctx: StackContext) -> dict[str, str]:
+    try:
+        state: dict[str, str] = json.loads(_state_file(ctx).read_text())
+        return state
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_state(ctx: StackContext, **fields: str) -> None:
+    path = _state_file(ctx)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**_state(ctx), **fields}))
+
+
+def last_savepoint(settings: StackSettings) -> str | None:
+    """Where the last `streamfeat job stop` / `job savepoint` put the job's state."""
+    return _state(StackContext(settings)).get("savepoint")
+
+
 def running_job(settings: StackSettings) -> str | None:
     ctx = StackContext(settings)
-    try:
-        job_id = str(json.loads(_state_file(ctx).read_text())["job_id"])
-    except (OSError, ValueError, KeyError):
+    job_id = _state(ctx).get("job_id")
+    if not job_id:
         return None
     try:
         state = FlinkClient(ctx).job(job_id).get("state")
@@ -52,9 +70,20 @@ def running_job(settings: StackSettings) -> str | None:
 
 
 def deploy(
-    settings: StackSettings, cfg: JobConfig | None = None, lineage: LineageEmitter | None = None
+    settings: StackSettings,
+    cfg: JobConfig | None = None,
+    lineage: LineageEmitter | None = None,
+    *,
+    from_savepoint: str | None = None,
+    allow_non_restored_state: bool = False,
 ) -> Deployed:
     """Submit the feature job unless it already runs; wait until it is RUNNING.
+
+    ``from_savepoint`` (a location, or ``"last"`` for the one `job stop` recorded): resume
+    with its state — Kafka offsets, window/session/lag state — so nothing is counted twice
+    or lost across the stop. The job graph's operator uids are generated from the plan
+    (flink_jobs.feature_job): the same code restores exactly; a changed plan is refused by
+    Flink unless ``allow_non_restored_state`` (then operators without a match start empty).
 
     Lineage (its topics -> the job -> feature views, offline table, DLQ) is reported as a
     run: START before the submission, RUNNING once Flink runs it, FAIL if it does not;
@@ -72,19 +101,54 @@ def deploy(
         )
     cfg = cfg or job_config(settings)
     client = FlinkClient(ctx)
+    if from_savepoint == "last":
+        from_savepoint = last_savepoint(settings)
+        if from_savepoint is None:
+            raise StackError(
+                "job", "no savepoint recorded", fix="`streamfeat job stop` takes one first"
+            )
     run = (lineage or emitter(settings)).start(feature_job_spec(settings, cfg))
     try:
         sub = client.run_python(
-            FEATURE_JOB, ["--config", cfg.model_dump_json()], name="feature-job", detached=True
+            FEATURE_JOB,
+            ["--config", cfg.model_dump_json()],
+            name="feature-job",
+            detached=True,
+            savepoint=from_savepoint,
+            allow_non_restored_state=allow_non_restored_state,
         )
-        _state_file(ctx).parent.mkdir(parents=True, exist_ok=True)
-        _state_file(ctx).write_text(json.dumps({"job_id": sub.job_id}))
+        _save_state(ctx, job_id=sub.job_id)
         client.wait_state(sub.job_id, "RUNNING", timeout_s=120)
     except BaseException as exc:
         run.fail(exc)
         raise
     run.running()
     return Deployed(sub.job_id, sub.log)
+
+
+def stop(settings: StackSettings) -> str:
+    """Stop the running job with a savepoint and record its location (for
+    ``deploy(from_savepoint="last")``); returns the location."""
+    current = running_job(settings)
+    if not current:
+        raise StackError("job", "the feature job is not running", fix="streamfeat job deploy")
+    ctx = StackContext(settings)
+    client = FlinkClient(ctx)
+    location = client.stop_with_savepoint(current)
+    client.wait_terminal(current, timeout_s=60)
+    _save_state(ctx, savepoint=location)
+    return location
+
+
+def savepoint(settings: StackSettings) -> str:
+    """A savepoint of the running job, which keeps running; recorded like `stop`'s."""
+    current = running_job(settings)
+    if not current:
+        raise StackError("job", "the feature job is not running", fix="streamfeat job deploy")
+    ctx = StackContext(settings)
+    location = FlinkClient(ctx).trigger_savepoint(current)
+    _save_state(ctx, savepoint=location)
+    return location
 
 
 def cancel(settings: StackSettings) -> str | None:

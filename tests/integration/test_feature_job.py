@@ -23,14 +23,30 @@ from core.online import RedisOnlineStore
 from core.settings import StackSettings
 from core.topics import CDC_CUSTOMERS, CLICKSTREAM, CRM_CUSTOMERS
 from core.version import decode_event_time
-from streamfeat.job import cancel, deploy, job_config
+from flink_jobs.config import JobConfig
+from streamfeat.job import cancel, deploy, job_config, stop
 
 HOUR = 3_600_000
 
 
 @pytest.fixture(scope="module")
 def feature_job(ingestion: StackSettings) -> Iterator[StackSettings]:
-    cfg = job_config(
+    cfg = _job_cfg(ingestion)
+    deploy(ingestion, cfg)
+    try:
+        yield ingestion
+    finally:
+        cancel(ingestion)
+
+
+_CFGS: dict[str, JobConfig] = {}
+
+
+def _job_cfg(ingestion: StackSettings) -> JobConfig:
+    """The module's one job configuration (a resumed job must keep the consumer group)."""
+    if "cfg" in _CFGS:
+        return _CFGS["cfg"]
+    cfg = _CFGS["cfg"] = job_config(
         ingestion,
         group_id=f"test-features-{uuid.uuid4().hex[:6]}",
         max_out_of_orderness_ms=1000,
@@ -38,11 +54,7 @@ def feature_job(ingestion: StackSettings) -> Iterator[StackSettings]:
         orders_idle_timeout_ms=20_000,
         checkpoint_interval_ms=2000,
     )
-    deploy(ingestion, cfg)
-    try:
-        yield ingestion
-    finally:
-        cancel(ingestion)
+    return cfg
 
 
 def _send(
@@ -456,3 +468,32 @@ def test_order_features_snapshot_and_live_match_hand_computed_and_pure_rules(
     except AssertionError:
         raise AssertionError("\n".join(offline_mismatches()[:10])) from None
     assert len(want_orders) > 40  # customers with orders: seeded (snapshot) and live
+
+
+def test_stop_with_savepoint_and_resume_keeps_window_state_and_offsets(
+    feature_job: StackSettings,
+) -> None:
+    """Clicks before the stop, more while stopped; resumed from the savepoint the 1 h count
+    is 4. A restart without the window state would count 2 (only the clicks after the
+    stop), a replay without the offsets would count clicks twice."""
+    s = feature_job
+    user, other = (600_000 + int(uuid.uuid4().int % 50_000) * 2 + i for i in (0, 1))
+    t0 = int(time.time() * 1000) - 4 * 60_000  # after every click of the tests before
+    store = RedisOnlineStore.from_url(s.redis_url)
+
+    def clicks_at(t: int) -> int | None:
+        row = store.read(USER_ACTIVITY, [user])[0]
+        return row["clicks_1h"] if _time_of(row, "1h@") == t else None
+
+    _send(s, CLICKSTREAM, [_click(user, t0, "page_view"), _click(user, t0 + 30_000, "search")])
+    _send(s, CLICKSTREAM, [_click(other, t0 + 35_000, "page_view")])  # watermark past t0+30s
+    assert _wait_for("2 clicks before the stop", lambda: clicks_at(t0 + 30_000)) == 2
+    location = stop(s)
+    assert "savepoint" in location
+    while_stopped = [_click(user, t0 + 60_000, "search"), _click(user, t0 + 90_000, "purchase")]
+    _send(s, CLICKSTREAM, while_stopped)
+    deploy(s, _job_cfg(s), from_savepoint="last")
+    _send(s, CLICKSTREAM, [_click(other, t0 + 150_000, "page_view")])
+    assert _wait_for("4 clicks after the resume", lambda: clicks_at(t0 + 90_000)) == 4
+    row = store.read(USER_ACTIVITY, [user])[0]
+    assert (row["purchases_1h"], row["carts_1h"]) == (1, 0)
