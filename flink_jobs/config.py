@@ -45,6 +45,16 @@ class JobConfig(BaseModel):
         description="Longest a Python UDF holds elements before processing them: "
         "bounds online freshness (Flink's default is 1000 ms).",
     )
+    online_writes: bool = Field(
+        True,
+        description="False: feature rows go to a blackhole instead of Redis (a benchmark "
+        "baseline: what the SQL plan costs without the online writes).",
+    )
+    stop_at_latest: bool = Field(
+        False,
+        description="Read every topic up to its end offsets at start, then finish (a "
+        "benchmark's bounded run).",
+    )
     start_from_earliest: bool = Field(
         True, description="First start without committed offsets reads topics from the start."
     )

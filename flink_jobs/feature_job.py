@@ -205,7 +205,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     statements = t_env.create_statement_set()
     statements.add_insert_sql(sql.dlq_insert(cfg))
     statements.add_insert_sql(sql.orders_dlq_insert(cfg))
-    statements.add_insert_sql(sql.online_insert())
+    statements.add_insert_sql(sql.online_insert(cfg))
     statements.add_insert_sql(sql.offline_features_insert())
     statements.add_insert_sql(sql.profile_dlq_insert())
     statements.add_insert_sql(sql.offline_profile_insert())

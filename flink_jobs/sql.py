@@ -40,8 +40,9 @@ def _kafka(cfg: JobConfig, topic: str, *, key: bool = False) -> str:
         if key
         else ""
     )
+    bounded = "'scan.bounded.mode' = 'latest-offset', " if cfg.stop_at_latest else ""
     return (
-        f"'connector' = 'kafka', 'topic' = '{topic}', "
+        f"'connector' = 'kafka', 'topic' = '{topic}', {bounded}"
         f"'properties.bootstrap.servers' = '{cfg.bootstrap}', "
         f"'properties.group.id' = '{cfg.group_id}', {startup}, {key_opts}"
         f"'value.format' = 'raw'"
@@ -479,7 +480,9 @@ CREATE TABLE offline_rows (
 )"""
 
 
-def online_insert() -> str:
+def online_insert(cfg: JobConfig) -> str:
+    if not cfg.online_writes:
+        return "INSERT INTO online_writes SELECT CAST(entity_id AS INT) FROM feature_rows"
     return f"INSERT INTO online_writes SELECT write_rows({ONLINE_ROW}) FROM feature_rows"
 
 

@@ -220,11 +220,13 @@ def _clean(
     from connectors.kafka_clients import admin
 
     kafka = admin(settings)  # referenced while its futures resolve
-    try:
-        for fut in kafka.delete_consumer_groups([group], request_timeout=10).values():
+    groups = [group, group + "-sql"]  # the job's, and its SQL-plan baseline's
+    for name, fut in kafka.delete_consumer_groups(groups, request_timeout=10).items():
+        try:
             fut.result(timeout=15)
-    except Exception as exc:  # committed offsets of a scratch group: harmless, reported
-        say(f"! consumer group {group} not deleted: {exc}")
+        except Exception as exc:  # committed offsets of a scratch group: harmless
+            if "GROUP_ID_NOT_FOUND" not in str(exc):
+                say(f"! consumer group {name} not deleted: {exc}")
     keys = delete_scratch_keys(settings)
     deleted, left = fresh.drop_bucket(settings, BUCKET)
     warn = f"; ! {left} objects left in s3://{BUCKET}" if left else ""
@@ -299,6 +301,12 @@ def feature_job_bench(
         users = sorted(clicks.last_time)
         out += rows_2
         out += redis_bytes(settings, spread(users, 200), spread(profile_ids, 200))
+        say("the job's SQL plan alone (online writes to a blackhole), bounded, same topic ...")
+        plain = {"group_id": group + "-sql", "online_writes": False, "stop_at_latest": True}
+        sql_cfg = cfg.model_copy(update=plain)
+        want = clicks.expected_rows()
+        sql_only = flink.sql_plan_rate(client, FEATURE_JOB, sql_cfg, clicks.events, want, deadline)
+        out.insert(3, sql_only)
         return out
     finally:
         _clean(settings, client, job_id, group, say)

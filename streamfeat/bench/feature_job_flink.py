@@ -145,3 +145,36 @@ def vertex_rows(job: Job, labels: dict[str, str], run_ms: float) -> list[Measure
         )
         rows.append(Measurement(f"job vertex busy: {labels[v['id']]}", busy, "% busy", detail))
     return sorted(rows, key=lambda m: -m.value)
+
+
+def sql_plan_rate(
+    client: FlinkClient, script: Any, cfg: Any, events: int, rows: int, deadline: float
+) -> Measurement:
+    """The feature job's own SQL plan with its online writes sent to a blackhole (no Python
+    in the clickstream path), bounded to the topics' current end: events/s from its tasks
+    RUNNING to FINISHED. The gap to the real job is what the online writes cost."""
+    left = max(deadline - time.monotonic(), 1.0)
+    args = ["--config", cfg.model_dump_json()]
+    sub = client.run_python(script, args, name="bench-job-sql-only", timeout_s=left)
+    try:
+        state = client.wait_terminal(sub.job_id, max(deadline - time.monotonic(), 1.0))
+    except StackError:
+        with contextlib.suppress(StackError, OSError):
+            client.cancel(sub.job_id)
+        raise
+    job: Job = client.job(sub.job_id)
+    if state != "FINISHED":
+        raise StackError("job bench-job-sql-only", f"ended {state}", log=sub.log)
+    labels = roles(client, sub.job_id)
+    online = sink_counts(job, labels)[ONLINE_SINK]
+    if online != rows:
+        raise StackError("job bench-job-sql-only", f"wrote {online} of {rows} feature rows")
+    seconds = (int(job["end-time"]) - running_since_ms(client, sub.job_id)) / 1000
+    return Measurement(
+        "feature job SQL plan alone (online writes -> blackhole)",
+        events / seconds,
+        "events/s",
+        f"the same job, same topic and events, bounded run: {rows:,} feature rows to a "
+        f"blackhole instead of Redis (offline Parquet and DLQ as usual) in {seconds:.2f}s from "
+        "its tasks RUNNING to FINISHED; baseline for: feature job clicks throughput",
+    )

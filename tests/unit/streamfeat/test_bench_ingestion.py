@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from connectors.crm.bridge import record_value
 from connectors.crm.rows import iter_rows, validate
 from core.settings import StackSettings
-from streamfeat.bench import baselines, feature_job, ingestion, runner
+from streamfeat.bench import api, baselines, feature_job, ingestion, runner
 from streamfeat.bench.ingestion import CDC_IDS, cdc_event, crm_csv, cycled, lag_rows
 from streamfeat.bench.stats import Measurement
 
@@ -100,6 +100,7 @@ def stubbed(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in INGESTION:
         monkeypatch.setattr(ingestion, name, _stub(name))
     monkeypatch.setattr(feature_job, "feature_job_bench", _stub("feature_job_bench"))
+    monkeypatch.setattr(api, "api_latency", _stub("api_latency"))
 
 
 def _names(suite: str, tmp_path: Path) -> list[str]:
@@ -116,11 +117,13 @@ def test_suites_run_their_steps_in_order(tmp_path: Path) -> None:
     # alone, the bridge gets its own Kafka produce baseline; in `all` it shares the baselines'
     assert _names("ingestion", tmp_path) == [*INGESTION[:2], "kafka_produce", *INGESTION[2:]]
     assert _names("job", tmp_path) == ["feature_job_bench"]
+    assert _names("api", tmp_path) == ["api_latency"]
     assert _names("all", tmp_path) == [
         *BASELINES,
         "flink_sql_blackhole",
         *INGESTION,
         "feature_job_bench",
+        "api_latency",
     ]
 
 
