@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from core.domain import SEGMENTS, TIERS
+from core.domain import CUSTOMER_ATTRIBUTES, attribute_problem
 from core.events import parse_iso_ms
 
 COLUMNS = ("customer_id", "email", "segment", "tier", "updated_at")
@@ -126,15 +126,12 @@ def validate(raw: RawRow) -> tuple[CrmRow | None, str, str]:
     except ValueError:
         detail = f"customer_id {f['customer_id']!r} is not a positive int"
         return None, "invalid_customer_id", detail
-    email = str(f["email"] or "").strip()
-    if "@" not in email or email.startswith("@") or email.endswith("@"):
-        return None, "invalid_email", f"email {email!r}"
-    segment = str(f["segment"] or "").strip()
-    if segment not in SEGMENTS:
-        return None, "invalid_segment", f"segment {segment!r} not in {SEGMENTS}"
-    tier = str(f["tier"] or "").strip()
-    if tier not in TIERS:
-        return None, "invalid_tier", f"tier {tier!r} not in {TIERS}"
+    values = {a: str(f[a] or "").strip() for a in CUSTOMER_ATTRIBUTES}
+    for attribute, value in values.items():
+        problem = attribute_problem(attribute, value)
+        if problem:
+            return None, *problem
+    email, segment, tier = (values[a] for a in ("email", "segment", "tier"))
     updated = f.get("updated_at")
     updated_ms: int | None = None
     if updated not in (None, ""):

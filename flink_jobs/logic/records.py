@@ -25,7 +25,12 @@ from typing import Any, Final, NoReturn, TypeGuard
 
 import orjson
 
-from core.domain import CLICK_EVENT_TYPES, CUSTOMER_ATTRIBUTES, ORDER_STATUSES, SEGMENTS, TIERS
+from core.domain import (
+    CLICK_EVENT_TYPES,
+    CUSTOMER_ATTRIBUTES,
+    ORDER_STATUSES,
+    attribute_problem,
+)
 from core.events import Source, parse_iso_ms
 from core.version import Version, cdc_version, click_version, crm_version
 from flink_jobs.logic.events import (
@@ -142,13 +147,10 @@ def _object(obj: dict[str, Any], name: str) -> dict[str, Any]:
 def _attributes(row: dict[str, Any], where: str) -> dict[str, str]:
     """The last-writer-wins attributes of a customer row, validated."""
     values = {a: _str(row, a, where) for a in CUSTOMER_ATTRIBUTES}
-    email = values["email"]
-    if "@" not in email or email.startswith("@") or email.endswith("@"):
-        _fail("invalid_email", f"email {_show(email)}")
-    if values["segment"] not in SEGMENTS:
-        _fail("invalid_segment", f"segment {_show(values['segment'])} not in {SEGMENTS}")
-    if values["tier"] not in TIERS:
-        _fail("invalid_tier", f"tier {_show(values['tier'])} not in {TIERS}")
+    for attribute, value in values.items():
+        problem = attribute_problem(attribute, value)
+        if problem:
+            _fail(*problem)
     return values
 
 
