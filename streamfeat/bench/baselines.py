@@ -20,8 +20,13 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from connectors import kafka_clients
 from core.settings import PROJECT_ROOT, StackSettings
+from streamfeat.bench.scratch import (
+    BENCH_TOPIC_CONFIG,
+    kafka_admin,
+    kafka_fail,
+    redis_client,
+)
 from streamfeat.bench.stats import Measurement, summarize
 from streamfeat.flink_client import FlinkClient
 from streamfeat.stack.base import StackContext
@@ -30,13 +35,6 @@ from streamfeat.stack.errors import StackError
 BENCH_TOPIC = "_bench-baseline"
 BENCH_PARTITIONS = 12
 """As many partitions as the clickstream topic (ARCHITECTURE.md)."""
-BENCH_TOPIC_CONFIG = {
-    "retention.ms": "3600000",
-    "segment.bytes": str(64 * 1024 * 1024),
-    "segment.ms": "600000",
-}
-"""Scratch data: small segments, so emptied or expired records leave the disk (the active
-segment is never deleted, and the broker's default one is 1 GiB)."""
 REDIS_SCRATCH_PREFIX = "_bench:"
 T = TypeVar("T")
 BLACKHOLE_JOB = PROJECT_ROOT / "flink_jobs" / "bench_blackhole.py"
@@ -48,14 +46,6 @@ _QUIET.propagate = False
 
 
 # ---- Redis ----
-
-
-def _redis(settings: StackSettings) -> Any:
-    import redis
-
-    return redis.Redis.from_url(
-        settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=0
-    )
 
 
 @contextlib.contextmanager
@@ -93,7 +83,7 @@ def redis_round_trip(
 ) -> list[Measurement]:
     """Sequential PING latency on one connection: p50 and p99 in microseconds."""
     deadline = time.monotonic() + timeout_s
-    client = _redis(settings)
+    client = redis_client(settings)
     try:
         with _redis_errors(settings, "PING benchmark"):
             _timed_loop(client.ping, warmup, deadline, "PING warm-up")
@@ -124,7 +114,7 @@ def redis_hgetall(
     deadline = time.monotonic() + timeout_s
     key = f"{REDIS_SCRATCH_PREFIX}hgetall:{uuid.uuid4().hex[:12]}"
     mapping = {f"f{i:02d}": f"{i * 37 % 1000}.{i:02d}" for i in range(fields)}
-    client = _redis(settings)
+    client = redis_client(settings)
     try:
         with _redis_errors(settings, "HGETALL benchmark"):
             try:
@@ -155,22 +145,6 @@ def redis_hgetall(
 # ---- Kafka ----
 
 
-def _kafka_fail(
-    settings: StackSettings, problem: str, exc: BaseException | None = None
-) -> StackError:
-    cause = f": {exc}" if exc is not None else ""
-    return StackError(
-        "kafka",
-        problem + cause,
-        log=StackContext(settings).log_path("kafka"),
-        fix="check `streamfeat status`; `streamfeat up kafka`",
-    )
-
-
-def _admin(settings: StackSettings) -> Any:
-    return kafka_clients.admin(settings, **{"socket.timeout.ms": 5000})
-
-
 def _ensure_topic(settings: StackSettings, admin: Any, timeout_s: float = 30.0) -> None:
     """Create :data:`BENCH_TOPIC` if missing; refuse one with another partition count.
 
@@ -188,9 +162,7 @@ def _ensure_topic(settings: StackSettings, admin: Any, timeout_s: float = 30.0) 
                 fut.result(timeout=timeout_s)
             except Exception as exc:  # created concurrently is fine
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    raise _kafka_fail(
-                        settings, f"creating topic {BENCH_TOPIC} failed", exc
-                    ) from exc
+                    raise kafka_fail(settings, f"creating topic {BENCH_TOPIC} failed", exc) from exc
     elif len(topic.partitions) != BENCH_PARTITIONS:
         raise StackError(
             "kafka",
@@ -216,10 +188,10 @@ def _retrying(settings: StackSettings, what: str, call: Callable[[], T], timeout
             err = exc.args[0] if exc.args else None
             retriable = bool(getattr(err, "retriable", lambda: False)())
             if not retriable or time.monotonic() > deadline:
-                raise _kafka_fail(settings, f"{what} failed", exc) from exc
+                raise kafka_fail(settings, f"{what} failed", exc) from exc
             time.sleep(0.2)
         except TimeoutError as exc:  # a future not resolved in time
-            raise _kafka_fail(settings, f"{what} timed out") from exc
+            raise kafka_fail(settings, f"{what} timed out") from exc
 
 
 def _truncate(settings: StackSettings, admin: Any, timeout_s: float = 30.0) -> None:
@@ -286,7 +258,7 @@ def _producer(settings: StackSettings, timeout_s: float = 10.0) -> Any:
     try:
         producer.list_topics(topic=BENCH_TOPIC, timeout=timeout_s)
     except KafkaException as exc:
-        raise _kafka_fail(settings, "producer could not reach the broker", exc) from exc
+        raise kafka_fail(settings, "producer could not reach the broker", exc) from exc
     return producer
 
 
@@ -313,7 +285,7 @@ def _produce_all(
             except BufferError:
                 poll(0.01)
                 if time.monotonic() > deadline:
-                    raise _kafka_fail(
+                    raise kafka_fail(
                         settings, f"producer queue still full at the deadline after {sent}"
                     ) from None
         sent += 1
@@ -321,9 +293,9 @@ def _produce_all(
             poll(0)
     remaining = producer.flush(max(deadline - time.monotonic(), 0.1))
     if remaining:
-        raise _kafka_fail(settings, f"{remaining} of {sent} records undelivered at the deadline")
+        raise kafka_fail(settings, f"{remaining} of {sent} records undelivered at the deadline")
     if failed:
-        raise _kafka_fail(settings, f"{len(failed)} deliveries failed, first: {failed[0]}")
+        raise kafka_fail(settings, f"{len(failed)} deliveries failed, first: {failed[0]}")
     return sent
 
 
@@ -336,7 +308,7 @@ def fill_topic(
     topic first. Used by the Flink baseline so it does not depend on the produce benchmark.
     """
     deadline = time.monotonic() + timeout_s
-    admin = _admin(settings)
+    admin = kafka_admin(settings)
     _ensure_topic(settings, admin)
     have = _records_in_topic(settings, admin)
     if have > rows:
@@ -349,7 +321,7 @@ def fill_topic(
         )
     have = _records_in_topic(settings, admin)
     if have != rows:
-        raise _kafka_fail(settings, f"{BENCH_TOPIC} holds {have} records, wanted {rows}")
+        raise kafka_fail(settings, f"{BENCH_TOPIC} holds {have} records, wanted {rows}")
 
 
 def kafka_produce(
@@ -367,7 +339,7 @@ def kafka_produce(
     the connection is measured. MB are 10^6 bytes of values.
     """
     deadline = time.monotonic() + timeout_s
-    admin = _admin(settings)
+    admin = kafka_admin(settings)
     _ensure_topic(settings, admin)
     _truncate(settings, admin)
     records = [make_record(i, size) for i in range(messages)]
@@ -403,7 +375,7 @@ def kafka_consume(
     """
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-    admin = _admin(settings)
+    admin = kafka_admin(settings)
     target_count = _records_in_topic(settings, admin) if expected is None else expected
     if target_count <= 0:
         raise StackError("kafka", f"{BENCH_TOPIC} is empty", fix="run the produce benchmark first")
@@ -429,7 +401,7 @@ def kafka_consume(
         )
         while got < target_count:
             if time.monotonic() > deadline:
-                raise _kafka_fail(
+                raise kafka_fail(
                     settings, f"consumed {got} of {target_count} records in {timeout_s:.0f}s"
                 )
             for msg in consumer.consume(num_messages=10_000, timeout=0.5):
@@ -437,10 +409,10 @@ def kafka_consume(
                 if err is None:
                     got += 1
                 elif err.fatal() or not err.retriable():
-                    raise _kafka_fail(settings, "consumer failed", KafkaException(err))
+                    raise kafka_fail(settings, "consumer failed", KafkaException(err))
         seconds = time.perf_counter() - t0
     except KafkaException as exc:
-        raise _kafka_fail(settings, "consumer failed", exc) from exc
+        raise kafka_fail(settings, "consumer failed", exc) from exc
     finally:
         consumer.close()
     detail = (
@@ -449,7 +421,7 @@ def kafka_consume(
         f"fetch.queue.backoff.ms=10 (librdkafka default 1000 is ~8x slower here)"
     )
     if got != target_count:
-        raise _kafka_fail(settings, f"read {got} records, expected {target_count}")
+        raise kafka_fail(settings, f"read {got} records, expected {target_count}")
     return [
         Measurement(
             "kafka consume (Python client)",

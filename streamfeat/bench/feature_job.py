@@ -42,7 +42,6 @@ from core.version import decode_event_time
 from flink_jobs.config import JobConfig
 from streamfeat.bench import feature_job_flink as flink
 from streamfeat.bench import feature_job_freshness as fresh
-from streamfeat.bench.baselines import _redis
 from streamfeat.bench.feature_job_data import (
     USER_BASE,
     ScratchClicks,
@@ -51,7 +50,7 @@ from streamfeat.bench.feature_job_data import (
     spread,
 )
 from streamfeat.bench.feature_job_redis import delete_scratch_keys, redis_bytes
-from streamfeat.bench.ingestion import _failing, _scratch_topic
+from streamfeat.bench.scratch import failing, redis_client, scratch_topic
 from streamfeat.bench.stats import Measurement
 from streamfeat.flink_client import FlinkClient
 from streamfeat.job import FEATURE_JOB, job_config
@@ -87,7 +86,7 @@ def _produce(settings: StackSettings, clicks: ScratchClicks, cfg: JobConfig) -> 
         gap_ms=cfg.session_gap_ms,
         bound_ms=cfg.max_out_of_orderness_ms,
     )
-    with _failing(settings, "kafka", f"producing to {CLICK_TOPIC}"):
+    with failing(settings, "kafka", f"producing to {CLICK_TOPIC}"):
         for key, value in clicks.records:
             while True:
                 try:
@@ -128,11 +127,11 @@ def _wait_done(
     """Wall ms when Redis first held the first user's lag row, and when it held every
     user's final state: the users of the latest events are polled every POLL_S, all users
     once those are in (the time taken is the end of that full check)."""
-    r, everyone = _redis(settings), list(clicks.last_time)
+    r, everyone = redis_client(settings), list(clicks.last_time)
     first_user = int(clicks.records[0][0])
     sample = list(dict.fromkeys(int(k) for k, _ in clicks.records[-64:]))
     first_ms = next_state = 0.0
-    with _failing(settings, "redis", "reading the scratch users' features"):
+    with failing(settings, "redis", "reading the scratch users' features"):
         while True:
             if time.monotonic() > end:
                 n = len(_unfinished(r, clicks, everyone))
@@ -216,7 +215,7 @@ def _clean(
                 (client.layout.checkpoints / job_id / sub).rmdir()
     for name, partitions in TOPICS:
         with contextlib.suppress(StackError):
-            _scratch_topic(settings, name, partitions)
+            scratch_topic(settings, name, partitions)
     from connectors.kafka_clients import admin
 
     kafka = admin(settings)  # referenced while its futures resolve
@@ -265,7 +264,7 @@ def feature_job_bench(
     job_id: str | None = None
     try:
         for name, partitions in TOPICS:
-            _scratch_topic(settings, name, partitions)
+            scratch_topic(settings, name, partitions)
         delete_scratch_keys(settings)
         fresh.make_bucket(settings, BUCKET)
         rows = _produce(settings, clicks, cfg)

@@ -22,9 +22,9 @@ from core.features import CUSTOMER_PROFILE
 from core.objectstore import s3_client
 from core.online import entity_key
 from core.settings import StackSettings
-from streamfeat.bench.baselines import _redis
 from streamfeat.bench.feature_job_data import PROFILE_BASE, crm_record
-from streamfeat.bench.ingestion import _failing, _paced, kafka_round_trip, lag_rows
+from streamfeat.bench.ingestion import kafka_round_trip, lag_rows
+from streamfeat.bench.scratch import failing, paced, redis_client
 from streamfeat.bench.stats import Measurement
 from streamfeat.stack.errors import StackError
 
@@ -44,7 +44,7 @@ class _Watcher(threading.Thread):
 
     def __init__(self, settings: StackSettings) -> None:
         super().__init__(daemon=True)
-        self.r, self.lock, self.stop = _redis(settings), threading.Lock(), threading.Event()
+        self.r, self.lock, self.stop = redis_client(settings), threading.Lock(), threading.Event()
         self.pending: dict[int, tuple[float, str]] = {}
         self.lags: list[float] = []
         self.seen_at: list[float] = []
@@ -109,7 +109,7 @@ def _producer(settings: StackSettings, topic: str) -> Any:
     from connectors.kafka_clients import producer
 
     p = producer(settings)
-    with _failing(settings, "kafka", f"metadata of {topic}"):
+    with failing(settings, "kafka", f"metadata of {topic}"):
         p.list_topics(topic=topic, timeout=10)
     return p
 
@@ -154,8 +154,8 @@ def profile_path(
             p.produce(topic, value, key)
             p.poll(0)
 
-        with _failing(settings, "kafka", f"paced CRM records to {topic}"):
-            _paced(n, rate, send)
+        with failing(settings, "kafka", f"paced CRM records to {topic}"):
+            paced(n, rate, send)
             p.flush(10)
         watcher.wait("CRM freshness", deadline)
         lags, cycles = list(watcher.lags), watcher.cycles
@@ -189,7 +189,7 @@ def profile_path(
 
 def make_bucket(settings: StackSettings, bucket: str) -> None:
     s3 = s3_client(settings)
-    with _failing(settings, "s3", f"creating bucket {bucket}"):
+    with failing(settings, "s3", f"creating bucket {bucket}"):
         if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
             s3.create_bucket(Bucket=bucket)
 

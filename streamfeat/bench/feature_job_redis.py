@@ -26,9 +26,9 @@ from core.features import (
 )
 from core.online import entity_key
 from core.settings import StackSettings
-from streamfeat.bench.baselines import REDIS_SCRATCH_PREFIX, _redis
+from streamfeat.bench.baselines import REDIS_SCRATCH_PREFIX
 from streamfeat.bench.feature_job_data import in_scratch, padded
-from streamfeat.bench.ingestion import _failing
+from streamfeat.bench.scratch import failing, redis_client
 from streamfeat.bench.stats import Measurement
 
 TARGET_FEATURES = 20
@@ -94,9 +94,9 @@ def redis_bytes(
 ) -> list[Measurement]:
     """Bytes per entity per view (median of the samples), the 20-feature extrapolation, and
     the plain 20-field hash baseline (the shape baselines.redis_hgetall reads)."""
-    r = _redis(settings)
+    r = redis_client(settings)
     out: list[Measurement] = []
-    with _failing(settings, "redis", "MEMORY USAGE of the scratch entities"):
+    with failing(settings, "redis", "MEMORY USAGE of the scratch entities"):
         for view, ids in (
             (USER_ACTIVITY, users),
             (USER_SESSIONS, users),
@@ -123,8 +123,8 @@ def redis_bytes(
 
 def delete_scratch_keys(settings: StackSettings) -> int:
     """Delete every feature-view hash of a scratch entity (SCAN per view, id range checked)."""
-    r, n = _redis(settings), 0
-    with _failing(settings, "redis", "deleting scratch keys"):
+    r, n = redis_client(settings), 0
+    with failing(settings, "redis", "deleting scratch keys"):
         for view in FEATURE_VIEWS:
             pattern = entity_key(view, "5*")
             keys = [k for k in r.scan_iter(match=pattern, count=1000) if in_scratch(k, view)]

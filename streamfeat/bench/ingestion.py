@@ -19,7 +19,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from unittest import mock
 
@@ -27,7 +27,7 @@ from core.domain import SEGMENTS, TIERS
 from core.events import format_iso_ms
 from core.settings import StackSettings
 from core.topics import CDC_CUSTOMERS
-from streamfeat.bench.baselines import BENCH_TOPIC_CONFIG, _admin, _kafka_fail
+from streamfeat.bench.scratch import failing, kafka_fail, paced, scratch_topic
 from streamfeat.bench.stats import Measurement, summarize
 from streamfeat.stack.base import StackContext
 from streamfeat.stack.errors import StackError
@@ -88,50 +88,11 @@ def lag_rows(name: str, lags: Sequence[float], detail: str, for_: str | None = N
     return [Measurement(f"{name} p{p}", v, "ms", text, for_) for p, v in ((50, s.p50), (99, s.p99))]
 
 
-@contextlib.contextmanager
-def _failing(settings: StackSettings, service: str, what: str) -> Iterator[None]:
-    """Any error inside becomes a StackError naming ``service``, its log and a fix."""
-    try:
-        yield
-    except StackError:
-        raise
-    except Exception as exc:
-        log, fix = StackContext(settings).log_path(service), f"`streamfeat status {service}`"
-        raise StackError(service, f"{what}: {type(exc).__name__}: {exc}", log=log, fix=fix) from exc
-
-
-def _scratch_topic(settings: StackSettings, name: str, partitions: int) -> None:
-    """Create ``name`` if missing (short retention, small segments), then empty it."""
-    from confluent_kafka import OFFSET_END, KafkaException, TopicPartition
-    from confluent_kafka.admin import NewTopic
-
-    admin, deadline = _admin(settings), time.monotonic() + 30
-    with _failing(settings, "kafka", f"creating {name}"):
-        if name not in admin.list_topics(timeout=10).topics:
-            new = NewTopic(name, partitions, 1, config=BENCH_TOPIC_CONFIG)
-            for fut in admin.create_topics([new], operation_timeout=30).values():
-                with contextlib.suppress(KafkaException):  # created concurrently: checked next
-                    fut.result(timeout=30)
-        have = len(admin.list_topics(topic=name, timeout=10).topics[name].partitions)
-    if have != partitions:
-        raise _kafka_fail(settings, f"scratch topic {name} has {have} partitions, not {partitions}")
-    parts = [TopicPartition(name, p, OFFSET_END) for p in range(partitions)]
-    while True:  # a new topic answers NOT_LEADER_FOR_PARTITION for a while, not "retriable"
-        try:
-            for fut in admin.delete_records(parts, request_timeout=10).values():
-                fut.result(timeout=15)
-            return
-        except KafkaException as exc:
-            if time.monotonic() > deadline:
-                raise _kafka_fail(settings, f"emptying {name} failed", exc) from exc
-            time.sleep(0.2)
-
-
 def _cleanup(settings: StackSettings, *topics: tuple[str, int]) -> None:
     """Best effort: empty scratch topics (an error here must not hide the real one)."""
     for name, partitions in topics:
         with contextlib.suppress(StackError):
-            _scratch_topic(settings, name, partitions)
+            scratch_topic(settings, name, partitions)
 
 
 def _warm(settings: StackSettings, topic: str, p: Any = None) -> tuple[Any, float]:
@@ -141,10 +102,10 @@ def _warm(settings: StackSettings, topic: str, p: Any = None) -> tuple[Any, floa
 
     t0 = time.perf_counter()
     p = p or producer(settings)
-    with _failing(settings, "kafka", f"first record to {topic}"):
+    with failing(settings, "kafka", f"first record to {topic}"):
         p.produce(topic, b"warm-up", partition=0)
         if p.flush(15):
-            raise _kafka_fail(settings, f"warm-up record to {topic} not acknowledged in 15 s")
+            raise kafka_fail(settings, f"warm-up record to {topic} not acknowledged in 15 s")
     return p, time.perf_counter() - t0
 
 
@@ -166,12 +127,12 @@ def _bare_loop(settings: StackSettings, p: Any, records: Sequence[Any], deadline
             except BufferError:
                 poll(0.01)
                 if time.monotonic() > deadline:
-                    raise _kafka_fail(settings, f"queue full at the deadline after {n}") from None
+                    raise kafka_fail(settings, f"queue full at the deadline after {n}") from None
         if n % 10_000 == 0:
             poll(0)
     left = p.flush(max(deadline - time.monotonic(), 0.1))
     if left or failed:
-        raise _kafka_fail(settings, f"bare loop: {left} undelivered, {failed[:1]} failed")
+        raise kafka_fail(settings, f"bare loop: {left} undelivered, {failed[:1]} failed")
     return time.perf_counter() - t0
 
 
@@ -187,7 +148,7 @@ def clickstream_producer(
     from connectors.demo.loader import click_records
 
     deadline = time.monotonic() + timeout_s
-    _scratch_topic(settings, CLICK_TOPIC, CLICK_PARTITIONS)
+    scratch_topic(settings, CLICK_TOPIC, CLICK_PARTITIONS)
     distinct = list(click_records(7, min(events, DISTINCT_CLICKS)))
     records = cycled(distinct, events)
     bare: list[float] = []
@@ -199,14 +160,14 @@ def clickstream_producer(
             left = max(deadline - time.monotonic(), 1.0)
             with mock.patch.object(click, "producer", lambda _s: p_click):
                 t0 = time.perf_counter()
-                with _failing(settings, "kafka", "clickstream.produce"):
+                with failing(settings, "kafka", "clickstream.produce"):
                     stats = click.produce(
                         settings, records, topic=CLICK_TOPIC, duration_s=left, flush_timeout_s=left
                     )
                 platform.append(time.perf_counter() - t0)
             if stats.delivered != events or stats.failed:
                 got = f"{stats.delivered} of {events}: {stats.first_error}"
-                raise _kafka_fail(settings, f"clickstream.produce delivered {got}")
+                raise kafka_fail(settings, f"clickstream.produce delivered {got}")
     finally:
         _cleanup(settings, (CLICK_TOPIC, CLICK_PARTITIONS))
     size = sum(len(v) for _, v in records) / events
@@ -237,7 +198,7 @@ def crm_bridge(
     deadline = time.monotonic() + timeout_s
     scratch = ((CRM_TOPIC, CRM_PARTITIONS), (CRM_PROGRESS_TOPIC, 1))
     for name, partitions in scratch:
-        _scratch_topic(settings, name, partitions)
+        scratch_topic(settings, name, partitions)
     export_ms = (int(time.time()) // 60) * 60_000
     body = crm_csv(rows, updated_ms=export_ms - 60_000)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(export_ms / 1000))
@@ -250,7 +211,7 @@ def crm_bridge(
         if r
     ]
     try:
-        with _failing(settings, "s3", f"PUT/GET s3://{bucket}/{key}"):
+        with failing(settings, "s3", f"PUT/GET s3://{bucket}/{key}"):
             s3.put_object(Bucket=bucket, Key=key, Body=body)
             head = s3.head_object(Bucket=bucket, Key=key)
             t0 = time.perf_counter()
@@ -263,7 +224,7 @@ def crm_bridge(
             settings, log=lambda _line: None, topic=CRM_TOPIC, progress_topic=CRM_PROGRESS_TOPIC
         )
         timer = threading.Timer(max(deadline - time.monotonic(), 1.0), bridge.stop.set)
-        with _failing(settings, "kafka", "CRM bridge"):
+        with failing(settings, "kafka", "CRM bridge"):
             _warm(settings, CRM_PROGRESS_TOPIC, bridge._producer)  # connected before the clock
             timer.start()
             t0 = time.perf_counter()
@@ -305,7 +266,7 @@ class _Receiver(threading.Thread):
         self.done = threading.Event()
         group = f"_bench-lag-{uuid.uuid4().hex[:8]}"
         self.c = consumer(settings, group, **{"fetch.wait.max.ms": 100})
-        with _failing(settings, "kafka", f"offsets of {topic}"):
+        with failing(settings, "kafka", f"offsets of {topic}"):
             ends = [
                 self.c.get_watermark_offsets(TopicPartition(topic, p), 10)
                 for p in range(partitions)
@@ -334,13 +295,6 @@ class _Receiver(threading.Thread):
         self.c.close()
 
 
-def _paced(n: int, rate: float, call: Callable[[int], None]) -> None:
-    t0 = time.monotonic()
-    for i in range(n):
-        time.sleep(max(t0 + i / rate - time.monotonic(), 0))
-        call(i)
-
-
 def debezium_lag(
     settings: StackSettings, *, rate: float = 20.0, seconds: float = 20.0, slack_s: float = 30.0
 ) -> list[Measurement]:
@@ -354,7 +308,7 @@ def debezium_lag(
     from connectors.cdc.apply import ConnectClient
 
     deadline = time.monotonic() + seconds + slack_s
-    with _failing(settings, "connect", f"status of {CDC_CONNECTOR}"):
+    with failing(settings, "connect", f"status of {CDC_CONNECTOR}"):
         state = ConnectClient(settings).state(CDC_CONNECTOR)
     if not state.running:
         fix = "`streamfeat connectors apply`"
@@ -362,7 +316,7 @@ def debezium_lag(
     n, lo, hi, xids = int(rate * seconds), CDC_IDS[0], CDC_IDS[-1], []
     dsn = settings.postgres_dsn()  # autocommit: one transaction per statement
     with (
-        _failing(settings, "postgres", "CDC load"),
+        failing(settings, "postgres", "CDC load"),
         psycopg.connect(dsn, autocommit=True, options="-c statement_timeout=5s") as pg,
     ):
         pg.execute(_WIPE, (lo, hi))  # leftovers of an interrupted run
@@ -380,7 +334,7 @@ def debezium_lag(
         try:
             pg.execute(_INSERT, (lo, hi))
             rx.wait(settings, "connect", lambda: len(seen()) > 0, deadline)  # warm-up, untimed
-            _paced(n, rate, update)
+            paced(n, rate, update)
             commits: dict[int, float] = dict(pg.execute(_COMMITS, (xids,)).fetchall())
             rx.wait(settings, "connect", lambda: set(commits) <= seen(), deadline)
         finally:
@@ -411,7 +365,7 @@ def kafka_round_trip(
     """produce -> consume latency of single small messages at ``rate``/s (send wall time to
     receive wall time), with the producer settings Connect's producer has (linger 5 ms)."""
     deadline = time.monotonic() + seconds + slack_s
-    _scratch_topic(settings, CLICK_TOPIC, CLICK_PARTITIONS)
+    scratch_topic(settings, CLICK_TOPIC, CLICK_PARTITIONS)
     n, sent = int(rate * seconds), {}
     rx = _Receiver(settings, CLICK_TOPIC, 1)
     try:
@@ -423,8 +377,8 @@ def kafka_round_trip(
             p.produce(CLICK_TOPIC, b"%d" % i, partition=0)
             p.poll(0)
 
-        with _failing(settings, "kafka", "round trip"):
-            _paced(n, rate, send)
+        with failing(settings, "kafka", "round trip"):
+            paced(n, rate, send)
             p.flush(max(deadline - time.monotonic(), 0.1))
         rx.wait(settings, "kafka", lambda: len(rx.got) > n, deadline)
     finally:
