@@ -59,8 +59,12 @@ Short = Annotated[
 """Online store name: never starts with ``_`` nor holds ``@``, so it never collides with the
 reserved fields (``_v``, ``_t``, ``<short>@``, ``<group>@``). Keep feature shorts short:
 they are repeated in every stored hash."""
-TagKey = Annotated[str, StringConstraints(min_length=1, max_length=63)]
-Text = Annotated[str, StringConstraints(max_length=2000)]
+NO_NUL = r"^[^\x00]*$"
+"""Free text may hold anything but NUL, which PostgreSQL text and JSONB cannot store."""
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=NO_NUL)]
+TagValue = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
+Owner = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
+Text = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL)]
 MAX_TTL_S = 366 * 86_400
 
 
@@ -76,10 +80,8 @@ class EntityBody(_Spec):
         None, description="Online key part; derived from the name when absent."
     )
     description: Text = ""
-    owner: Annotated[str, StringConstraints(max_length=200)] = ""
-    tags: dict[TagKey, Annotated[str, StringConstraints(max_length=200)]] = Field(
-        default_factory=dict, max_length=50
-    )
+    owner: Owner = ""
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=50)
 
 
 class EntitySpec(EntityBody):
@@ -109,6 +111,7 @@ class FeatureViewBody(_Spec):
     features: list[FeatureSpec] = Field(min_length=1, max_length=500)
     sources: list[Source] = Field(
         min_length=1,
+        json_schema_extra={"uniqueItems": True},
         description="Sources feeding the view; each has a priority in the version order.",
     )
     transformation: Text = Field("", description="How the features are computed.")
@@ -119,11 +122,9 @@ class FeatureViewBody(_Spec):
         description="View scope only: features written together under one version field.",
     )
     short: Short | None = Field(None, description="Online key part; the name when absent.")
-    owner: Annotated[str, StringConstraints(max_length=200)] = ""
+    owner: Owner = ""
     description: Text = ""
-    tags: dict[TagKey, Annotated[str, StringConstraints(max_length=200)]] = Field(
-        default_factory=dict, max_length=50
-    )
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=50)
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureViewBody:

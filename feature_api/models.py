@@ -9,10 +9,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.events import Source
-from core.registry import EntitySpec, FeatureViewSpec, Outcome
+from core.registry import NO_NUL, EntitySpec, FeatureViewSpec, Outcome
 from feature_api.freshness import Status
 
-EntityId = Annotated[int, Field(ge=0, le=2**63 - 1, description="The entity's join key.")]
+MAX_ENTITY_ID = 2**53 - 1
+"""Largest entity id the API takes: RFC 8259 §6 calls only integers within ±(2**53 - 1)
+interoperable in JSON (JavaScript clients, float-based parsers and schema-driven generators
+silently round past it), so ids beyond it would be misread by some client."""
+EntityId = Annotated[
+    int, Field(ge=0, le=MAX_ENTITY_ID, description="The entity's join key (JSON-safe integer).")
+]
 
 
 class FeatureValuePublic(BaseModel):
@@ -107,4 +113,6 @@ class FeatureViewRegistrationPublic(FeatureViewPublic):
 class DeprecateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field("", max_length=500, description="Why; shown to readers of it.")
+    reason: str = Field(
+        "", max_length=500, pattern=NO_NUL, description="Why; shown to readers of it."
+    )

@@ -50,7 +50,7 @@ from feature_api.errors import (
     Conflict,
     Deprecated,
     IncompatibleChange,
-    InvalidDefinition,
+    InvalidReference,
     NotFound,
     RegistryUnavailable,
     UnknownEntity,
@@ -401,13 +401,13 @@ class RegistryStore:
             (view.entity,),
         ).fetchone()
         if row is None:
-            raise InvalidDefinition(
+            raise InvalidReference(
                 f"feature view {view.name!r} is on entity {view.entity!r}, which is not "
                 "registered: register the entity first",
                 entity=view.entity,
             )
         if row["status"] == "deprecated":
-            raise InvalidDefinition(
+            raise InvalidReference(
                 f"entity {view.entity!r} is deprecated: new views cannot use it",
                 entity=view.entity,
             )

@@ -15,6 +15,7 @@ from feature_api.auth import AUTH_RESPONSES, require
 from feature_api.deps import NowMs, Settings, Snapshot, Store
 from feature_api.freshness import FeatureState
 from feature_api.models import (
+    MAX_ENTITY_ID,
     BatchFeaturesPublic,
     BatchFeaturesRequest,
     EntityFeaturesPublic,
@@ -56,7 +57,7 @@ def _public(states: list[FeatureState]) -> dict[str, FeatureValuePublic]:
 @router.get("/{view}/{entity_id}", response_model=FeaturesPublic)
 def get_entity_features(
     view: str,
-    entity_id: Annotated[int, Path(ge=0, le=2**63 - 1)],
+    entity_id: Annotated[int, Path(ge=0, le=MAX_ENTITY_ID)],
     store: Store,
     settings: Settings,
     now: NowMs,

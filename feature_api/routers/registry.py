@@ -36,25 +36,12 @@ VersionQuery = Annotated[
     int | None, Query(ge=1, le=2**31 - 1, description="A version; the latest when absent.")
 ]
 
-_422_INVALID: dict[str, Any] = {
-    "description": "Malformed request (FastAPI's validation error), or a definition that "
-    "refers to an unregistered or deprecated entity (invalid_definition).",
-    "content": {
-        "application/json": {
-            "schema": {
-                "anyOf": [
-                    {"$ref": "#/components/schemas/HTTPValidationError"},
-                    {"$ref": "#/components/schemas/ErrorPublic"},
-                ]
-            }
-        }
-    },
-}
 _404 = {"model": ErrorPublic, "description": "Unknown entity, feature view or version."}
 _409 = {
     "model": ErrorPublic,
     "description": "Name or short name taken, incompatible change (reasons in detail), "
-    "deprecated definition, or a concurrent update committed first.",
+    "deprecated definition, a view on an unregistered or deprecated entity, or a "
+    "concurrent update committed first.",
 }
 
 router = APIRouter(
@@ -118,7 +105,7 @@ def list_entities(registry: Registry) -> list[EntityPublic]:
     "/entities",
     status_code=status.HTTP_201_CREATED,
     response_model=EntityRegistrationPublic,
-    responses={409: _409, 422: _422_INVALID},
+    responses={409: _409},
 )
 def create_entity(body: EntitySpec, registry: Registry, caller: Writer) -> EntityRegistrationPublic:
     """Register a new entity as version 1 (short name: the name unless given)."""
@@ -138,7 +125,7 @@ def entity_versions(name: DefName, registry: Registry) -> list[EntityPublic]:
 @router.put(
     "/entities/{name}",
     response_model=EntityRegistrationPublic,
-    responses={404: _404, 409: _409, 422: _422_INVALID},
+    responses={404: _404, 409: _409},
 )
 def update_entity(
     name: DefName, body: EntityBody, registry: Registry, caller: Writer
@@ -174,7 +161,7 @@ def list_feature_views(registry: Registry) -> list[FeatureViewPublic]:
     "/feature-views",
     status_code=status.HTTP_201_CREATED,
     response_model=FeatureViewRegistrationPublic,
-    responses={409: _409, 422: _422_INVALID},
+    responses={409: _409},
 )
 def create_feature_view(
     body: FeatureViewSpec, registry: Registry, snapshot: Snapshot, caller: Writer
@@ -202,7 +189,7 @@ def feature_view_versions(name: DefName, registry: Registry) -> list[FeatureView
 @router.put(
     "/feature-views/{name}",
     response_model=FeatureViewRegistrationPublic,
-    responses={404: _404, 409: _409, 422: _422_INVALID},
+    responses={404: _404, 409: _409},
 )
 def update_feature_view(
     name: DefName, body: FeatureViewBody, registry: Registry, snapshot: Snapshot, caller: Writer

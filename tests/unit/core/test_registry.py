@@ -143,6 +143,8 @@ def test_entity_rules() -> None:
         {"features": [{"name": "a", "dtype": "int64", "short": "a@"}]},
         {"features": [{"name": "a", "dtype": "int64", "short": "_v"}]},
         {"unknown": 1},
+        {"description": "nul \x00 inside"},  # PostgreSQL text cannot hold NUL
+        {"tags": {"k": "\x00"}},
     ],
 )  # fmt: skip
 def test_invalid_specs_are_refused(bad: dict[str, Any]) -> None:

@@ -116,6 +116,8 @@ def test_errors_map_to_http_once(
     [
         ("GET", "/v1/features/customer_profile/abc", None),
         ("GET", "/v1/features/customer_profile/-1", None),
+        ("GET", f"/v1/features/customer_profile/{2**53}", None),  # past JSON-safe integers
+        ("POST", "/v1/features/customer_profile:batch", {"entity_ids": [2**53]}),
         ("POST", "/v1/features/customer_profile:batch", {"entity_ids": []}),
         ("POST", "/v1/features/customer_profile:batch", {"entity_ids": ["x"]}),
         ("POST", "/v1/features/customer_profile:batch", {"entity_ids": [1], "extra": 1}),
