@@ -170,6 +170,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     conf = t_env.get_config()
     conf.set("table.exec.source.idle-timeout", f"{cfg.idle_timeout_ms} ms")
     conf.set("table.local-time-zone", "UTC")  # dates of partitions, parsing of created_at
+    conf.set("pipeline.object-reuse", "true")  # SQL operators copy nothing between chained ones
     conf.set("pipeline.name", JOB_NAME)
     conf.set("python.fn-execution.bundle.time", str(cfg.python_bundle_time_ms))
 
