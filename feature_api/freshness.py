@@ -101,10 +101,21 @@ def is_expired(*, event_time: int, ttl_s: int, now_ms: int) -> bool:
 
 
 def feature_state(
-    *, view: FeatureView, feature: Feature, row: Mapping[str, Any], now_ms: int
+    *,
+    view: FeatureView,
+    feature: Feature,
+    row: Mapping[str, Any],
+    now_ms: int,
+    dated: tuple[int | None, Source | None] | None = None,
 ) -> FeatureState:
-    event_time = event_time_of(view, feature, row)
-    source = source_of(_text(row.get(version_field(view, feature))))
+    """``dated``: (event time, source) of the feature's version field when already known
+    (every feature of one group shares them: :func:`row_states` decodes each field once)."""
+    if dated is None:
+        dated = (
+            event_time_of(view, feature, row),
+            source_of(_text(row.get(version_field(view, feature)))),
+        )
+    event_time, source = dated
     age_ms = None if event_time is None else now_ms - event_time
     value = row.get(feature.name)
     if value is None:
@@ -121,4 +132,15 @@ def feature_state(
 def row_states(
     *, view: FeatureView, features: tuple[Feature, ...], row: Mapping[str, Any], now_ms: int
 ) -> list[FeatureState]:
-    return [feature_state(view=view, feature=f, row=row, now_ms=now_ms) for f in features]
+    by_field: dict[str, tuple[int | None, Source | None]] = {}
+    out = []
+    for f in features:
+        vfield = version_field(view, f)
+        dated = by_field.get(vfield)
+        if dated is None:
+            dated = by_field[vfield] = (
+                event_time_of(view, f, row),
+                source_of(_text(row.get(vfield))),
+            )
+        out.append(feature_state(view=view, feature=f, row=row, now_ms=now_ms, dated=dated))
+    return out
