@@ -24,7 +24,7 @@ Status, with ``age_ms = now_ms - event_time``:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -130,12 +130,20 @@ def feature_state(
 
 
 def row_states(
-    *, view: FeatureView, features: tuple[Feature, ...], row: Mapping[str, Any], now_ms: int
+    *,
+    view: FeatureView,
+    features: tuple[Feature, ...],
+    row: Mapping[str, Any],
+    now_ms: int,
+    vfields: Sequence[str] | None = None,
 ) -> list[FeatureState]:
+    """States of ``features`` in ``row``; ``vfields``: their version fields, when the caller
+    already knows them (one lookup per request, not per row)."""
+    if vfields is None:
+        vfields = [version_field(view, f) for f in features]
     by_field: dict[str, tuple[int | None, Source | None]] = {}
     out = []
-    for f in features:
-        vfield = version_field(view, f)
+    for f, vfield in zip(features, vfields, strict=True):
         dated = by_field.get(vfield)
         if dated is None:
             dated = by_field[vfield] = (

@@ -16,7 +16,7 @@ from core.features import Feature, FeatureView
 from core.features import view as lookup_view
 from core.online import RedisOnlineStore
 from feature_api.errors import BatchTooLarge, StoreUnavailable, UnknownFeature, UnknownView
-from feature_api.freshness import FeatureState, row_states
+from feature_api.freshness import FeatureState, row_states, version_field
 
 
 def resolve_view(*, name: str, registered: Mapping[str, FeatureView]) -> FeatureView:
@@ -81,7 +81,11 @@ def read_features(
         )
     with store_errors():
         rows: list[dict[str, Any]] = store.read(view, list(entity_ids))
-    return [row_states(view=view, features=features, row=row, now_ms=now_ms) for row in rows]
+    vfields = [version_field(view, f) for f in features]
+    return [
+        row_states(view=view, features=features, row=row, now_ms=now_ms, vfields=vfields)
+        for row in rows
+    ]
 
 
 def ping(*, store: RedisOnlineStore) -> None:

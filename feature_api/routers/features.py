@@ -52,10 +52,10 @@ def _public(states: list[FeatureState]) -> dict[str, dict[str, Any]]:
     return {
         s.name: {
             "value": s.value,
-            "status": s.status.value,
+            "status": s.status,  # enums: orjson writes their values
             "event_time": s.event_time,
             "age_ms": s.age_ms,
-            "source": None if s.source is None else s.source.value,
+            "source": s.source,
         }
         for s in states
     }
