@@ -10,6 +10,7 @@ in the table are skipped, so running it twice, or after a crash, adds nothing tw
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,8 +88,10 @@ class CommitResult:
     since Iceberg could not place them in a partition."""
 
 
-def commit(settings: StackSettings) -> CommitResult:
-    """Add every finished Parquet file not yet in the table, in one snapshot."""
+def commit(settings: StackSettings, files: Sequence[str] | None = None) -> CommitResult:
+    """Add every finished Parquet file not yet in the table, in one snapshot. ``files``:
+    only these (as :func:`core.offline.committed_files` lists them), e.g. a listing taken
+    once while the job keeps committing more."""
     tbl = table(settings)
     present = set()
     if tbl.current_snapshot() is not None:
@@ -98,7 +101,7 @@ def commit(settings: StackSettings) -> CommitResult:
     from core.objectstore import arrow_fs
 
     filesystem = arrow_fs(settings)
-    files = committed_files(settings)
+    files = list(committed_files(settings) if files is None else files)
     new: list[str] = []
     skipped: list[str] = []
     for path in files:

@@ -296,26 +296,45 @@ offline_app = typer.Typer(no_args_is_help=True, help="The offline table (Iceberg
 
 
 @offline_app.command("commit")
-def offline_commit() -> None:
+def offline_commit(
+    every: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep committing, every this many seconds (a sidecar of the job; Ctrl-C "
+            "stops it). A failed round is reported and retried at the next one."
+        ),
+    ] = None,
+) -> None:
     """Add the job's finished Parquet files to the Iceberg table (idempotent)."""
+    import time
+
     from batch.iceberg import TABLE, commit
 
     settings = load_settings()
-    try:
-        result = commit(settings)
-    except Exception as exc:
-        fail(
-            "offline", f"Iceberg commit failed: {exc}", fix="is the stack up (`streamfeat status`)?"
-        )
-    out.print(
-        f"  {TABLE}: {result.added} file(s) added, {result.already} already in, "
-        f"snapshot {result.snapshot_id}"
-        + (
-            f"; {len(result.skipped)} skipped (no partition columns inside)"
-            if result.skipped
-            else ""
-        )
-    )
+    while True:
+        try:
+            result = commit(settings)
+        except Exception as exc:
+            if every is None:
+                fail(
+                    "offline",
+                    f"Iceberg commit failed: {exc}",
+                    fix="is the stack up (`streamfeat status`)?",
+                )
+            out.print(f"  ! Iceberg commit failed: {exc}; next try in {every:g}s")
+        else:
+            skipped = (
+                f"; {len(result.skipped)} skipped (no partition columns inside)"
+                if result.skipped
+                else ""
+            )
+            out.print(
+                f"  {TABLE}: {result.added} file(s) added, {result.already} already in, "
+                f"snapshot {result.snapshot_id}{skipped}"
+            )
+        if every is None:
+            return
+        time.sleep(every)
 
 
 def _print_via_api(ids: list[int]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -331,15 +332,20 @@ def test_lags_at_a_users_first_event_are_absent(feature_job: StackSettings) -> N
 def test_offline_files_commit_to_iceberg_once(feature_job: StackSettings) -> None:
     """The job's finished Parquet files become an Iceberg snapshot; a second commit adds
     nothing; the Iceberg scan returns exactly the committed rows."""
+    import pyarrow.parquet as pq
+
     from batch.iceberg import commit, table
+    from core.objectstore import arrow_fs
+    from core.offline import committed_files
 
     s = feature_job
-    first = commit(s)
+    files = committed_files(s)  # one listing: the running job keeps committing more
+    first = commit(s, files)
     assert first.added >= 1 and first.skipped == ()
-    second = commit(s)
+    second = commit(s, files)
     assert second.added == 0 and second.snapshot_id == first.snapshot_id
     scanned = table(s).scan().to_arrow()
-    offline = read_rows(s)
+    offline = pq.ParquetDataset(files, filesystem=arrow_fs(s)).read()
     assert scanned.num_rows == offline.num_rows
     key = ["view", "entity_id", "grp", "version"]
     assert sorted(tuple(r[k] for k in key) for r in scanned.select(key).to_pylist()) == sorted(
@@ -540,3 +546,36 @@ def test_malformed_clicks_reach_the_dlq_with_their_reason(feature_job: StackSett
         ]
 
     _wait_for("every malformed record under its reason", lambda: not missing())
+
+
+def test_offline_commit_every_keeps_committing(feature_job: StackSettings) -> None:
+    """`streamfeat offline commit --every` commits round after round until stopped."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import stack_env
+
+    cli = Path(sys.executable).with_name("streamfeat")
+    env = {**os.environ, **stack_env(feature_job)}
+    proc = subprocess.Popen(
+        [str(cli), "offline", "commit", "--every", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    rounds: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        while len(rounds) < 3 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if "file(s) added" in line:
+                rounds.append(line)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert len(rounds) == 3, rounds
