@@ -6,6 +6,7 @@ Run: ``uvicorn feature_api.app:create_app --factory`` (settings from the environ
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -47,6 +48,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = connect_store(api=app.state.settings, stack=app.state.stack)
     app.state.store = store
     app.state.snapshot.start()  # registry snapshot in the background: startup never waits
+    # Everything allocated so far (imports, the app, its routes and models) lives as long as
+    # the process: move it out of the collector's sight. A full collection over it took
+    # ~50 ms here, and allocation-heavy batch requests trigger one now and then — a stall of
+    # every request in flight (the batch route's p99 at 25 requests/s was 87 ms).
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:

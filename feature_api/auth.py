@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal
@@ -141,14 +141,14 @@ def mint_token(settings: ApiSettings, *, role: Role, subject: str, expires_at: i
 
 
 @cache
-def require(role: Role) -> Callable[..., Principal]:
+def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """Dependency: the caller, when their role is at least ``role`` (else 401/403).
 
     One function per role (cached), so FastAPI's per-request dependency cache shares it and
     tests can find which role a route needs (``required_role`` on the function).
     """
 
-    def dependency(
+    async def dependency(  # async: CPU only, and a plain def would cost a thread hop
         settings: Settings,
         api_key: Annotated[str | None, Security(api_key_scheme)],
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],

@@ -1,6 +1,9 @@
 """Dependencies as ``Annotated`` aliases. Everything shared (the Redis pool, the registry
 store and its snapshot, settings, metrics) is created once by the app and read from
 ``app.state`` here. Authentication lives in :mod:`feature_api.auth` (``require(role)``).
+
+They are ``async def`` on purpose: they never block, and FastAPI runs a plain ``def``
+dependency in its thread pool — a thread hop per dependency per request.
 """
 
 from __future__ import annotations
@@ -17,32 +20,32 @@ from feature_api.registry_store import RegistryStore
 from feature_api.settings import ApiSettings
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> RedisOnlineStore:
+async def get_store(request: Request) -> RedisOnlineStore:
     store: RedisOnlineStore = request.app.state.store
     return store
 
 
-def get_registry(request: Request) -> RegistryStore:
+async def get_registry(request: Request) -> RegistryStore:
     registry: RegistryStore = request.app.state.registry
     return registry
 
 
-def get_snapshot(request: Request) -> RegistrySnapshot:
+async def get_snapshot(request: Request) -> RegistrySnapshot:
     snapshot: RegistrySnapshot = request.app.state.snapshot
     return snapshot
 
 
-def get_metrics(request: Request) -> ApiMetrics:
+async def get_metrics(request: Request) -> ApiMetrics:
     metrics: ApiMetrics = request.app.state.metrics
     return metrics
 
 
-def now_ms() -> int:
+async def now_ms() -> int:
     """The serving clock (epoch ms UTC); tests override it to judge freshness exactly."""
     return time.time_ns() // 1_000_000
 
