@@ -98,8 +98,17 @@ def apply(
     except httpx.HTTPError as exc:
         fail("apply", f"{base} unreachable: {exc}", fix="streamfeat up api")
     except ApplyError as exc:
-        fix = f"set {API_KEY_ENV} to a writer key" if "HTTP 40" in str(exc) else None
-        fail("apply", str(exc), fix=fix or "streamfeat logs api")
+        text = str(exc)
+        if "HTTP 401" in text or "HTTP 403" in text:
+            fix = f"set {API_KEY_ENV} to a writer key"
+        elif "HTTP 404" in text or "HTTP 405" in text:  # the route itself is unknown there
+            fix = (
+                f"the API at {base} has no registry routes: an older build still running? "
+                "`streamfeat down api && streamfeat up api`"
+            )
+        else:
+            fix = "streamfeat logs api"
+        fail("apply", text, fix=fix)
     for r in results:
         out.print(r.line())
     rejected = [r for r in results if r.outcome == "rejected"]
