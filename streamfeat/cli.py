@@ -144,6 +144,9 @@ def bench(
             "job: the feature job on scratch topics; api: feature API latency)."
         ),
     ] = "all",
+    job_parallelism: Annotated[
+        int, typer.Option(min=1, help="Parallelism of the feature job under test (suite job).")
+    ] = 1,
 ) -> None:
     """Measure on the running stack; print the table, write .local/bench/latest.{md,json}."""
     from streamfeat.bench.runner import SUITES, run_suite, write_report
@@ -154,7 +157,9 @@ def bench(
         )
     settings = load_settings()
     try:
-        measurements = run_suite(settings, suite, quick=quick, progress=out.print)
+        measurements = run_suite(
+            settings, suite, quick=quick, progress=out.print, job_parallelism=job_parallelism
+        )
     except StackError as exc:
         fail_with(exc)
     report = write_report(measurements, settings.home.parent / "bench")

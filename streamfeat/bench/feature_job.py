@@ -160,6 +160,7 @@ def _throughput_rows(
     times: tuple[float, float, float],
     blackhole: tuple[float, str],
     generated: int,
+    parallelism: int = 1,
 ) -> list[Measurement]:
     running_ms, first_ms, done_ms = times
     run_s = (done_ms - running_ms) / 1000
@@ -168,8 +169,8 @@ def _throughput_rows(
     detail = (
         f"{clicks.events:,} valid events ({generated:,} demo click_records less "
         f"{clicks.malformed} malformed and {clicks.late} late; {len(clicks.last_time):,} users), "
-        f"parallelism 1: {run_s:.2f}s from all tasks RUNNING to every user's final state in "
-        f"Redis (polled every {POLL_S}s); first row in Redis after "
+        f"parallelism {parallelism}: {run_s:.2f}s from all tasks RUNNING to every user's final "
+        f"state in Redis (polled every {POLL_S}s); first row in Redis after "
         f"{(first_ms - running_ms) / 1000:.2f}s, "
         f"{clicks.events / ((done_ms - first_ms) / 1000):,.0f} events/s from then; feature "
         f"rows: online sink {online:,}, offline writer {offline:,}, expected {want:,} (4 per "
@@ -240,6 +241,7 @@ def feature_job_bench(
     fresh_seconds: float,
     progress: Progress = print,
     timeout_s: float = 420.0,
+    parallelism: int = 1,
 ) -> list[Measurement]:
     """Throughput vs blackhole, profile freshness vs Kafka, Redis bytes (see the module)."""
     from connectors.demo.loader import click_records
@@ -251,9 +253,10 @@ def feature_job_bench(
         progress(f"      [{time.monotonic() - t0:5.1f}s] {line}")
 
     client, group = FlinkClient(StackContext(settings)), f"_bench-job-{uuid.uuid4().hex[:10]}"
-    scratch = {"clickstream_topic": CLICK_TOPIC, "crm_topic": CRM_TOPIC, "group_id": group}
+    scratch: dict[str, object] = {"clickstream_topic": CLICK_TOPIC, "crm_topic": CRM_TOPIC}
+    scratch["group_id"] = group
     scratch |= {"cdc_customers_topic": CDC_TOPIC, "cdc_orders_topic": ORDERS_TOPIC}
-    scratch |= {"lake_bucket": BUCKET}
+    scratch |= {"lake_bucket": BUCKET, "parallelism": parallelism}
     cfg = JobConfig.model_validate({**job_config(settings).model_dump(), **scratch})
     say(flink.check_room(client) + " before; generating demo clicks ...")
     start_ms = (int(time.time()) // 60) * 60_000 - 12 * 3_600_000  # TTLs count from event time
@@ -286,7 +289,7 @@ def feature_job_bench(
         job = flink.settled(client, job_id, labels, clicks.expected_rows(), deadline)
         counts = flink.sink_counts(job, labels)
         times = (running_ms, first_ms, done_ms)
-        out = _throughput_rows(clicks, counts, times, blackhole, events)
+        out = _throughput_rows(clicks, counts, times, blackhole, events, parallelism)
         out += flink.vertex_rows(job, labels, done_ms - running_ms)
         say(f"{out[0].value:,.0f} events/s; CRM burst + freshness on {CRM_TOPIC} ...")
         profile_ids, rows_2 = fresh.profile_path(

@@ -187,7 +187,9 @@ def _ingestion_steps(settings: StackSettings, sizes: Sizes, *, with_baselines: b
     return steps
 
 
-def _job_steps(settings: StackSettings, sizes: Sizes, progress: Progress) -> list[Step]:
+def _job_steps(
+    settings: StackSettings, sizes: Sizes, progress: Progress, parallelism: int = 1
+) -> list[Step]:
     """The feature job's own copy on scratch topics: throughput vs blackhole, profile
     freshness vs Kafka round trip, Redis bytes per entity (one step: one deployment)."""
     return [
@@ -200,6 +202,7 @@ def _job_steps(settings: StackSettings, sizes: Sizes, progress: Progress) -> lis
                 crm_burst=sizes.job_crm_burst,
                 fresh_seconds=sizes.job_fresh_seconds,
                 progress=progress,
+                parallelism=parallelism,
             ),
         )
     ]
@@ -228,6 +231,7 @@ def run_suite(
     *,
     quick: bool = False,
     progress: Progress = print,
+    job_parallelism: int = 1,
 ) -> list[Measurement]:
     """Measure ``suite`` (one of :data:`SUITES`) on the running stack, step by step; raises
     StackError on failure. The first and last rows are host snapshots."""
@@ -238,7 +242,7 @@ def run_suite(
     if suite in ("ingestion", "all"):
         steps += _ingestion_steps(settings, sizes, with_baselines=suite == "all")
     if suite in ("job", "all"):
-        steps += _job_steps(settings, sizes, progress)
+        steps += _job_steps(settings, sizes, progress, job_parallelism)
     if suite in ("api", "all"):
         steps += _api_steps(settings, sizes, progress)
     start = HostSnapshot.capture()
