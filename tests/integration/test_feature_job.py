@@ -53,6 +53,7 @@ def _job_cfg(ingestion: StackSettings) -> JobConfig:
         max_out_of_orderness_ms=1000,
         idle_timeout_ms=1000,
         orders_idle_timeout_ms=20_000,
+        parallelism=int(os.environ.get("STREAMFEAT_TEST_JOB_PARALLELISM", "1")),
         checkpoint_interval_ms=2000,
     )
     return cfg
