@@ -15,6 +15,7 @@ greatest version whose event_time is at or before the label time.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from core.settings import StackSettings
@@ -39,10 +40,19 @@ def offline_path(bucket: str) -> str:
     return f"{bucket}/{OFFLINE_PREFIX}"
 
 
+PART_FILE = re.compile(
+    r"part-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-\d+-\d+(\.\w+)?"
+)
+"""A part file Flink's FileSink committed: ``part-<uuid>-<subtask>-<counter>[.ext]``. The S3
+recoverable writer also leaves short-lived objects beside it while a part is in flight
+(``...-<counter>-<uuid>``, ``...-stub``); they vanish at the commit and are never rows."""
+
+
 def committed_files(settings: StackSettings) -> list[str]:
     """Paths (``bucket/key``) of the committed part files, sorted. In-progress parts are
-    hidden ('.'/'_' prefix) and filesystem-backed endpoints also list directory
-    placeholders: neither is returned."""
+    hidden ('.'/'_' prefix), the S3 writer's transient objects do not match
+    :data:`PART_FILE`, and filesystem-backed endpoints also list directory placeholders:
+    none is returned."""
     from pyarrow import fs as pafs
 
     from core.objectstore import arrow_fs
@@ -55,7 +65,7 @@ def committed_files(settings: StackSettings) -> list[str]:
     return sorted(
         info.path
         for info in infos
-        if info.type == pafs.FileType.File and info.size and info.base_name.startswith("part-")
+        if info.type == pafs.FileType.File and info.size and PART_FILE.fullmatch(info.base_name)
     )
 
 
