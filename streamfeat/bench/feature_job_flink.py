@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 from core.settings import StackSettings
+from flink_jobs.config import JobConfig
 from streamfeat.bench.baselines import BLACKHOLE_JOB, processed_records
 from streamfeat.bench.feature_job_data import OFFLINE_SINK, ONLINE_SINK, vertex_role
 from streamfeat.bench.stats import Measurement
@@ -70,15 +72,13 @@ def running_since_ms(client: FlinkClient, job_id: str) -> int:
     return latest
 
 
-def blackhole(
-    settings: StackSettings, client: FlinkClient, topic: str, rows: int, deadline: float
-) -> tuple[float, str]:
-    """rows/s of flink_jobs/bench_blackhole.py (Flink SQL Kafka JSON -> blackhole) over
-    ``topic``, from its tasks RUNNING to FINISHED, and a detail line; the count it read is
-    checked against ``rows``."""
-    args = ["--bootstrap", settings.kafka_bootstrap, "--topic", topic, "--rows", str(rows)]
+def _run_to_finish(
+    client: FlinkClient, script: Path, args: list[str], name: str, deadline: float
+) -> tuple[Job, float]:
+    """Run a bounded job to its end (cancelled on timeout); its REST answer and the seconds
+    from its tasks RUNNING to FINISHED."""
     left = max(deadline - time.monotonic(), 1.0)
-    sub = client.run_python(BLACKHOLE_JOB, args, name="bench-job-blackhole", timeout_s=left)
+    sub = client.run_python(script, args, name=name, timeout_s=left)
     try:
         state = client.wait_terminal(sub.job_id, max(deadline - time.monotonic(), 1.0))
     except StackError:
@@ -87,11 +87,21 @@ def blackhole(
         raise
     job: Job = client.job(sub.job_id)
     if state != "FINISHED":
-        raise StackError("job bench-job-blackhole", f"ended {state}", log=sub.log)
+        raise StackError(f"job {name}", f"ended {state}", log=sub.log)
+    return job, (int(job["end-time"]) - running_since_ms(client, sub.job_id)) / 1000
+
+
+def blackhole(
+    settings: StackSettings, client: FlinkClient, topic: str, rows: int, deadline: float
+) -> tuple[float, str]:
+    """rows/s of flink_jobs/bench_blackhole.py (Flink SQL Kafka JSON -> blackhole) over
+    ``topic``, from its tasks RUNNING to FINISHED, and a detail line; the count it read is
+    checked against ``rows``."""
+    args = ["--bootstrap", settings.kafka_bootstrap, "--topic", topic, "--rows", str(rows)]
+    job, seconds = _run_to_finish(client, BLACKHOLE_JOB, args, "bench-job-blackhole", deadline)
     counted, note = processed_records(job)
     if counted != rows:
         raise StackError("job bench-job-blackhole", f"read {counted} of {rows} ({note})")
-    seconds = (int(job["end-time"]) - running_since_ms(client, sub.job_id)) / 1000
     detail = (
         f"{rows:,} records in {seconds:.2f}s from its tasks RUNNING to FINISHED "
         f"({int(job['duration']) / 1000:.2f}s JobManager duration): JSON decode, no Python"
@@ -148,28 +158,16 @@ def vertex_rows(job: Job, labels: dict[str, str], run_ms: float) -> list[Measure
 
 
 def sql_plan_rate(
-    client: FlinkClient, script: Any, cfg: Any, events: int, rows: int, deadline: float
+    client: FlinkClient, script: Path, cfg: JobConfig, events: int, rows: int, deadline: float
 ) -> Measurement:
     """The feature job's own SQL plan with its online writes sent to a blackhole (no Python
     in the clickstream path), bounded to the topics' current end: events/s from its tasks
     RUNNING to FINISHED. The gap to the real job is what the online writes cost."""
-    left = max(deadline - time.monotonic(), 1.0)
     args = ["--config", cfg.model_dump_json()]
-    sub = client.run_python(script, args, name="bench-job-sql-only", timeout_s=left)
-    try:
-        state = client.wait_terminal(sub.job_id, max(deadline - time.monotonic(), 1.0))
-    except StackError:
-        with contextlib.suppress(StackError, OSError):
-            client.cancel(sub.job_id)
-        raise
-    job: Job = client.job(sub.job_id)
-    if state != "FINISHED":
-        raise StackError("job bench-job-sql-only", f"ended {state}", log=sub.log)
-    labels = roles(client, sub.job_id)
-    online = sink_counts(job, labels)[ONLINE_SINK]
+    job, seconds = _run_to_finish(client, script, args, "bench-job-sql-only", deadline)
+    online = sink_counts(job, roles(client, str(job["jid"])))[ONLINE_SINK]
     if online < rows:  # more: at the end of input the flush events' own rows are emitted too
         raise StackError("job bench-job-sql-only", f"wrote {online} of {rows} feature rows")
-    seconds = (int(job["end-time"]) - running_since_ms(client, sub.job_id)) / 1000
     return Measurement(
         "feature job SQL plan alone (online writes -> blackhole)",
         events / seconds,
