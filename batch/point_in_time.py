@@ -1,0 +1,292 @@
+"""Point-in-time joins: a spine of (entity, timestamp) rows against the offline feature rows.
+
+The rule, per spine row and requested feature (the offline twin of what the online store
+served at that instant):
+
+1. Candidates are the offline rows of the feature's view, the spine row's entity and the
+   feature's *slot* (``grp``: the window of a grouped view such as ``user_activity``'s
+   ``1h``/``24h``/``7d``, the attribute of an attribute-scoped view such as
+   ``customer_profile``, ``''`` otherwise) whose ``event_time`` is at or before the spine
+   timestamp. A row with a later event time never contributes: no future value leaks.
+2. Among them the row with the greatest ``version`` wins (core/version.py's encoding, whose
+   string order is the version order): last-writer-wins, independent of arrival order or
+   file order; an equal event time is decided by the rest of the version (source priority,
+   source sequence).
+3. The winner's value is the feature's value; NULL when the winner lacks it (a view-scoped
+   row without the field, an attribute tombstone) or when it is expired at the spine time:
+   ``ts - event_time >= ttl`` (feature_api/freshness.py's rule, the instant Redis's own
+   expiry would have removed it). No candidate: NULL.
+
+Rows without an entity, event time or version cannot be ordered and are not candidates
+(the feature job never writes them; :func:`join` reports how many it ignored).
+
+Vectorised with numpy/pyarrow: per slot, one sort of the rows by (entity, event time,
+version rank), a running maximum of the version rank per entity (so "greatest version among
+event_time <= ts" holds even if a version disagreed with its row's event time) and one
+binary search per spine row. A 100k-row spine joins in well under a second per slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.features import FEATURE_VIEWS, Feature, FeatureView
+
+COLUMN_SEPARATOR = "__"
+"""Output column of a feature: ``<view>__<feature>`` (Feast's full feature names), so two
+views may declare the same feature name without a clash."""
+
+ROW_COLUMNS = ("view", "entity_id", "grp", "features", "event_time", "version")
+"""Offline columns the join reads (core/offline.py)."""
+
+_ARROW_TYPES = {
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+}
+
+
+class TrainingSetError(Exception):
+    """A build cannot go on; the message says what failed and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Requested:
+    """One requested feature of one view."""
+
+    view: FeatureView
+    feature: Feature
+
+    @property
+    def column(self) -> str:
+        return f"{self.view.name}{COLUMN_SEPARATOR}{self.feature.name}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.view.name}:{self.feature.name}"
+
+    @property
+    def slot(self) -> str:
+        return slot_of(self.view, self.feature)
+
+
+def slot_of(view: FeatureView, feature: Feature) -> str:
+    """The offline ``grp`` whose rows carry ``feature`` (each slot has its own versions)."""
+    if view.version_scope == "attribute":
+        return feature.name
+    for group, members in view.groups:
+        if feature.name in members:
+            return group
+    return ""
+
+
+def parse_features(
+    names: Iterable[str], views: Sequence[FeatureView] = FEATURE_VIEWS
+) -> tuple[Requested, ...]:
+    """``view`` (all its features) or ``view:feature`` names, comma-separated lists allowed,
+    in request order, each feature once. All views must share one entity (the spine's)."""
+    by_name = {v.name: v for v in views}
+    out: dict[str, Requested] = {}
+    for raw in names:
+        for name in (n.strip() for n in raw.split(",")):
+            if not name:
+                continue
+            view_name, _, feature_name = name.partition(":")
+            view = by_name.get(view_name)
+            if view is None:
+                raise TrainingSetError(
+                    f"unknown feature view {view_name!r} in {name!r}; known views: "
+                    f"{', '.join(sorted(by_name))} (fix: name one of them, `view` or "
+                    "`view:feature`)"
+                )
+            if feature_name:
+                if feature_name not in view.names:
+                    raise TrainingSetError(
+                        f"feature view {view.name!r} has no feature {feature_name!r}; its "
+                        f"features: {', '.join(view.names)}"
+                    )
+                features: tuple[Feature, ...] = (view.feature(feature_name),)
+            else:
+                features = view.features
+            for f in features:
+                req = Requested(view, f)
+                out.setdefault(req.ref, req)
+    if not out:
+        raise TrainingSetError("no features requested (fix: --features VIEW[:FEATURE] ...)")
+    entities = sorted({r.view.entity.name for r in out.values()})
+    if len(entities) > 1:
+        raise TrainingSetError(
+            f"the requested views belong to different entities ({', '.join(entities)}); one "
+            "spine has one entity key (fix: build one training set per entity)"
+        )
+    return tuple(out.values())
+
+
+def as_of(
+    spine_entity: np.ndarray,
+    spine_ts: np.ndarray,
+    entity: np.ndarray,
+    event_time: np.ndarray,
+    version: pa.Array,
+) -> np.ndarray:
+    """Per spine row, the index of the winning row (greatest version among the rows of its
+    entity with ``event_time <= ts``), or -1 when there is none. Rows must be of one slot
+    and have no nulls."""
+    n = len(entity)
+    out = np.full(len(spine_entity), -1, dtype=np.int64)
+    if n == 0 or len(spine_entity) == 0:
+        return out
+    entities = np.unique(entity)
+    row_g = np.searchsorted(entities, entity)
+    spine_g = np.minimum(np.searchsorted(entities, spine_entity), len(entities) - 1)
+    known = entities[spine_g] == spine_entity
+    # one dense time axis for rows and spine, so (group, time) fits one int64 key
+    times, inverse = np.unique(np.concatenate([event_time, spine_ts]), return_inverse=True)
+    width = np.int64(len(times))
+    row_key = row_g.astype(np.int64) * width + inverse[:n]
+    spine_key = spine_g.astype(np.int64) * width + inverse[n:]
+    rank = np.asarray(
+        pc.rank(version, sort_keys="ascending", tiebreaker="first"), dtype=np.int64
+    )  # 1..n, distinct
+    order = np.lexsort((rank, row_key))
+    sorted_g = row_g[order].astype(np.int64)
+    # running max of the rank within each entity: offsetting each entity above all earlier
+    # ones lets one global accumulate restart at every entity boundary
+    offset = sorted_g * np.int64(n + 1)
+    best_rank = np.maximum.accumulate(rank[order] + offset) - offset
+    row_of_rank = np.empty(n + 1, dtype=np.int64)
+    row_of_rank[rank] = np.arange(n, dtype=np.int64)
+    pos = np.searchsorted(row_key[order], spine_key, side="right") - 1
+    safe = np.maximum(pos, 0)
+    hit = known & (pos >= 0) & (sorted_g[safe] == spine_g)
+    out[hit] = row_of_rank[best_rank[safe[hit]]]
+    return out
+
+
+def timestamps_ms(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
+    """A spine timestamp column as epoch milliseconds: integers are taken as ms, timestamps
+    are converted (naive ones are read as UTC)."""
+    if pa.types.is_timestamp(column.type):
+        column = pc.cast(pc.cast(column, pa.timestamp("ms", column.type.tz)), pa.int64())
+    elif pa.types.is_integer(column.type):
+        column = pc.cast(column, pa.int64())
+    else:
+        raise TrainingSetError(
+            f"spine column {name!r} is {column.type}; expected epoch milliseconds (integer) "
+            "or a timestamp"
+        )
+    return _no_nulls(column, name)
+
+
+def entity_ids(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
+    if not pa.types.is_integer(column.type):
+        raise TrainingSetError(f"spine column {name!r} is {column.type}; expected integer ids")
+    return _no_nulls(pc.cast(column, pa.int64()), name)
+
+
+def _no_nulls(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
+    nulls = column.null_count
+    if nulls:
+        raise TrainingSetError(f"spine column {name!r} has {nulls} null value(s); drop them")
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _decode(values: pa.Array, req: Requested) -> pa.Array:
+    """Offline text (core.online's encoding: decimal ints, bools '1'/'0') -> the dtype."""
+    dtype = req.feature.dtype
+    try:
+        if dtype == "bool":
+            return pc.equal(values, "1")
+        return pc.cast(values, _ARROW_TYPES[dtype])
+    except pa.ArrowInvalid as exc:
+        raise TrainingSetError(
+            f"offline values of {req.ref} are not {dtype}: {exc} (fix: check the rows the "
+            "feature job wrote for this view)"
+        ) from exc
+
+
+@dataclass
+class JoinStats:
+    rows_read: int = 0
+    unordered: int = 0
+    """Rows without entity, event time or version: never candidates."""
+    found: dict[str, int] = field(default_factory=dict)
+    """Per output column: spine rows with a candidate (before the TTL)."""
+    expired: dict[str, int] = field(default_factory=dict)
+
+
+def join(
+    spine: pa.Table,
+    rows: pa.Table,
+    requested: Sequence[Requested],
+    *,
+    entity_column: str,
+    timestamp_column: str,
+    stats: JoinStats | None = None,
+) -> pa.Table:
+    """The spine (every column, in order, one output row per spine row) plus one column per
+    requested feature, point-in-time correct (module docstring)."""
+    for name in (entity_column, timestamp_column):
+        if name not in spine.column_names:
+            raise TrainingSetError(
+                f"spine has no column {name!r} (columns: {', '.join(spine.column_names)}); "
+                "fix: rename it or pass --entity-column/--timestamp-column"
+            )
+    clash = sorted({r.column for r in requested} & set(spine.column_names))
+    if clash:
+        raise TrainingSetError(f"spine already has column(s) {', '.join(clash)}; rename them")
+    spine_entity = entity_ids(spine.column(entity_column), entity_column)
+    spine_ts = timestamps_ms(spine.column(timestamp_column), timestamp_column)
+    stats = stats if stats is not None else JoinStats()
+    stats.rows_read = rows.num_rows
+    orderable = pc.and_(
+        pc.and_(pc.is_valid(rows["entity_id"]), pc.is_valid(rows["event_time"])),
+        pc.is_valid(rows["version"]),
+    )
+    rows = rows.filter(orderable)
+    stats.unordered = stats.rows_read - rows.num_rows
+    grp = pc.fill_null(rows["grp"], "")  # the job writes '' for ungrouped views
+
+    columns: dict[str, pa.Array] = {}
+    slots: dict[tuple[str, str], list[Requested]] = {}
+    for req in requested:
+        slots.setdefault((req.view.name, req.slot), []).append(req)
+    for (view_name, slot), reqs in slots.items():
+        mask = pc.and_(pc.equal(rows["view"], view_name), pc.equal(grp, slot))
+        part = rows.filter(mask).combine_chunks()
+        event_time = np.asarray(part["event_time"].to_numpy(), dtype=np.int64)
+        winner = as_of(
+            spine_entity,
+            spine_ts,
+            np.asarray(part["entity_id"].to_numpy(), dtype=np.int64),
+            event_time,
+            part["version"].combine_chunks(),
+        )
+        missing = winner < 0
+        safe = np.where(missing, 0, winner)
+        ttl_ms = reqs[0].view.ttl_s * 1000
+        alive = ~missing
+        if part.num_rows:
+            alive &= spine_ts - event_time[safe] < ttl_ms
+        take = pa.array(safe, mask=~alive) if part.num_rows else None
+        features = part["features"].combine_chunks()
+        for req in reqs:
+            stats.found[req.column] = int((~missing).sum())
+            stats.expired[req.column] = int((~missing & ~alive).sum())
+            if take is None:
+                raw = pa.nulls(len(spine_entity), pa.string())
+            else:
+                raw = pc.take(pc.map_lookup(features, pa.scalar(req.feature.name), "first"), take)
+            columns[req.column] = _decode(raw, req)
+    out = spine
+    for req in requested:
+        out = out.append_column(
+            pa.field(req.column, _ARROW_TYPES[req.feature.dtype]), columns[req.column]
+        )
+    return out
