@@ -190,6 +190,23 @@ def entity_ids(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
     return _no_nulls(pc.cast(column, pa.int64()), name)
 
 
+def spine_keys(
+    spine: pa.Table, *, entity_column: str, timestamp_column: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(entity ids, timestamps in epoch ms) of a spine, checked: both columns present, of a
+    usable type, without nulls."""
+    for name in (entity_column, timestamp_column):
+        if name not in spine.column_names:
+            raise TrainingSetError(
+                f"spine has no column {name!r} (columns: {', '.join(spine.column_names)}); "
+                "fix: rename it or pass --entity-column/--timestamp-column"
+            )
+    return (
+        entity_ids(spine.column(entity_column), entity_column),
+        timestamps_ms(spine.column(timestamp_column), timestamp_column),
+    )
+
+
 def _no_nulls(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
     nulls = column.null_count
     if nulls:
@@ -209,6 +226,31 @@ def _decode(values: pa.Array, req: Requested) -> pa.Array:
             f"offline values of {req.ref} are not {dtype}: {exc} (fix: check the rows the "
             "feature job wrote for this view)"
         ) from exc
+
+
+class _MapLookup:
+    """Values of one map key at chosen rows. The map is flattened once and every key looked
+    up with one vectorised comparison (pyarrow's ``map_lookup`` walks every row per key: on
+    150k rows ~4x slower than this for the 1-3 keys a slot has)."""
+
+    def __init__(self, maps: pa.Array) -> None:
+        self.rows = len(maps)
+        offsets = np.asarray(maps.offsets, dtype=np.int64)  # this slice's, unlike .keys
+        start, length = int(offsets[0]), int(offsets[-1] - offsets[0])
+        self.keys = maps.keys.slice(start, length)
+        self.items = maps.items.slice(start, length)
+        self.parent = np.repeat(np.arange(self.rows, dtype=np.int64), np.diff(offsets))
+
+    def take(self, key: str, rows: np.ndarray, valid: np.ndarray) -> pa.Array:
+        """The value of ``key`` at each of ``rows`` (NULL where ``valid`` is false, where the
+        row lacks the key, or where its value is NULL)."""
+        if not self.rows:
+            return pa.nulls(len(rows), pa.string())
+        hits = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(self.keys, key), False)))
+        at = np.full(self.rows, -1, dtype=np.int64)
+        at[self.parent[hits[::-1]]] = hits[::-1]  # the first occurrence wins, as map_lookup
+        index = at[rows]
+        return pc.take(self.items, pa.array(index, mask=~valid | (index < 0)))
 
 
 @dataclass
@@ -232,17 +274,12 @@ def join(
 ) -> pa.Table:
     """The spine (every column, in order, one output row per spine row) plus one column per
     requested feature, point-in-time correct (module docstring)."""
-    for name in (entity_column, timestamp_column):
-        if name not in spine.column_names:
-            raise TrainingSetError(
-                f"spine has no column {name!r} (columns: {', '.join(spine.column_names)}); "
-                "fix: rename it or pass --entity-column/--timestamp-column"
-            )
     clash = sorted({r.column for r in requested} & set(spine.column_names))
     if clash:
         raise TrainingSetError(f"spine already has column(s) {', '.join(clash)}; rename them")
-    spine_entity = entity_ids(spine.column(entity_column), entity_column)
-    spine_ts = timestamps_ms(spine.column(timestamp_column), timestamp_column)
+    spine_entity, spine_ts = spine_keys(
+        spine, entity_column=entity_column, timestamp_column=timestamp_column
+    )
     stats = stats if stats is not None else JoinStats()
     stats.rows_read = rows.num_rows
     orderable = pc.and_(
@@ -274,16 +311,11 @@ def join(
         alive = ~missing
         if part.num_rows:
             alive &= spine_ts - event_time[safe] < ttl_ms
-        take = pa.array(safe, mask=~alive) if part.num_rows else None
-        features = part["features"].combine_chunks()
+        lookup = _MapLookup(part["features"].combine_chunks())
         for req in reqs:
             stats.found[req.column] = int((~missing).sum())
             stats.expired[req.column] = int((~missing & ~alive).sum())
-            if take is None:
-                raw = pa.nulls(len(spine_entity), pa.string())
-            else:
-                raw = pc.take(pc.map_lookup(features, pa.scalar(req.feature.name), "first"), take)
-            columns[req.column] = _decode(raw, req)
+            columns[req.column] = _decode(lookup.take(req.feature.name, safe, alive), req)
     out = spine
     for req in requested:
         out = out.append_column(

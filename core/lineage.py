@@ -128,6 +128,12 @@ def s3_prefix(bucket: str, prefix: str) -> Dataset:
     return Dataset(namespace=f"s3://{bucket}", name=prefix.strip("/"))
 
 
+def local_file(path: str) -> Dataset:
+    """A file on the local filesystem (OpenLineage naming: namespace ``file``, the absolute
+    path), e.g. a training-set spine read from disk."""
+    return Dataset(namespace="file", name=path)
+
+
 def _logical(kind: Kind, name: str) -> Dataset:
     if not name or name != name.strip():
         raise ValueError(f"{kind.value} name {name!r} must be non-empty, without outer spaces")
