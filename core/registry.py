@@ -18,8 +18,11 @@ and is refused otherwise (:func:`diff_views`, :func:`diff_entities` say why):
   transformation text (the job's definition is versioned with the registry entry).
 
 Short names (``short``) are the online store's field and key names. A spec may omit them:
-:func:`fill_shorts` derives them deterministically from the long names, and keeps the
-previous version's short names so an update never moves stored data.
+:func:`fill_shorts` derives compact feature shorts deterministically from the long names
+(``clicks_1h`` -> ``c1h``: a field name is repeated in every stored hash), keeps the previous
+version's short names so an update never moves stored data, and never derives one that an
+explicit or previously stored short holds. A view's or entity's short defaults to its name:
+it appears once per key, not once per field, and must stay unique across the registry.
 """
 
 from __future__ import annotations
@@ -178,15 +181,18 @@ def derive_short(name: str, taken: Iterable[str]) -> str:
 def fill_shorts(spec: FeatureViewSpec, previous: FeatureViewSpec | None = None) -> FeatureViewSpec:
     """``spec`` with every short name set: given ones kept, a feature that existed in
     ``previous`` keeps its short name there, the rest derived (in declaration order) from
-    names not already used. The view's short defaults to the previous one, else its name."""
+    names not already used. The view's short defaults to the previous one, else its name.
+
+    Every short ``previous`` used is reserved before anything is derived — also for a feature
+    declared *after* a new one, and for a removed one (stored hashes still hold its field) —
+    so a derived short never lands on a stored field. An explicit short that does is kept as
+    given and refused by :func:`diff_views` (the caller asked for it; it must not be renamed
+    silently). Deterministic: the same ``spec`` and ``previous`` give the same result."""
     before = {f.name: f.short for f in previous.features} if previous else {}
-    taken = {f.short for f in spec.features if f.short}
-    taken |= {s for n, s in before.items() if s and n not in {f.name for f in spec.features}}
+    taken = {f.short for f in spec.features if f.short} | {s for s in before.values() if s}
     features = []
     for f in spec.features:
-        short = f.short or before.get(f.name)
-        if short is None:
-            short = derive_short(f.name, taken)
+        short = f.short or before.get(f.name) or derive_short(f.name, taken)
         taken.add(short)
         features.append(f.model_copy(update={"short": short}))
     view_short = spec.short or (previous.short if previous else None) or spec.name
@@ -367,7 +373,28 @@ def diff_views(old: FeatureViewSpec, new: FeatureViewSpec) -> list[Change]:
     order = [f.name for f in new.features if f.name in olds]
     if order != [f.name for f in old.features if f.name in news]:
         changes.append(Change("feature order", True, "features reordered"))
-    return changes
+    return _short_collisions(old, new) + changes
+
+
+def _short_collisions(old: FeatureViewSpec, new: FeatureViewSpec) -> list[Change]:
+    """A feature of ``new`` whose short is another feature's — in ``new``, or in ``old`` even
+    if removed since: two features would read and write one stored field."""
+    owners = {f.short: f.name for f in old.features if f.short}
+    found = []
+    for f in new.features:
+        if f.short is None:
+            continue
+        owner = owners.setdefault(f.short, f.name)
+        if owner != f.name:
+            found.append(
+                Change(
+                    f"feature {f.name} short",
+                    False,
+                    f"feature {f.name!r} would be stored under short name {f.short!r}, the "
+                    f"field of feature {owner!r}: omit `short` to get a free one",
+                )
+            )
+    return found
 
 
 def incompatible(changes: Iterable[Change]) -> list[str]:

@@ -6,6 +6,7 @@ Run: ``uvicorn feature_api.app:create_app --factory`` (settings from the environ
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -57,7 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        app.state.snapshot.stop()
+        await asyncio.to_thread(app.state.snapshot.stop)  # joins a thread: off the loop
         store.client.close()
         store.client.connection_pool.disconnect()
 

@@ -108,6 +108,14 @@ class ConcurrentUpdate(Conflict):
     code = "concurrent_update"
 
 
+class PreconditionFailed(ApiError):
+    """``If-Match`` names a state the definition is no longer in: another update (or a
+    deprecation) came first. Nothing was written; the detail says the current state."""
+
+    status_code = 412
+    code = "precondition_failed"
+
+
 class Deprecated(Conflict):
     code = "deprecated"
 

@@ -12,10 +12,15 @@ lock so two processes starting together do not race on the catalog):
 Updates lock the definition row (``SELECT ... FOR UPDATE``) and diff against the latest
 version inside that transaction, so two concurrent updates serialise: the second sees the
 first's version, and the primary key (kind, name, version) makes a duplicate version
-impossible even if that lock were bypassed. Each operation opens its own short connection
-with connect and statement timeouts; PostgreSQL being down is :class:`RegistryUnavailable`
-(503), never a hang. Retrieval never calls this per request (see
-:mod:`feature_api.registry_snapshot`).
+impossible even if that lock were bypassed. An update or deprecation may carry an
+``If-Match`` (:mod:`feature_api.preconditions`): it is compared with the state read under
+that lock, so "check, then write" is atomic — of several writers holding the same tag,
+exactly one writes and the others get :class:`PreconditionFailed` (412). Without it an
+update is accepted as before (``streamfeat apply`` stays idempotent; it sends the tag it
+read). Each operation opens its own short connection with connect and statement timeouts;
+PostgreSQL being down is :class:`RegistryUnavailable` (503), never a hang. Retrieval never
+calls this per request (see :mod:`feature_api.registry_snapshot`, which reads through one
+:class:`KeptConnection`).
 """
 
 from __future__ import annotations
@@ -52,11 +57,13 @@ from feature_api.errors import (
     IncompatibleChange,
     InvalidReference,
     NotFound,
+    PreconditionFailed,
     RegistryUnavailable,
     UnknownEntity,
     UnknownVersion,
     UnknownView,
 )
+from feature_api.preconditions import IfMatch, etag
 
 MIGRATION_LOCK = 0x5F_5E_61_7B  # pg_advisory_xact_lock key of registry migrations
 
@@ -122,11 +129,20 @@ class Record:
     deprecated_by: str | None = None
     deprecation_reason: str | None = None
 
+    @property
+    def etag(self) -> str:
+        """The definition's current state as read with this record (not this version's)."""
+        return etag(self.latest_version, self.status)
+
 
 @dataclass(frozen=True)
 class Result:
     outcome: Outcome
     record: Record
+    etag: str
+    """The definition's state as this call's transaction left it: what to send as
+    ``If-Match`` next. It can differ from ``record.etag`` when another update committed
+    between this call's commit and its re-read."""
     changes: list[str] = field(default_factory=list)
 
 
@@ -135,6 +151,24 @@ def _parse(kind: Kind, spec: dict[str, Any]) -> Spec:
         EntitySpec.model_validate(spec)
         if kind is Kind.ENTITY
         else FeatureViewSpec.model_validate(spec)
+    )
+
+
+def _precondition_failed(
+    kind: Kind, name: str, head: dict[str, Any], if_match: IfMatch | None
+) -> PreconditionFailed:
+    current = etag(head["latest_version"], head["status"])
+    given = if_match.raw if if_match is not None else ""
+    return PreconditionFailed(
+        f"{kind.value} {name!r} changed since you read it: If-Match {given} but it is now "
+        f"version {head['latest_version']} ({head['status']}), ETag {current}. Nothing was "
+        f"written: GET it again, redo your change on version {head['latest_version']} and "
+        f"retry with If-Match: {current}",
+        name=name,
+        current_version=head["latest_version"],
+        status=head["status"],
+        etag=current,
+        if_match=given,
     )
 
 
@@ -177,20 +211,30 @@ class RegistryStore:
         self.timeout_s = timeout_s
         self._migrated = False
 
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[dict[str, Any]]:
+        """A new connection with this store's connect, statement and lock timeouts (raises
+        psycopg's errors: callers map them with :meth:`mapped_errors`)."""
+        timeout_ms = max(1, int(self.timeout_s * 1000))
+        return psycopg.connect(
+            self.dsn,
+            connect_timeout=max(1, round(self.timeout_s)),
+            options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
+            row_factory=dict_row,
+            autocommit=autocommit,
+        )
+
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        timeout_ms = max(1, int(self.timeout_s * 1000))
+        with self.mapped_errors(), self.connect() as conn, conn.transaction():
+            yield conn
+
+    @staticmethod
+    @contextmanager
+    def mapped_errors() -> Iterator[None]:
+        """psycopg's failures as the API's errors: a held row lock is a concurrent update
+        (409), anything operational (refused, timed out, dropped) the registry being down."""
         try:
-            with (
-                psycopg.connect(
-                    self.dsn,
-                    connect_timeout=max(1, round(self.timeout_s)),
-                    options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
-                    row_factory=dict_row,
-                ) as conn,
-                conn.transaction(),
-            ):
-                yield conn
+            yield
         except psycopg.errors.LockNotAvailable as exc:
             raise ConcurrentUpdate(
                 "another update of this definition holds it; retry", cause=str(exc)
@@ -208,7 +252,8 @@ class RegistryStore:
             conn.execute(SCHEMA_SQL)
         self._migrated = True
 
-    def _ready(self) -> None:
+    def ready(self) -> None:
+        """Migrate once per store (the first call of any operation does it)."""
         if not self._migrated:
             self.migrate()
 
@@ -216,7 +261,7 @@ class RegistryStore:
 
     def get(self, kind: Kind, name: str, version: int | None = None) -> Record:
         """The latest version, or ``version``."""
-        self._ready()
+        self.ready()
         with self._tx() as conn:
             if version is None:
                 row = conn.execute(
@@ -239,7 +284,7 @@ class RegistryStore:
         return _record(row)
 
     def versions(self, kind: Kind, name: str) -> list[Record]:
-        self._ready()
+        self.ready()
         with self._tx() as conn:
             rows = conn.execute(
                 _SELECT + "WHERE v.kind = %s AND v.name = %s ORDER BY v.version",
@@ -251,14 +296,21 @@ class RegistryStore:
 
     def latest(self, kind: Kind | None = None) -> list[Record]:
         """Latest version of every definition (of ``kind``), by name."""
-        self._ready()
+        self.ready()
+        with self._tx() as conn:
+            return self.latest_on(conn, kind)
+
+    @staticmethod
+    def latest_on(
+        conn: psycopg.Connection[dict[str, Any]], kind: Kind | None = None
+    ) -> list[Record]:
+        """:meth:`latest` in one statement on ``conn`` (consistent without a transaction)."""
         where = "WHERE v.version = d.latest_version"
         params: tuple[Any, ...] = ()
         if kind is not None:
             where += " AND v.kind = %s"
             params = (kind.value,)
-        with self._tx() as conn:
-            rows = conn.execute(_SELECT + where + " ORDER BY v.kind, v.name", params).fetchall()
+        rows = conn.execute(_SELECT + where + " ORDER BY v.kind, v.name", params).fetchall()
         return [_record(r) for r in rows]
 
     @staticmethod
@@ -275,7 +327,7 @@ class RegistryStore:
 
     def create(self, spec: Spec, *, by: str) -> Result:
         """Register a new definition as version 1 (409 when the name is taken)."""
-        self._ready()
+        self.ready()
         kind = Kind.ENTITY if isinstance(spec, EntitySpec) else Kind.FEATURE_VIEW
         with self._tx() as conn:
             if isinstance(spec, FeatureViewSpec):
@@ -296,23 +348,32 @@ class RegistryStore:
                     name=spec.name,
                 )
             self._insert_version(conn, kind, spec, 1, [], by)
-        return Result(Outcome.CREATED, self.get(kind, spec.name))
+        return Result(Outcome.CREATED, self.get(kind, spec.name), etag(1, "active"))
 
     def update(
-        self, kind: Kind, name: str, body: EntityBody | FeatureViewBody, *, by: str
+        self,
+        kind: Kind,
+        name: str,
+        body: EntityBody | FeatureViewBody,
+        *,
+        by: str,
+        if_match: IfMatch | None = None,
     ) -> Result:
         """A new version when ``body`` differs compatibly from the latest; unchanged when
-        equal; :class:`IncompatibleChange` (with every reason) otherwise."""
-        self._ready()
+        equal; :class:`IncompatibleChange` (with every reason) otherwise.
+
+        With ``if_match`` that does not match the current state: :class:`PreconditionFailed`
+        — unless ``body`` is exactly the current version, then ``unchanged`` (RFC 9110
+        §13.1.1 lets a server answer 2xx when the requested state is already in effect: two
+        ``streamfeat apply`` runs of the same code both succeed)."""
+        self.ready()
         with self._tx() as conn:
-            head = conn.execute(
-                "SELECT latest_version, status FROM registry.definitions "
-                "WHERE kind = %s AND name = %s FOR UPDATE",
-                (kind.value, name),
-            ).fetchone()
-            if head is None:
-                raise _not_found(kind, name)
+            head = self._lock(conn, kind, name)
+            current = etag(head["latest_version"], head["status"])
+            stale = if_match is not None and not if_match.matches(current)
             if head["status"] == "deprecated":
+                if stale:
+                    raise _precondition_failed(kind, name, head, if_match)
                 raise Deprecated(
                     f"{kind.value} {name!r} is deprecated; register a new name instead",
                     name=name,
@@ -324,6 +385,8 @@ class RegistryStore:
             assert latest is not None
             old = _parse(kind, latest["spec"])
             new, changes = self._proposed(conn, kind, name, body, old)
+            if stale and changes:
+                raise _precondition_failed(kind, name, head, if_match)
             version = head["latest_version"]
             if not changes:
                 outcome = Outcome.UNCHANGED
@@ -345,7 +408,20 @@ class RegistryStore:
                 )
                 outcome = Outcome.NEW_VERSION
         # The version this call made (or found), even if another update has followed it.
-        return Result(outcome, self.get(kind, name, version), [c.reason for c in changes])
+        record = self.get(kind, name, version)
+        return Result(outcome, record, etag(version, "active"), [c.reason for c in changes])
+
+    @staticmethod
+    def _lock(conn: psycopg.Connection[dict[str, Any]], kind: Kind, name: str) -> dict[str, Any]:
+        """The definition's head row, locked until the transaction ends (404 if none)."""
+        head = conn.execute(
+            "SELECT latest_version, status FROM registry.definitions "
+            "WHERE kind = %s AND name = %s FOR UPDATE",
+            (kind.value, name),
+        ).fetchone()
+        if head is None:
+            raise _not_found(kind, name)
+        return head
 
     def _proposed(
         self,
@@ -367,17 +443,21 @@ class RegistryStore:
         self._check_entity(conn, view)
         return view, diff_views(old, view)
 
-    def deprecate(self, kind: Kind, name: str, *, by: str, reason: str) -> Result:
+    def deprecate(
+        self, kind: Kind, name: str, *, by: str, reason: str, if_match: IfMatch | None = None
+    ) -> Result:
         """Mark a definition deprecated (idempotent). It stays readable and retrievable; it
-        can no longer be updated. An entity with active views cannot be deprecated."""
-        self._ready()
+        can no longer be updated. An entity with active views cannot be deprecated.
+        ``if_match`` not matching an active definition is :class:`PreconditionFailed` (the
+        admin reviewed another version); on a deprecated one the state asked for is in
+        effect: ``unchanged``."""
+        self.ready()
         with self._tx() as conn:
-            head = conn.execute(
-                "SELECT status FROM registry.definitions WHERE kind = %s AND name = %s FOR UPDATE",
-                (kind.value, name),
-            ).fetchone()
-            if head is None:
-                raise _not_found(kind, name)
+            head = self._lock(conn, kind, name)
+            current = etag(head["latest_version"], head["status"])
+            stale = if_match is not None and not if_match.matches(current)
+            if stale and head["status"] != "deprecated":
+                raise _precondition_failed(kind, name, head, if_match)
             outcome = Outcome.UNCHANGED
             if head["status"] != "deprecated":
                 if kind is Kind.ENTITY:
@@ -389,7 +469,7 @@ class RegistryStore:
                     (by, reason, kind.value, name),
                 )
                 outcome = Outcome.DEPRECATED
-        return Result(outcome, self.get(kind, name))
+        return Result(outcome, self.get(kind, name), etag(head["latest_version"], "deprecated"))
 
     # ---- rules that need the database --------------------------------------------------------
 

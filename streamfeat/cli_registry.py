@@ -5,8 +5,15 @@ and the credentials the CLI sends to the API.
 core/features.py (the same declarations the feature job runs) is registered through the
 Feature Store API with a writer key — so it goes through the same auth, validation and
 compatibility rules as any other client. Per definition it prints ``created``,
-``unchanged``, ``new version`` or ``rejected`` with the reasons; any rejection exits 1 after
-all definitions were tried. A second run prints only ``unchanged``.
+``unchanged``, ``new version``, ``rejected`` with the reasons, or ``changed concurrently``;
+any of the last two exits 1 after all definitions were tried. A second run prints only
+``unchanged``.
+
+Each update is conditional: ``apply`` reads the definition, then sends its ``PUT`` with
+``If-Match`` set to the ``ETag`` it read. If another writer (another ``apply`` from another
+checkout, a client of the API) registered a version in between, the API answers 412 and
+nothing is overwritten; if that writer registered exactly what this run sends, the API
+answers ``unchanged`` — two runs of the same code never fail each other.
 
 The CLI sends ``STREAMFEAT_API_KEY`` when set (production: a real key), else the local
 stack's well-known development key for the role the command needs (refused by a production
@@ -40,7 +47,7 @@ def api_headers(role: Role) -> dict[str, str]:
 class Applied:
     kind: str  # "entity" | "feature view"
     name: str
-    outcome: str  # created | unchanged | new_version | rejected
+    outcome: str  # created | unchanged | new_version | rejected | conflict
     version: int | None
     reasons: tuple[str, ...] = ()
 
@@ -48,6 +55,8 @@ class Applied:
         what = f"{self.kind} {self.name}"
         if self.outcome == "rejected":
             return f"  {what}: rejected — " + "; ".join(self.reasons)
+        if self.outcome == "conflict":
+            return f"  {what}: changed concurrently — " + "; ".join(self.reasons)
         label = self.outcome.replace("_", " ")
         return f"  {what}: {label} (v{self.version})"
 
@@ -62,15 +71,45 @@ def code_definitions() -> tuple[list[EntitySpec], list[FeatureViewSpec]]:
     return list(entities.values()), [view_spec(v) for v in FEATURE_VIEWS]
 
 
-def _apply_one(client: httpx.Client, collection: str, kind: str, spec: Any) -> Applied:
+def _error(r: httpx.Response) -> dict[str, Any]:
+    try:
+        error = r.json().get("error", {})
+    except ValueError:
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _register(client: httpx.Client, collection: str, name: str, body: Any) -> httpx.Response:
+    """Update what is registered, conditionally on the state read just before; create it
+    when absent. A create that loses a race with another creator is retried once as an
+    update of what that one registered (``unchanged`` if it is the same)."""
+    for _ in range(2):
+        got = client.get(f"/v1/{collection}/{name}")
+        if got.status_code == 200:
+            tag = got.headers.get("ETag")  # an older API build sends none: unconditional
+            headers = {"If-Match": tag} if tag else {}
+            return client.put(f"/v1/{collection}/{name}", json=body, headers=headers)
+        if got.status_code != 404:
+            return got
+        r = client.post(f"/v1/{collection}", json={"name": name, **body})
+        if r.status_code != 409 or _error(r).get("code") != "already_exists":
+            return r
+    return r
+
+
+def apply_one(client: httpx.Client, collection: str, kind: str, spec: Any) -> Applied:
+    """Register one definition (``collection``: ``entities`` or ``feature-views``) and say
+    what happened; raises :class:`ApplyError` on answers no definition could cause."""
     body = spec.model_dump(mode="json")
     name = body.pop("name")
-    r = client.put(f"/v1/{collection}/{name}", json=body)
-    if r.status_code == 404:
-        r = client.post(f"/v1/{collection}", json={"name": name, **body})
+    r = _register(client, collection, name, body)
     if r.status_code in (200, 201):
         data = r.json()
         return Applied(kind, name, data["outcome"], data["version"])
+    if r.status_code == 412:
+        error = _error(r)
+        version = error.get("detail", {}).get("current_version")
+        return Applied(kind, name, "conflict", version, (error.get("message", r.text[:300]),))
     if r.status_code in (409, 422):
         error = r.json().get("error", {})
         reasons = error.get("detail", {}).get("reasons") or [error.get("message", r.text[:300])]
@@ -81,8 +120,8 @@ def _apply_one(client: httpx.Client, collection: str, kind: str, spec: Any) -> A
 def apply_definitions(client: httpx.Client) -> list[Applied]:
     """Register entities first (views refer to them), then views; one result each."""
     entities, views = code_definitions()
-    results = [_apply_one(client, "entities", "entity", e) for e in entities]
-    results += [_apply_one(client, "feature-views", "feature view", v) for v in views]
+    results = [apply_one(client, "entities", "entity", e) for e in entities]
+    results += [apply_one(client, "feature-views", "feature view", v) for v in views]
     return results
 
 
@@ -111,7 +150,16 @@ def apply(
         fail("apply", text, fix=fix)
     for r in results:
         out.print(r.line())
+    conflicts = [r for r in results if r.outcome == "conflict"]
     rejected = [r for r in results if r.outcome == "rejected"]
+    if conflicts:
+        fail(
+            "apply",
+            f"{len(conflicts)} definition(s) changed by another writer while apply ran; "
+            "nothing of theirs was overwritten",
+            fix="review the current versions (GET /v1/feature-views/<name>), then re-run "
+            "`streamfeat apply` to register yours on top of them",
+        )
     if rejected:
         fail(
             "apply",

@@ -14,18 +14,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from core.features import FEATURE_VIEWS
 from core.online import RedisOnlineStore, RowWrite
-from core.registry import EntitySpec, FeatureViewBody, to_feature_view, view_spec
+from core.registry import EntitySpec, FeatureViewBody, FeatureViewSpec, to_feature_view, view_spec
 from core.settings import StackSettings
 from core.version import click_version
 from feature_api.app import create_app
+from feature_api.errors import PreconditionFailed
+from feature_api.preconditions import parse_if_match
+from feature_api.registry_snapshot import RegistrySnapshot
 from feature_api.registry_store import Kind, RegistryStore
 from feature_api.settings import ApiSettings, Role, dev_key
-from streamfeat.cli_registry import API_KEY_ENV
+from streamfeat.cli_registry import API_KEY_ENV, apply_one
 from tests.conftest import stack_env
 
 pytestmark = pytest.mark.stack
@@ -397,3 +402,210 @@ def test_streamfeat_apply_reports_rejections_and_exits_1(
     assert f"feature view {first.name}: rejected" in result.output
     assert "dtype" in result.output
     assert "feature view user_activity: unchanged" in result.output  # the others still applied
+
+
+# ---- optimistic concurrency: ETag / If-Match ---------------------------------------------------
+
+
+def _put_view(client: TestClient, name: str, body: dict[str, Any], if_match: str | None) -> Any:
+    headers = {**WRITER, **({"If-Match": if_match} if if_match is not None else {})}
+    return client.put(f"/v1/feature-views/{name}", json=body, headers=headers)
+
+
+def test_if_match_makes_view_updates_conditional(client: TestClient) -> None:
+    entity = _entity(client)
+    name = _name("view")
+    r = _post_view(client, name, _view_body(entity))
+    assert (r.status_code, r.headers["ETag"]) == (201, '"v1"')
+    assert client.get(f"/v1/feature-views/{name}", headers=READER).headers["ETag"] == '"v1"'
+
+    mine, theirs = _view_body(entity, description="mine"), _view_body(entity, description="theirs")
+    r = _put_view(client, name, theirs, '"v1"')
+    assert (r.status_code, r.json()["version"], r.headers["ETag"]) == (200, 2, '"v2"')
+
+    # Another body on the state read before "theirs" landed: refused, nothing written.
+    r = _put_view(client, name, mine, '"v1"')
+    assert r.status_code == 412, r.text
+    err = r.json()["error"]
+    assert err["code"] == "precondition_failed"
+    assert err["detail"] == {
+        "name": name, "current_version": 2, "status": "active", "etag": '"v2"', "if_match": '"v1"'
+    }  # fmt: skip
+    assert 'If-Match: "v2"' in err["message"] and "Nothing was written" in err["message"]
+    got = client.get(f"/v1/feature-views/{name}", headers=READER).json()
+    assert (got["version"], got["spec"]["description"]) == (2, "theirs")
+
+    # The same body as registered, on a stale tag: already in effect, so 200 unchanged.
+    r = _put_view(client, name, theirs, '"v1"')
+    assert (r.status_code, r.json()["outcome"], r.headers["ETag"]) == (200, "unchanged", '"v2"')
+    # A list matches any of its tags; * matches any state; a weak tag never matches.
+    r = _put_view(client, name, mine, '"v0", "v2"')
+    assert (r.status_code, r.json()["version"]) == (200, 3)
+    assert _put_view(client, name, theirs, 'W/"v3"').status_code == 412
+    assert _put_view(client, name, theirs, "*").json()["version"] == 4
+    # Malformed: an invalid request, in the one error shape.
+    r = _put_view(client, name, mine, "v4")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    # The tag is the definition's state, whatever version a GET shows.
+    old = client.get(f"/v1/feature-views/{name}", params={"version": 1}, headers=READER)
+    assert old.json()["version"] == 1 and old.headers["ETag"] == '"v4"'
+    # Unknown: 404 first, whatever the precondition.
+    assert _put_view(client, "nope_nope", mine, '"v1"').status_code == 404
+
+
+def test_if_match_on_deprecation_and_entities(client: TestClient) -> None:
+    entity = _entity(client)
+    name = _register_view(client, entity)
+    _put_view(client, name, _view_body(entity, description="v2"), None)
+    path = f"/v1/feature-views/{name}:deprecate"
+    r = client.post(path, headers={**ADMIN, "If-Match": '"v1"'})
+    assert r.status_code == 412 and r.json()["error"]["detail"]["current_version"] == 2
+    r = client.post(path, headers={**ADMIN, "If-Match": '"v2"'})
+    assert (r.status_code, r.json()["outcome"]) == (200, "deprecated")
+    assert r.headers["ETag"] == '"v2-deprecated"'
+    r = client.post(path, headers={**ADMIN, "If-Match": '"v2"'})  # already in effect
+    assert (r.status_code, r.json()["outcome"]) == (200, "unchanged")
+    r = _put_view(client, name, _view_body(entity), '"v2"')
+    assert r.status_code == 412 and r.json()["error"]["detail"]["status"] == "deprecated"
+    r = _put_view(client, name, _view_body(entity), '"v2-deprecated"')
+    assert r.status_code == 409 and r.json()["error"]["code"] == "deprecated"
+
+    other = _entity(client)
+    got = client.get(f"/v1/entities/{other}", headers=READER)
+    assert got.headers["ETag"] == '"v1"'
+    body = {"join_key": "thing_id", "description": "edited"}
+    r = client.put(f"/v1/entities/{other}", json=body, headers={**WRITER, "If-Match": '"v1"'})
+    assert (r.status_code, r.json()["version"], r.headers["ETag"]) == (200, 2, '"v2"')
+    body["description"] = "edited again"
+    r = client.put(f"/v1/entities/{other}", json=body, headers={**WRITER, "If-Match": '"v1"'})
+    assert r.status_code == 412 and r.json()["error"]["detail"]["etag"] == '"v2"'
+
+
+def test_concurrent_conditional_updates_exactly_one_wins(
+    client: TestClient, registry: RegistryStore
+) -> None:
+    """Writers that all read version 1 and all send If-Match "v1": the check runs under the
+    row lock with the write, so exactly one makes version 2 and every other gets 412."""
+    entity = _entity(client)
+    name = _register_view(client, entity)
+    n = 8
+    barrier = threading.Barrier(n)
+    won: list[int] = []
+    refused: list[PreconditionFailed] = []
+    errors: list[BaseException] = []
+
+    def update(i: int) -> None:
+        body = FeatureViewBody.model_validate(_view_body(entity, description=f"writer {i}"))
+        barrier.wait()
+        try:
+            res = registry.update(
+                Kind.FEATURE_VIEW, name, body, by=f"t{i}", if_match=parse_if_match('"v1"')
+            )
+            won.append(i)
+            assert res.record.version == 2 and res.etag == '"v2"'
+        except PreconditionFailed as exc:
+            refused.append(exc)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=update, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
+    assert len(won) == 1 and len(refused) == n - 1
+    assert all(e.detail["current_version"] == 2 for e in refused)
+    stored = registry.versions(Kind.FEATURE_VIEW, name)
+    assert [v.version for v in stored] == [1, 2]
+    assert stored[1].spec.description == f"writer {won[0]}"
+
+
+def _api(stack_settings: StackSettings, on_response: Any = None) -> httpx.Client:
+    hooks = {"response": [on_response]} if on_response else {}
+    base = f"http://{stack_settings.host}:{stack_settings.ports.api}"
+    return httpx.Client(base_url=base, headers=WRITER, timeout=10, event_hooks=hooks)
+
+
+def _spec(name: str, entity: str, **over: Any) -> FeatureViewSpec:
+    return FeatureViewSpec.model_validate({"name": name, **_view_body(entity, **over)})
+
+
+def test_apply_never_overwrites_a_version_registered_after_its_read(
+    client: TestClient, stack_settings: StackSettings
+) -> None:
+    """`streamfeat apply`'s per-definition step against the running API, with another writer
+    registering between apply's GET and its PUT (an httpx response hook runs it there)."""
+    entity = _entity(client)
+    name = _register_view(client, entity)
+
+    def other_writer(body: dict[str, Any]) -> Any:
+        done: list[bool] = []
+
+        def hook(response: httpx.Response) -> None:
+            if response.request.method == "GET" and not done:
+                done.append(True)
+                r = client.put(f"/v1/feature-views/{name}", json=body, headers=WRITER)
+                assert r.status_code == 200, r.text
+
+        return hook
+
+    # Another body came in between: apply reports it and overwrites nothing.
+    with _api(stack_settings, other_writer(_view_body(entity, description="theirs"))) as api:
+        applied = apply_one(api, "feature-views", "feature view", _spec(name, entity))
+    assert (applied.outcome, applied.version) == ("conflict", 2)
+    assert "changed concurrently" in applied.line() and '"v2"' in applied.line()
+    got = client.get(f"/v1/feature-views/{name}", headers=READER).json()
+    assert (got["version"], got["spec"]["description"]) == (2, "theirs")
+
+    # The same body came in between (two applies of the same code): unchanged, no failure.
+    same = _view_body(entity, description="ours, in both checkouts")
+    with _api(stack_settings, other_writer(same)) as api:
+        spec = _spec(name, entity, description="ours, in both checkouts")
+        applied = apply_one(api, "feature-views", "feature view", spec)
+    assert (applied.outcome, applied.version) == ("unchanged", 3)
+
+    # Created by another apply between our GET (404) and our POST: taken as an update.
+    fresh = _name("view")
+
+    def creator(response: httpx.Response) -> None:
+        if response.request.method == "GET" and response.status_code == 404:
+            r = _post_view(client, fresh, _view_body(entity))
+            assert r.status_code == 201, r.text
+
+    with _api(stack_settings, creator) as api:
+        applied = apply_one(api, "feature-views", "feature view", _spec(fresh, entity))
+    assert (applied.outcome, applied.version) == ("unchanged", 1)
+
+
+# ---- the snapshot's kept connection ------------------------------------------------------------
+
+
+def test_snapshot_refreshes_over_one_connection_and_reconnects_after_losing_it(
+    supervisor: object, stack_settings: StackSettings
+) -> None:
+    store = RegistryStore(stack_settings.postgres_dsn(), timeout_s=3)
+    snapshot = RegistrySnapshot(store, refresh_s=3600)  # refreshed by hand only
+    try:
+        assert snapshot.refresh() is True
+        conn = snapshot.reader._conn
+        assert conn is not None
+        pid = conn.info.backend_pid
+        for _ in range(5):
+            assert snapshot.refresh() is True
+        assert snapshot.reader.connects == 1
+        assert snapshot.reader._conn is conn and conn.info.backend_pid == pid
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # not in a tx
+
+        # PostgreSQL drops the connection (a restart, an idle timeout, a proxy): the next
+        # refresh reconnects at once and succeeds, reported as no outage.
+        with psycopg.connect(stack_settings.postgres_dsn(), autocommit=True) as admin:
+            row = admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()
+            assert row is not None and row[0] is True
+        assert snapshot.refresh() is True, snapshot.error
+        assert snapshot.error is None and snapshot.reader.connects == 2
+        new = snapshot.reader._conn
+        assert new is not None and new.info.backend_pid != pid
+    finally:
+        snapshot.stop()
+    assert snapshot.reader._conn is None  # closed on stop

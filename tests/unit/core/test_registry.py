@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -204,3 +204,75 @@ def test_removing_any_feature_is_incompatible(names: list[str], data: st.DataObj
     reasons = incompatible(diff_views(old, new))
     assert reasons == [f"feature {gone!r} removed: readers of it would break "
                        "(deprecate the view and register a new one instead)"]  # fmt: skip
+
+
+SHORTS = st.from_regex(r"[a-z0-9]{1,4}", fullmatch=True)
+
+
+def _feature(name: str, short: str | None) -> FeatureSpec:
+    return FeatureSpec(name=name, dtype="int64", short=short)
+
+
+@settings(max_examples=50)  # each example is up to 6 versions
+@given(NAMES, st.data())
+def test_any_sequence_of_updates_keeps_every_short_and_never_collides(
+    first: list[str], data: st.DataObject
+) -> None:
+    """Versions 1..n of a view, each adding features anywhere in the list, some with an
+    explicit short (which may hit a stored one: that update must be refused and change
+    nothing), kept features sometimes restating their short: every short once stored stays
+    with its feature, and no two features ever share one."""
+    given: list[str] = []  # a repeated explicit short is a validation error: not drawn
+    initial = []
+    for name in first:
+        short = data.draw(st.one_of(st.none(), SHORTS))
+        short = None if short in given else short
+        given += [short] if short else []
+        initial.append(_feature(name, short))
+    current = fill_shorts(_view(features=initial, short=None))
+    stored = {f.name: f.short for f in current.features}  # every short ever stored
+    for _ in range(data.draw(st.integers(1, 6))):
+        features = [
+            _feature(f.name, f.short if data.draw(st.booleans()) else None)
+            for f in current.features
+        ]
+        extra = [n for n in data.draw(NAMES) if n not in stored][:5]
+        wanted = [f.short for f in features if f.short]  # a repeat is a validation error
+        for name in extra:
+            short = data.draw(st.one_of(st.none(), SHORTS))
+            if short in wanted:
+                short = None
+            wanted += [short] if short else []
+            features.insert(data.draw(st.integers(0, len(features))), _feature(name, short))
+        proposed = _view(features=features, short=None)
+        new = fill_shorts(proposed, current)
+        assert fill_shorts(proposed, current) == new  # deterministic
+        reasons = incompatible(diff_views(current, new))
+        hits = {f.short for f in proposed.features if f.name not in stored} & set(stored.values())
+        if hits:  # an explicit short on a stored field: refused, with the reason
+            assert reasons and all("would be stored under" in r for r in reasons), reasons
+            continue
+        assert reasons == []
+        shorts = [f.short for f in new.features]
+        assert len(set(shorts)) == len(shorts)
+        assert all(s and re.fullmatch(r"[a-z0-9][a-z0-9_]*", s) for s in shorts)
+        after = {f.name: f.short for f in new.features}
+        assert all(after[n] == s for n, s in stored.items())
+        stored, current = after, new
+
+
+def test_a_feature_added_before_an_existing_one_does_not_take_its_short() -> None:
+    old = fill_shorts(_view(features=[_feature("b_c", None)], short=None))
+    assert [f.short for f in old.features] == ["bc"]
+    new = fill_shorts(_view(features=[_feature("bar_cat", None), _feature("b_c", None)]), old)
+    assert [f.short for f in new.features] == ["bc2", "bc"]
+    assert incompatible(diff_views(old, new)) == []
+
+
+def test_an_explicit_short_on_a_stored_field_is_refused() -> None:
+    old = fill_shorts(_view(features=[_feature("b_c", None)], short=None))
+    new = fill_shorts(_view(features=[_feature("b_c", None), _feature("zz", "bc")]), old)
+    assert incompatible(diff_views(old, new)) == [
+        "feature 'zz' would be stored under short name 'bc', the field of feature 'b_c': "
+        "omit `short` to get a free one"
+    ]
