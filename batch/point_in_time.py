@@ -4,10 +4,10 @@ The rule, per spine row and requested feature (the offline twin of what the onli
 served at that instant):
 
 1. Candidates are the offline rows of the feature's view, the spine row's entity and the
-   feature's *slot* (``grp``: the window of a grouped view such as ``user_activity``'s
-   ``1h``/``24h``/``7d``, the attribute of an attribute-scoped view such as
-   ``customer_profile``, ``''`` otherwise) whose ``event_time`` is at or before the spine
-   timestamp. A row with a later event time never contributes: no future value leaks.
+   feature's *slot* (``grp``: the version group of a view that declares groups, e.g. one
+   per window; the attribute of an attribute-scoped view such as ``customer_profile``;
+   ``''`` otherwise, one row holding the whole view) whose ``event_time`` is at or before
+   the spine timestamp. A row with a later event time never contributes: no future value leaks.
 2. Among them the row with the greatest ``version`` wins (core/version.py's encoding, whose
    string order is the version order): last-writer-wins, independent of arrival order or
    file order; an equal event time is decided by the rest of the version (source priority,

@@ -18,9 +18,9 @@ from batch.point_in_time import (
     join,
     parse_features,
 )
-from core.features import CUSTOMER_PROFILE, USER_ACTIVITY, USER_SESSIONS, view
+from core.features import CUSTOMER_PROFILE, USER_SESSIONS, view
 from core.version import cdc_version, click_version, crm_version
-from tests.unit.batch.offline_rows import row, table
+from tests.unit.batch.offline_rows import GROUPED, VIEWS, row, table
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -30,7 +30,7 @@ def _join(spine: pa.Table, rows: Sequence[dict[str, Any]], names: Sequence[str])
     return join(
         spine,
         table(rows),
-        parse_features(names),
+        parse_features(names, VIEWS),
         entity_column="entity_id",
         timestamp_column="timestamp",
     )
@@ -80,12 +80,12 @@ def reference(
 
 def test_value_as_of_the_spine_time_never_a_later_one() -> None:
     rows = [
-        row("user_activity", 1, "1h", {"clicks_1h": "3"}, 10 * HOUR),
-        row("user_activity", 1, "1h", {"clicks_1h": "7"}, 12 * HOUR),
+        row("grouped_activity", 1, "1h", {"clicks_1h": "3"}, 10 * HOUR),
+        row("grouped_activity", 1, "1h", {"clicks_1h": "7"}, 12 * HOUR),
     ]
     spine = _spine([(1, 10 * HOUR - 1), (1, 10 * HOUR), (1, 11 * HOUR), (1, 12 * HOUR), (2, DAY)])
-    got = _join(spine, rows, ["user_activity:clicks_1h"])
-    assert got.column("user_activity__clicks_1h").to_pylist() == [None, 3, 3, 7, None]
+    got = _join(spine, rows, ["grouped_activity:clicks_1h"])
+    assert got.column("grouped_activity__clicks_1h").to_pylist() == [None, 3, 3, 7, None]
     assert got.column("entity_id").to_pylist() == [1, 1, 1, 1, 2]  # spine order kept
 
 
@@ -133,34 +133,44 @@ def test_attribute_tombstone_is_null_until_a_newer_value() -> None:
 
 
 def test_ttl_expiry_at_exactly_the_ttl() -> None:
-    ttl = USER_ACTIVITY.ttl_s * 1000
-    rows = [row("user_activity", 1, "24h", {"clicks_24h": "4"}, HOUR)]
+    ttl = GROUPED.ttl_s * 1000
+    rows = [row("grouped_activity", 1, "24h", {"clicks_24h": "4"}, HOUR)]
     spine = _spine([(1, HOUR + ttl - 1), (1, HOUR + ttl), (1, HOUR + 2 * ttl)])
     stats = JoinStats()
     got = join(
         spine,
         table(rows),
-        parse_features(["user_activity:clicks_24h"]),
+        parse_features(["grouped_activity:clicks_24h"], VIEWS),
         entity_column="entity_id",
         timestamp_column="timestamp",
         stats=stats,
     )
-    assert got.column("user_activity__clicks_24h").to_pylist() == [4, None, None]
-    assert stats.found["user_activity__clicks_24h"] == 3
-    assert stats.expired["user_activity__clicks_24h"] == 2
+    assert got.column("grouped_activity__clicks_24h").to_pylist() == [4, None, None]
+    assert stats.found["grouped_activity__clicks_24h"] == 3
+    assert stats.expired["grouped_activity__clicks_24h"] == 2
 
 
 def test_windows_are_separate_slots() -> None:
     rows = [
-        row("user_activity", 1, "1h", {"clicks_1h": "1", "carts_1h": "0"}, 2 * HOUR),
-        row("user_activity", 1, "7d", {"clicks_7d": "40", "purchases_7d": "2"}, HOUR),
+        row("grouped_activity", 1, "1h", {"clicks_1h": "1", "carts_1h": "0"}, 2 * HOUR),
+        row("grouped_activity", 1, "7d", {"clicks_7d": "40", "purchases_7d": "2"}, HOUR),
     ]
-    got = _join(_spine([(1, 3 * HOUR)]), rows, ["user_activity"])
+    got = _join(_spine([(1, 3 * HOUR)]), rows, ["grouped_activity"])
     values = {k: v[0] for k, v in got.to_pydict().items()}
-    assert values["user_activity__clicks_1h"] == 1
-    assert values["user_activity__clicks_7d"] == 40  # an older group row is not superseded
-    assert values["user_activity__purchases_7d"] == 2
-    assert values["user_activity__clicks_24h"] is None
+    assert values["grouped_activity__clicks_1h"] == 1
+    assert values["grouped_activity__clicks_7d"] == 40  # an older group row is not superseded
+    assert values["grouped_activity__purchases_7d"] == 2
+    assert values["grouped_activity__clicks_24h"] is None
+
+
+def test_without_groups_the_newest_row_decides_every_feature() -> None:
+    rows = [
+        row("user_sessions", 1, "", {"sessions_24h": "3", "last_session_pages": "4"}, HOUR),
+        row("user_sessions", 1, "", {"sessions_24h": "5"}, 2 * HOUR),  # pages removed
+    ]
+    got = _join(_spine([(1, HOUR), (1, 2 * HOUR)]), rows, ["user_sessions"])
+    assert got.column("user_sessions__sessions_24h").to_pylist() == [3, 5]
+    assert got.column("user_sessions__last_session_pages").to_pylist() == [4, None]
 
 
 def test_dtypes_follow_the_declaration() -> None:
@@ -203,7 +213,7 @@ def test_spine_timestamps_may_be_arrow_timestamps_and_other_columns_pass_through
 )
 def test_unknown_names_say_what_exists(names: list[str], message: str) -> None:
     with pytest.raises(TrainingSetError, match=message):
-        parse_features(names)
+        parse_features(names, VIEWS)
 
 
 def test_parse_keeps_order_and_drops_duplicates() -> None:
@@ -233,10 +243,12 @@ def test_bad_spines_are_refused_with_the_reason(spine: pa.Table, message: str) -
 
 # ---- properties ------------------------------------------------------------------------
 
-_REQS = parse_features(["user_activity:clicks_1h,user_activity:clicks_24h", "customer_profile"])
+_REQS = parse_features(
+    ["grouped_activity:clicks_1h,grouped_activity:clicks_24h", "customer_profile"], VIEWS
+)
 _SLOTS = [
-    ("user_activity", "1h", "clicks_1h"),
-    ("user_activity", "24h", "clicks_24h"),
+    ("grouped_activity", "1h", "clicks_1h"),
+    ("grouped_activity", "24h", "clicks_24h"),
     ("customer_profile", "tier", "tier"),
     ("customer_profile", "email", "email"),
 ]
@@ -292,13 +304,13 @@ def test_no_value_from_after_the_spine_time_ever_appears(
 ) -> None:
     # every value names its own event time, so a leaked future value is visible as such
     rows = [
-        row("user_activity", r["entity_id"], "1h", {"clicks_1h": str(r["event_time"])}, **t)
+        row("grouped_activity", r["entity_id"], "1h", {"clicks_1h": str(r["event_time"])}, **t)
         for r in _rows(drawn)
         for t in [{"event_time": r["event_time"], "version": r["version"]}]
     ]
-    got = _join(_spine(spine), rows, ["user_activity:clicks_1h"])
+    got = _join(_spine(spine), rows, ["grouped_activity:clicks_1h"])
     for (_, ts), value in zip(
-        spine, got.column("user_activity__clicks_1h").to_pylist(), strict=True
+        spine, got.column("grouped_activity__clicks_1h").to_pylist(), strict=True
     ):
         assert value is None or value <= ts
 
