@@ -26,7 +26,7 @@ import psycopg
 
 from core.features import FeatureView
 from core.registry import EntitySpec, FeatureViewSpec, to_feature_view
-from feature_api.errors import ApiError
+from feature_api.errors import ApiError, RegistryUnavailable
 from feature_api.registry_store import Kind, Record, RegistryStore
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,8 @@ class KeptConnection:
     restarted, an idle-session timeout, a proxy dropped it — is retried once at once on a
     fresh one, so a restart that is already over does not surface as an outage; a timeout
     is not retried (it would only double the wait). One reader at a time (a lock): the
-    refresher thread and a registering handler may both refresh.
+    refresher thread and a registering handler may both refresh; neither waits for the
+    other longer than one bounded read (then :class:`RegistryUnavailable`).
     """
 
     def __init__(self, store: RegistryStore) -> None:
@@ -61,16 +62,25 @@ class KeptConnection:
         """Connections opened so far (tests and diagnostics: steady state adds none)."""
 
     def latest(self) -> list[Record]:
-        with self._lock:
+        # Bounded wait: a caller (a registering request) must not queue behind a read that
+        # is stuck; one read legitimately takes at most a connect plus a statement timeout.
+        wait_s = self.store.timeout_s * 2 + 1
+        if not self._lock.acquire(timeout=wait_s):
+            raise RegistryUnavailable(
+                f"registry read still busy after {wait_s:.0f} s (PostgreSQL not answering?)",
+                cause="kept connection busy",
+            )
+        try:
             reused = self._conn is not None and self._dsn == self.store.dsn
             try:
                 return self._read()
-            except ApiError as exc:
-                cause = exc.__cause__
-                if not reused or isinstance(cause, psycopg.errors.QueryCanceled):
+            except RegistryUnavailable as exc:
+                if not reused or isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
                     raise
                 log.info("registry connection lost (%s); reconnecting", exc.detail.get("cause"))
                 return self._read()
+        finally:
+            self._lock.release()
 
     def _read(self) -> list[Record]:
         self.store.ready()  # creates the schema once, on its own short connection
@@ -86,7 +96,7 @@ class KeptConnection:
             self._close()
         if self._conn is None:
             self._dsn = self.store.dsn
-            self._conn = self.store.connect(autocommit=True)
+            self._conn = self.store.connect(autocommit=True, long_lived=True)
             self.connects += 1
         return self._conn
 
@@ -99,8 +109,13 @@ class KeptConnection:
                 log.debug("closing the registry connection failed", exc_info=True)
 
     def close(self) -> None:
-        with self._lock:
-            self._close()
+        """Close the connection; if a read is stuck on it past the bound, leave it to that
+        (daemon) thread rather than wait with it."""
+        if self._lock.acquire(timeout=self.store.timeout_s * 2 + 1):
+            try:
+                self._close()
+            finally:
+                self._lock.release()
 
 
 def load(source: RegistryStore | KeptConnection) -> Snapshot:

@@ -211,16 +211,31 @@ class RegistryStore:
         self.timeout_s = timeout_s
         self._migrated = False
 
-    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[dict[str, Any]]:
+    def connect(
+        self, *, autocommit: bool = False, long_lived: bool = False
+    ) -> psycopg.Connection[dict[str, Any]]:
         """A new connection with this store's connect, statement and lock timeouts (raises
-        psycopg's errors: callers map them with :meth:`mapped_errors`)."""
+        psycopg's errors: callers map them with :meth:`mapped_errors`). ``long_lived`` adds
+        TCP keepalives and a TCP user timeout, so a kept connection whose server host
+        vanished fails within about the timeout instead of waiting on the kernel's
+        retransmissions for many minutes."""
         timeout_ms = max(1, int(self.timeout_s * 1000))
+        tcp: dict[str, Any] = {}
+        if long_lived:
+            tcp = {
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+                "tcp_user_timeout": timeout_ms * 2,
+            }
         return psycopg.connect(
             self.dsn,
             connect_timeout=max(1, round(self.timeout_s)),
             options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
             row_factory=dict_row,
             autocommit=autocommit,
+            **tcp,
         )
 
     @contextmanager
