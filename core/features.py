@@ -73,14 +73,9 @@ CUSTOMER = Entity("customer", "c", "customer_id", "A customer; clickstream user_
 WINDOWS = ("1h", "24h", "7d")
 
 
-def _by_window(*prefixes: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    return tuple((w, tuple(f"{p}_{w}" for p in prefixes)) for w in WINDOWS)
-
-
 def _windows(prefix: str, short: str, what: str) -> tuple[Feature, ...]:
     return tuple(
-        Feature(f"{prefix}_{w}", f"{short}{w}", "int64", f"{what} in the last {w}")
-        for w in ("1h", "24h", "7d")
+        Feature(f"{prefix}_{w}", f"{short}{w}", "int64", f"{what} in the last {w}") for w in WINDOWS
     )
 
 
@@ -111,7 +106,6 @@ USER_ACTIVITY = FeatureView(
         *_windows("purchases", "p", "purchase events"),
     ),
     description="Rolling clickstream counts per user over 1 h, 24 h and 7 d (event time).",
-    groups=_by_window("clicks", "carts", "purchases"),
 )
 
 CUSTOMER_ORDERS = FeatureView(
@@ -123,12 +117,10 @@ CUSTOMER_ORDERS = FeatureView(
     features=(
         *_windows("orders", "o", "orders created"),
         *tuple(
-            Feature(f"spend_cents_{w}", f"s{w}", "int64", f"order amount in {w}")
-            for w in ("1h", "24h", "7d")
+            Feature(f"spend_cents_{w}", f"s{w}", "int64", f"order amount in {w}") for w in WINDOWS
         ),
     ),
     description="Order count and spend per customer over 1 h, 24 h and 7 d (CDC orders).",
-    groups=_by_window("orders", "spend_cents"),
 )
 
 USER_SESSIONS = FeatureView(

@@ -12,6 +12,8 @@ current one is inside ``1h``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from core.domain import CLICK_EVENT_TYPES
 from core.events import SOURCE_PRIORITY, Source
 from core.features import (
@@ -66,11 +68,22 @@ CREATE TABLE clicks_raw (
 ) WITH ({_kafka(cfg, cfg.clickstream_topic)})"""
 
 
-def clicks_parsed() -> str:
+CLICKS_GATED = "clicks_gated"
+"""The gate's output, computed once (flink_jobs.feature_job.gate): see :func:`clicks_gate`."""
+
+
+def clicks_gate() -> str:
+    """Every click parsed and gated: the query behind the ``clicks`` view.
+
+    The JSON is parsed here once per record. As a view, the planner would inline this
+    query into each of its consumers (the DLQ, the windows, the sessions, the lags) and
+    parse every record once per consumer — ~20 JSON parses per click, most of the job's
+    CPU. The job computes it once behind a DataStream boundary instead (feature_job.gate);
+    the event time leaves as ``t0`` (the rowtime: it becomes the record timestamps) and
+    comes back as ``ts``, with the source's own watermarks."""
     types = ", ".join(f"'{t}'" for t in CLICK_EVENT_TYPES)
     return f"""
-CREATE TEMPORARY VIEW clicks AS
-SELECT kp, ko, kts, ts, v, user_id, event_type, page, event_time,
+SELECT kp, ko, kts, ts AS t0, v, user_id, event_type, page, event_time,
   CASE
     WHEN user_id > 0 AND event_time > 0 AND event_type IN ({types})
       THEN CASE WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late' END
@@ -89,6 +102,15 @@ FROM (
     {_json_int("event_time")} AS event_time
   FROM (SELECT *, CAST(v AS STRING) AS js FROM clicks_raw)
 )"""
+
+
+def clicks_view() -> str:
+    """The gated clicks with ``ts`` as their event-time attribute again (the record
+    timestamps and watermarks that crossed the boundary), for the DLQ and the features."""
+    return (
+        "CREATE TEMPORARY VIEW clicks AS SELECT kp, ko, kts, ts, v, user_id, event_type, page, "
+        f"event_time, reason FROM {CLICKS_GATED}"
+    )
 
 
 def _order_ms(js: str) -> str:
@@ -125,13 +147,17 @@ CREATE TABLE orders_raw (
   'scan.watermark.idle-timeout' = '{cfg.orders_idle_timeout_ms} ms')"""
 
 
-def orders_parsed() -> str:
+ORDERS_GATED = "orders_gated"
+"""The orders gate's output, computed once like the clicks gate's."""
+
+
+def orders_gate() -> str:
     """Order creations (op c/r) gated like clicks: ``reason`` NULL for a valid, on-time one.
     Updates, deletes and tombstones of orders change no order feature (orders are counted
-    when created) and are passed over; a value that is not JSON is rejected whatever its op."""
+    when created) and are passed over; a value that is not JSON is rejected whatever its op.
+    Computed once, like :func:`clicks_gate`."""
     return f"""
-CREATE TEMPORARY VIEW orders AS
-SELECT kp, ko, kts, ts, v, op, customer_id, amount_cents, order_ms, commit_lsn, lsn,
+SELECT kp, ko, kts, ts AS t0, v, op, customer_id, amount_cents, order_ms, commit_lsn, lsn,
   CASE
     WHEN NOT (js IS JSON OBJECT) THEN 'invalid_json'
     WHEN op IS NULL OR op NOT IN ('c', 'r', 'u', 'd') THEN 'invalid_op'
@@ -154,6 +180,13 @@ FROM (
       {_order_ms("js")} AS order_ms,
       TRY_CAST(JSON_VALUE(js, '$.source.lsn') AS BIGINT) AS lsn
     FROM (SELECT *, CAST(v AS STRING) AS js FROM orders_raw WHERE v IS NOT NULL)))"""
+
+
+def orders_view() -> str:
+    return (
+        "CREATE TEMPORARY VIEW orders AS SELECT kp, ko, kts, ts, v, op, customer_id, "
+        f"amount_cents, order_ms, commit_lsn, lsn, reason FROM {ORDERS_GATED}"
+    )
 
 
 def order_creations() -> str:
@@ -183,49 +216,6 @@ def _order_version() -> str:
         f"{encoded_num('order_ms')} || '{CDC_PRIORITY:02x}' || {encoded_num('commit_lsn')} || "
         f"{encoded_num('lsn')}"
     )
-
-
-def order_rolling(window: str) -> str:
-    """Order count and spend per customer over one RANGE window, as :func:`rolling`."""
-    interval = WINDOW_INTERVALS[window]
-    values = {
-        f"orders_{window}": "CAST(orders AS STRING)",
-        f"spend_cents_{window}": "CAST(spend AS STRING)",
-    }
-    return f"""
-SELECT '{CUSTOMER_ORDERS.name}' AS view, '{window}' AS grp, customer_id AS entity_id,
-  order_ms AS event_time, {_order_version()} AS version,
-  {feature_columns(CUSTOMER_ORDERS, values)}
-FROM (
-  SELECT customer_id, order_ms, commit_lsn, lsn,
-    CASE WHEN marker IS NOT NULL THEN orders END AS orders, spend
-  FROM (SELECT customer_id, order_ms, commit_lsn, lsn,
-    {_MARKERS[window]}(order_ms) OVER w AS marker,
-    COUNT(*) OVER w AS orders,
-    SUM(amount_cents) OVER w AS spend
-  FROM order_creations
-  WINDOW w AS (PARTITION BY customer_id ORDER BY ts
-               RANGE BETWEEN {interval} PRECEDING AND CURRENT ROW)))"""
-
-
-def order_lags() -> str:
-    """Latest and previous order amount, their delta and the time between them; NULL (absent
-    online) at a customer's first order (flink_jobs.logic.lags.order_lags)."""
-    values = {
-        "last_order_cents": "CAST(amount_cents AS STRING)",
-        "prev_order_cents": "CAST(prev_amount AS STRING)",
-        "order_delta_cents": "CAST(amount_cents - prev_amount AS STRING)",
-        "ms_since_prev_order": "CAST(order_ms - prev_ms AS STRING)",
-    }
-    return f"""
-SELECT '{ORDER_LAGS.name}' AS view, CAST(NULL AS STRING) AS grp, customer_id AS entity_id,
-  order_ms AS event_time, {_order_version()} AS version,
-  {feature_columns(ORDER_LAGS, values)}
-FROM (
-  SELECT customer_id, order_ms, commit_lsn, lsn, amount_cents,
-    LAG(amount_cents) OVER w AS prev_amount, LAG(order_ms) OVER w AS prev_ms
-  FROM order_creations
-  WINDOW w AS (PARTITION BY customer_id ORDER BY ts))"""
 
 
 def _json_int(field: str, parent: str = "$") -> str:
@@ -272,13 +262,6 @@ SELECT
 FROM clicks WHERE reason IS NOT NULL"""
 
 
-# Flink 2.2's sub-plan reuse treats OVER aggregates that differ only in their RANGE bound as
-# the same plan (every window silently became the 1 h one). Each window therefore computes
-# one distinct "marker" aggregate so the plans differ and none is reused; the marker guards
-# the count (never NULL over a non-empty window) so projection pruning cannot drop it. The
-# integration test checks 1 h / 24 h / 7 d against hand-computed values.
-_MARKERS = {"1h": "MIN", "24h": "MAX", "7d": "AVG"}
-
 FEATURE_ROW = "view, grp, entity_id, event_time, version, features, payload"
 """Every feature query yields these columns; one row = one version-guarded online write
 (``grp`` NULL for ungrouped views) and one offline row. ``features`` (long names -> values)
@@ -291,14 +274,128 @@ ONLINE_ROW = "view, grp, entity_id, event_time, version, payload"
 def feature_columns(view: FeatureView, values: dict[str, str]) -> str:
     """The ``features`` and ``payload`` columns of a feature row from one SQL string
     expression per feature (already in core.online's encoding: integers as decimal text,
-    bools '1'/'0'). ``payload`` is ``short=value`` entries joined by the separator of
+    bools '1'/'0')."""
+    return f"{features_map(view, values)} AS features, {payload(view, values)} AS payload"
+
+
+def features_map(view: FeatureView, values: dict[str, str]) -> str:
+    """The offline row's ``features``: long name -> value (a NULL value stays NULL)."""
+    for name in values:
+        view.feature(name)  # KeyError on a typo
+    pairs = ", ".join(f"'{name}', {expr}" for name, expr in values.items())
+    return f"CAST(MAP[{pairs}] AS MAP<STRING, STRING>)"
+
+
+def payload(view: FeatureView, values: dict[str, str]) -> str:
+    """The online write's ``payload``: ``short=value`` entries joined by the separator of
     core.online.parse_payload; CONCAT_WS skips a NULL entry, so a NULL value is an absent
     field, which the online write removes."""
-    shorts = {name: view.feature(name).short for name in values}  # KeyError on a typo
-    pairs = ", ".join(f"'{name}', {expr}" for name, expr in values.items())
-    entries = ", ".join(f"'{shorts[name]}=' || {expr}" for name, expr in values.items())
-    sep = f"CHR({ord(PAYLOAD_SEPARATOR)})"
-    return f"MAP[{pairs}] AS features, CONCAT_WS({sep}, {entries}) AS payload"
+    entries = ", ".join(f"'{view.feature(name).short}=' || {expr}" for name, expr in values.items())
+    return f"CONCAT_WS(CHR({ord(PAYLOAD_SEPARATOR)}), {entries})"
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Per-event features of one event stream: lags and rolling windows, for two views.
+
+    Flink allows one OVER window per SELECT, so each window is its own OVER aggregation.
+    They are chained, each over the previous one's output (the 7 d window first, whose
+    state lives longest and so keeps only the narrow input columns; the lags last): all on
+    the same key, so the planner chains them in one task without a shuffle between them.
+    One row per event comes out with every window's values and the lags, and becomes one
+    feature row for each of the two views (UNNEST), all with the event's version: 2 rows
+    per event, where one query per window made 4 (plus 4 shuffled copies of every event)."""
+
+    source: str
+    """The valid events (a view with ``ts``, the event-time attribute)."""
+    entity: str
+    time_ms: str
+    columns: tuple[str, ...]
+    """The input columns the features and the version need (besides entity and ts)."""
+    version: str
+    measures: dict[str, str]
+    """Measure name -> aggregate over the window; features ``<measure>_<window>``."""
+    lags: dict[str, str]
+    """Column name -> the LAG expression."""
+    windowed: FeatureView
+    lagged: FeatureView
+    lag_values: dict[str, str]
+    """Feature of ``lagged`` -> its value (SQL over the columns and the lags)."""
+
+    def over_query(self) -> str:
+        query = f"SELECT {self.entity}, ts, {', '.join(self.columns)} FROM {self.source}"
+        for window in reversed(WINDOW_INTERVALS):  # 7d, 24h, 1h
+            aggs = ", ".join(f"{a} OVER w AS {m}_{window}" for m, a in self.measures.items())
+            query = (
+                f"SELECT *, {aggs} FROM ({query})\nWINDOW w AS (PARTITION BY {self.entity} "
+                f"ORDER BY ts RANGE BETWEEN {WINDOW_INTERVALS[window]} PRECEDING AND CURRENT ROW)"
+            )
+        lags = ", ".join(f"LAG({expr}) OVER w AS {name}" for name, expr in self.lags.items())
+        return (
+            f"SELECT *, {lags} FROM ({query})\nWINDOW w AS (PARTITION BY {self.entity} ORDER BY ts)"
+        )
+
+    def rows(self) -> str:
+        windowed = {
+            f"{m}_{w}": f"CAST({m}_{w} AS STRING)" for m in self.measures for w in WINDOW_INTERVALS
+        }
+        # UNNEST of an array built from the row's own columns: a per-row (correlated)
+        # expansion; an array of constants would be planned as a stateful cross join.
+        views = ", ".join(
+            f"ROW('{v.name}', {features_map(v, values)}, {payload(v, values)})"
+            for v, values in ((self.windowed, windowed), (self.lagged, self.lag_values))
+        )
+        return f"""
+SELECT view, CAST(NULL AS STRING) AS grp, {self.entity} AS entity_id, {self.time_ms} AS event_time,
+  {self.version} AS version, features, payload
+FROM ({self.over_query()})
+CROSS JOIN UNNEST(ARRAY[{views}]) AS t(view, features, payload)"""
+
+
+def click_chain() -> Chain:
+    """user_activity (clicks, carts, purchases over 1 h / 24 h / 7 d) and user_lags."""
+    return Chain(
+        source="valid_clicks",
+        entity="user_id",
+        time_ms="event_time",
+        columns=("event_time", "kp", "ko", "event_type"),
+        version=_click_version(),
+        measures={
+            "clicks": "COUNT(*)",
+            "carts": "SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END)",
+            "purchases": "SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END)",
+        },
+        lags={"prev_type": "event_type", "prev_time": "event_time"},
+        windowed=USER_ACTIVITY,
+        lagged=USER_LAGS,
+        lag_values={
+            "last_event_type": "event_type",
+            "prev_event_type": "prev_type",
+            "ms_since_prev_event": "CAST(event_time - prev_time AS STRING)",
+        },
+    )
+
+
+def order_chain() -> Chain:
+    """customer_orders (order count and spend over 1 h / 24 h / 7 d) and order_lags, at each
+    order's creation time (flink_jobs.logic.lags.order_lags: NULL at the first order)."""
+    return Chain(
+        source="order_creations",
+        entity="customer_id",
+        time_ms="order_ms",
+        columns=("order_ms", "commit_lsn", "lsn", "amount_cents"),
+        version=_order_version(),
+        measures={"orders": "COUNT(*)", "spend_cents": "SUM(amount_cents)"},
+        lags={"prev_amount": "amount_cents", "prev_ms": "order_ms"},
+        windowed=CUSTOMER_ORDERS,
+        lagged=ORDER_LAGS,
+        lag_values={
+            "last_order_cents": "CAST(amount_cents AS STRING)",
+            "prev_order_cents": "CAST(prev_amount AS STRING)",
+            "order_delta_cents": "CAST(amount_cents - prev_amount AS STRING)",
+            "ms_since_prev_order": "CAST(order_ms - prev_ms AS STRING)",
+        },
+    )
 
 
 def valid_clicks() -> str:
@@ -307,29 +404,6 @@ def valid_clicks() -> str:
 
 def _click_version() -> str:
     return click_version_sql(CLICK_PRIORITY)
-
-
-def rolling(window: str) -> str:
-    """Per-event counts over one RANGE window (Flink allows one OVER window per query)."""
-    interval = WINDOW_INTERVALS[window]
-    counts = {
-        f"{name}_{window}": f"CAST({name} AS STRING)" for name in ("clicks", "carts", "purchases")
-    }
-    return f"""
-SELECT '{USER_ACTIVITY.name}' AS view, '{window}' AS grp, user_id AS entity_id, event_time,
-  {_click_version()} AS version,
-  {feature_columns(USER_ACTIVITY, counts)}
-FROM (
-  SELECT user_id, event_time, kp, ko, marker,
-    CASE WHEN marker IS NOT NULL THEN clicks END AS clicks, carts, purchases
-  FROM (SELECT user_id, event_time, kp, ko,
-    {_MARKERS[window]}(event_time) OVER w AS marker,
-    COUNT(*) OVER w AS clicks,
-    SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END) OVER w AS carts,
-    SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) OVER w AS purchases
-  FROM valid_clicks
-  WINDOW w AS (PARTITION BY user_id ORDER BY ts
-               RANGE BETWEEN {interval} PRECEDING AND CURRENT ROW)))"""
 
 
 def sessions(cfg: JobConfig) -> str:
@@ -367,28 +441,14 @@ FROM (
     GROUP BY user_id, window_start, window_end, window_time))"""
 
 
-def lags() -> str:
-    """Previous value and time since the previous event; NULL (field absent online) at a
-    user's first event. LAG must not share a SELECT with a RANGE aggregate: own query."""
-    values = {
-        "last_event_type": "event_type",
-        "prev_event_type": "prev_type",
-        "ms_since_prev_event": "CAST(event_time - prev_time AS STRING)",
-    }
-    return f"""
-SELECT '{USER_LAGS.name}' AS view, CAST(NULL AS STRING) AS grp, user_id AS entity_id, event_time,
-  {_click_version()} AS version,
-  {feature_columns(USER_LAGS, values)}
-FROM (
-  SELECT user_id, event_time, kp, ko, event_type,
-    LAG(event_type) OVER w AS prev_type, LAG(event_time) OVER w AS prev_time
-  FROM valid_clicks
-  WINDOW w AS (PARTITION BY user_id ORDER BY ts))"""
+def computed_views() -> tuple[FeatureView, ...]:
+    """The views :func:`feature_rows` computes (the job's lineage outputs)."""
+    chains = (click_chain(), order_chain())
+    return (*(v for c in chains for v in (c.windowed, c.lagged)), USER_SESSIONS)
 
 
 def feature_rows(cfg: JobConfig) -> str:
-    parts = [rolling(w) for w in WINDOW_INTERVALS] + [sessions(cfg), lags()]
-    parts += [order_rolling(w) for w in WINDOW_INTERVALS] + [order_lags()]
+    parts = [click_chain().rows(), sessions(cfg), order_chain().rows()]
     return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
@@ -492,10 +552,7 @@ def online_insert(cfg: JobConfig) -> str:
 
 def _view_source() -> str:
     """The source of a feature row, by its view (each computed view has one source)."""
-    cases = " ".join(
-        f"WHEN '{v.name}' THEN '{v.sources[0].value}'"
-        for v in (USER_ACTIVITY, USER_SESSIONS, USER_LAGS, CUSTOMER_ORDERS, ORDER_LAGS)
-    )
+    cases = " ".join(f"WHEN '{v.name}' THEN '{v.sources[0].value}'" for v in computed_views())
     return f"CASE view {cases} END"
 
 

@@ -132,13 +132,15 @@ class FlinkClient:
     def wait_state(self, job_id: str, wanted: str, timeout_s: float) -> None:
         """Poll until the job (and all its tasks) reach ``wanted``; fail early if it ends."""
         deadline = time.monotonic() + timeout_s
-        state = "UNKNOWN"
+        state, behind = "UNKNOWN", ""
         while time.monotonic() < deadline:
             job = self.job(job_id)
             state = str(job.get("state"))
             vertices: list[dict[str, object]] = list(job.get("vertices") or [])  # type: ignore[call-overload]
-            if state == wanted and all(v.get("status") == wanted for v in vertices):
+            lagging = [v for v in vertices if v.get("status") != wanted]
+            if state == wanted and not lagging:
                 return
+            behind = "; ".join(f"{str(v.get('name'))[:60]}: {v.get('status')}" for v in lagging)
             if state in TERMINAL_STATES:
                 raise StackError(
                     f"job {job_id}",
@@ -148,7 +150,8 @@ class FlinkClient:
             time.sleep(0.5)
         raise StackError(
             f"job {job_id}",
-            f"not {wanted} after {timeout_s:.0f}s (is {state})",
+            f"not {wanted} after {timeout_s:.0f}s (is {state}"
+            + (f"; tasks not {wanted}: {behind})" if behind else ")"),
             fix=f"see {self.rest}/#/job/running/{job_id}",
         )
 

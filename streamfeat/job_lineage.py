@@ -1,8 +1,8 @@
 """Lineage of the feature job, read from the job's own SQL so it cannot drift from it.
 
 Inputs are the Kafka topics its source tables declare (``'topic' = '...'`` in the clickstream
-source, and the topics the profile view reads). Outputs are the feature views its queries
-write (``'<view>' AS view`` in the feature rows, the view of the profile's offline insert),
+and orders sources, and the topics the profile view reads). Outputs are the feature views its
+queries write (sql.computed_views, the view of the profile's offline insert),
 the offline table and the DLQ prefix of its configuration. Only names declared in
 core/features.py count as views, so a stray literal cannot invent a node.
 """
@@ -21,19 +21,18 @@ from flink_jobs.config import JobConfig
 JOB_NAME = "feature_job"
 _SOURCE_TOPIC = re.compile(r"'topic' = '([^']+)'")
 _PROFILE_TOPIC = re.compile(r"SELECT '([^']+)' AS topic")
-_VIEW_LITERAL = re.compile(r"'([a-z][a-z0-9_]*)' AS view\b")
 _PROFILE_VIEW = re.compile(r"INSERT INTO \w+\s+SELECT '([a-z][a-z0-9_]*)'")
 
 
 def input_topics(cfg: JobConfig) -> list[str]:
-    found = _SOURCE_TOPIC.findall(sql.clicks_source(cfg))
+    found = _SOURCE_TOPIC.findall(sql.clicks_source(cfg) + sql.orders_source(cfg))
     found += _PROFILE_TOPIC.findall(sql.profile_view(cfg))
     return list(dict.fromkeys(found))
 
 
 def output_views(cfg: JobConfig) -> list[str]:
     declared = {v.name for v in FEATURE_VIEWS}
-    found = _VIEW_LITERAL.findall(sql.feature_rows(cfg))
+    found = [v.name for v in sql.computed_views()]
     found += _PROFILE_VIEW.findall(sql.offline_profile_insert())
     return [v for v in dict.fromkeys(found) if v in declared]
 

@@ -64,9 +64,9 @@ class ScratchClicks:
         return max(self.last_time.values())
 
     def expected_rows(self) -> int:
-        """Feature rows the job emits for them: one per event for each of the 3 rolling
-        windows and the lags, plus one per (closed) session."""
-        return 4 * self.events + self.sessions
+        """Feature rows the job emits for them: two per event (user_activity with every
+        window, user_lags), plus one per (closed) session."""
+        return 2 * self.events + self.sessions
 
 
 def scratch_clicks(

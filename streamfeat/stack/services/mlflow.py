@@ -36,7 +36,9 @@ class MLflow(Service):
                 "--artifacts-destination",
                 f"s3://{s.s3.mlflow_bucket}/artifacts",
             ],
-            env=client_env(s),
+            # MLflow 3's server-side job runner (GenAI evaluation jobs; our registry never
+            # uses it) starts ~6 huey consumer processes of ~250 MB each, CPU-busy at start.
+            env={**client_env(s), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             cwd=home,
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.features import USER_ACTIVITY, USER_LAGS
+from core.features import USER_LAGS
 from core.online import (
     PAYLOAD_SEPARATOR,
     EncodedRow,
@@ -20,6 +20,7 @@ from core.online import (
     upsert_args,
 )
 from core.version import click_version
+from tests.unit.grouped_view import GROUPED_ACTIVITY
 
 SHORTS = [f.short for f in USER_LAGS.features]
 
@@ -84,14 +85,14 @@ lag_rows = st.builds(
 )
 activity_rows = st.builds(
     lambda entity, window, t, offset: EncodedRow(
-        USER_ACTIVITY,
+        GROUPED_ACTIVITY,
         entity,
-        {f.short: str((t + offset) % 7) for f in USER_ACTIVITY.group(window)},
+        {f.short: str((t + offset) % 7) for f in GROUPED_ACTIVITY.group(window)},
         click_version(t, 0, offset),
         window,
     ),
     st.integers(1, 3),
-    st.sampled_from([g for g, _ in USER_ACTIVITY.groups]),
+    st.sampled_from([g for g, _ in GROUPED_ACTIVITY.groups]),
     st.integers(0, 50),
     st.integers(0, 1000),
 )

@@ -9,6 +9,7 @@ from core.events import Source
 from core.features import CUSTOMER_PROFILE, USER_ACTIVITY, USER_SESSIONS
 from core.version import EncodedVersion, cdc_version, click_version, crm_version
 from feature_api.freshness import Status, feature_state, row_states, version_field
+from tests.unit.grouped_view import GROUPED_ACTIVITY
 
 NOW = 1_800_000_000_000
 DAY_MS = 86_400_000
@@ -68,10 +69,10 @@ def test_grouped_view_dates_each_feature_by_its_group() -> None:
         "_t": str(h1),
     }
     c1h = feature_state(
-        view=USER_ACTIVITY, feature=USER_ACTIVITY.feature("clicks_1h"), row=row, now_ms=NOW
+        view=GROUPED_ACTIVITY, feature=GROUPED_ACTIVITY.feature("clicks_1h"), row=row, now_ms=NOW
     )
     c7d = feature_state(
-        view=USER_ACTIVITY, feature=USER_ACTIVITY.feature("clicks_7d"), row=row, now_ms=NOW
+        view=GROUPED_ACTIVITY, feature=GROUPED_ACTIVITY.feature("clicks_7d"), row=row, now_ms=NOW
     )
     assert (c1h.status, c1h.value, c1h.event_time, c1h.source) == (
         Status.PRESENT,
@@ -80,7 +81,7 @@ def test_grouped_view_dates_each_feature_by_its_group() -> None:
         Source.CLICKSTREAM,
     )
     assert (c7d.status, c7d.value, c7d.event_time) == (Status.EXPIRED, None, d7)
-    assert version_field(USER_ACTIVITY, USER_ACTIVITY.feature("purchases_24h")) == "24h@"
+    assert version_field(GROUPED_ACTIVITY, GROUPED_ACTIVITY.feature("purchases_24h")) == "24h@"
 
 
 def test_plain_view_scope_dates_by_row_event_time_and_source_from_row_version() -> None:
@@ -142,8 +143,8 @@ def test_a_group_is_judged_by_its_own_version_never_by_the_row_time(
         "_t": str(row_t),
     }
     states = row_states(
-        view=USER_ACTIVITY,
-        features=(USER_ACTIVITY.feature("carts_1h"), USER_ACTIVITY.feature("carts_24h")),
+        view=GROUPED_ACTIVITY,
+        features=(GROUPED_ACTIVITY.feature("carts_1h"), GROUPED_ACTIVITY.feature("carts_24h")),
         row=row,
         now_ms=NOW,
     )
