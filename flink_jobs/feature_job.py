@@ -213,6 +213,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         sql.clicks_view(),
         sql.orders_view(),
         sql.dlq_sink(cfg),
+        sql.order_inserts(),
         sql.order_creations(),
         sql.raw_source(cfg, "cdc_customers_raw", cfg.cdc_customers_topic),
         sql.raw_source(cfg, "crm_raw", cfg.crm_topic),

@@ -157,43 +157,77 @@ def orders_gate() -> str:
     when created) and are passed over; a value that is not JSON is rejected whatever its op.
     Computed once, like :func:`clicks_gate`."""
     return f"""
-SELECT kp, ko, kts, ts AS t0, v, op, customer_id, amount_cents, order_ms, commit_lsn, lsn,
+SELECT kp, ko, kts, ts AS t0, v, op, order_id, customer_id, amount_cents, order_ms, src_ms,
+  commit_lsn, lsn,
   CASE
     WHEN NOT (js IS JSON OBJECT) THEN 'invalid_json'
     WHEN op IS NULL OR op NOT IN ('c', 'r', 'u', 'd') THEN 'invalid_op'
     WHEN op IN ('u', 'd') THEN CAST(NULL AS STRING)
+    WHEN order_id IS NULL OR order_id <= 0 THEN 'bad_order_id'
     WHEN customer_id IS NULL OR customer_id <= 0 THEN 'bad_customer_id'
     WHEN amount_cents IS NULL OR amount_cents < 0 THEN 'bad_amount'
     WHEN order_ms IS NULL THEN 'bad_created_at'
+    WHEN src_ms IS NULL OR src_ms <= 0 THEN 'bad_event_time'
     WHEN lsn IS NULL THEN 'bad_source'
     WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late'
   END AS reason
 FROM (
-  SELECT kp, ko, kts, ts, v, js, op, customer_id, amount_cents, order_ms, lsn,
+  SELECT kp, ko, kts, ts, v, js, op, order_id, customer_id, amount_cents, order_ms, src_ms, lsn,
     COALESCE(TRY_CAST(JSON_VALUE(JSON_VALUE(js, '$.source.sequence'), '$[0]') AS BIGINT), lsn)
       AS commit_lsn
   FROM (
     SELECT kp, ko, kts, ts, v, js,
       JSON_VALUE(js, '$.op') AS op,
+      {_json_int("id", "$.after")} AS order_id,
       {_json_int("customer_id", "$.after")} AS customer_id,
       {_json_int("amount_cents", "$.after")} AS amount_cents,
       {_order_ms("js")} AS order_ms,
+      TRY_CAST(JSON_VALUE(js, '$.source.ts_ms') AS BIGINT) AS src_ms,
       TRY_CAST(JSON_VALUE(js, '$.source.lsn') AS BIGINT) AS lsn
     FROM (SELECT *, CAST(v AS STRING) AS js FROM orders_raw WHERE v IS NOT NULL)))"""
 
 
 def orders_view() -> str:
     return (
-        "CREATE TEMPORARY VIEW orders AS SELECT kp, ko, kts, ts, v, op, customer_id, "
-        f"amount_cents, order_ms, commit_lsn, lsn, reason FROM {ORDERS_GATED}"
+        "CREATE TEMPORARY VIEW orders AS SELECT kp, ko, kts, ts, v, op, order_id, customer_id, "
+        f"amount_cents, order_ms, src_ms, commit_lsn, lsn, reason FROM {ORDERS_GATED}"
+    )
+
+
+def order_inserts() -> str:
+    """Valid, on-time create events (op c/r), duplicates included."""
+    return (
+        "CREATE TEMPORARY VIEW order_inserts AS "
+        "SELECT * FROM orders WHERE op IN ('c', 'r') AND reason IS NULL"
     )
 
 
 def order_creations() -> str:
-    return (
-        "CREATE TEMPORARY VIEW order_creations AS "
-        "SELECT * FROM orders WHERE op IN ('c', 'r') AND reason IS NULL"
-    )
+    """One create event per order id (flink_jobs.logic.events.order_creations): a record
+    Kafka Connect redelivers after a crash, or a row both read by the snapshot (``r``) and
+    streamed as an insert (``c``), counts once, as the copy with the least CDC version
+    (``source.ts_ms``, commit LSN, LSN), whatever the arrival order.
+
+    Every copy of an order has the same event time (its ``created_at``), so copies meet in
+    one 1 ms tumbling window keyed by the order id: a window Top-1 (ROW_NUMBER ordered by
+    the version) emits the least copy once, when the watermark passes ``created_at`` — the
+    moment the OVER aggregations downstream would fire anyway, so nothing waits longer.
+    Its output is append-only (an OVER aggregation takes no updates; a plain
+    ROW_NUMBER dedup would keep the first arrival on a time tie), and ``window_time`` of a
+    1 ms window is the event time again. State lives only until the watermark passes: a
+    copy arriving later than that is behind the watermark, so the gate rejects it as
+    ``late`` (DLQ) before it reaches the window — never counted twice, never silently
+    dropped, but filed under ``late``, not a reason of its own (that would take keeping
+    every order id past its window). Copies are assumed to carry the same ``created_at``
+    (the column never changes after insert); copies differing in it would count twice."""
+    return """
+CREATE TEMPORARY VIEW order_creations AS
+SELECT order_id, customer_id, amount_cents, order_ms, commit_lsn, lsn, window_time AS ts
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, order_id
+                               ORDER BY src_ms, commit_lsn, lsn) AS rn
+  FROM TABLE(TUMBLE(TABLE order_inserts, DESCRIPTOR(ts), INTERVAL '0.001' SECOND)))
+WHERE rn = 1"""
 
 
 def orders_dlq_insert(cfg: JobConfig) -> str:

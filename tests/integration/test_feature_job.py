@@ -471,6 +471,118 @@ def test_order_features_snapshot_and_live_match_hand_computed_and_pure_rules(
     assert len(want_orders) > 40  # customers with orders: seeded (snapshot) and live
 
 
+def _order_change(
+    order_id: int,
+    customer: int,
+    created: int,
+    amount: int,
+    *,
+    op: str,
+    commit_ms: int,
+    lsn: int,
+) -> bytes:
+    """A Debezium change of an orders row as the connector writes it (schemas off)."""
+    from core.events import format_iso_ms
+
+    row = {
+        "id": order_id,
+        "customer_id": customer,
+        "status": "created",
+        "amount_cents": amount,
+        "currency": "EUR",
+        "created_at": format_iso_ms(created),
+        "updated_at": format_iso_ms(created),
+    }
+    source = {
+        "connector": "postgresql",
+        "table": "orders",
+        "ts_ms": commit_ms,
+        "lsn": lsn,
+        "sequence": json.dumps([str(lsn - 8), str(lsn)]),
+    }
+    value = {"before": None, "after": row, "source": source, "op": op, "ts_ms": commit_ms}
+    return json.dumps(value).encode()
+
+
+def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
+    """An order Kafka Connect writes twice (the same record: redelivery after a crash) and
+    one read by the snapshot and streamed as an insert count once each, as the copy with
+    the least CDC version whatever the arrival order; a copy arriving after the watermark
+    passed the order's created_at reaches the DLQ as ``late``. (After the order test above:
+    these created_at times are 'now' and later, they move the orders' watermark.)"""
+    from core.features import CUSTOMER_ORDERS, ORDER_LAGS
+    from core.topics import CDC_ORDERS
+    from flink_jobs.logic.aggregates import rolling_features
+    from flink_jobs.logic.events import OrderEvent
+    from flink_jobs.logic.lags import order_lags
+    from flink_jobs.logic.records import parse_cdc_order
+
+    s = feature_job
+    customer, flusher = (500_000 + int(uuid.uuid4().int % 50_000) * 2 + i for i in (0, 1))
+    a, b, f = (10**12 + int(uuid.uuid4().int % 10**9) * 3 + i for i in (0, 1, 2))
+    t1 = int(time.time() * 1000)  # after the orders of the test above: not late
+    t2 = t1 + 10 * 60_000
+    first_a = _order_change(a, customer, t1, 1000, op="c", commit_ms=t1, lsn=5000)
+    # b: the snapshot's read (a later commit time: a greater version) arrives first, with
+    # another amount; the insert with the least version must be the copy that counts
+    b_read = _order_change(b, customer, t2, 999, op="r", commit_ms=t2 + 60_000, lsn=9000)
+    b_insert = _order_change(b, customer, t2, 700, op="c", commit_ms=t2, lsn=6000)
+    flush = _order_change(f, flusher, t2 + 10 * 60_000, 1, op="c", commit_ms=t2, lsn=7000)
+    key = json.dumps({"id": a}).encode()  # one partition: the order given is the order read
+    records = [first_a, first_a, b_read, b_insert, flush]
+    _send(s, CDC_ORDERS, [(key, v) for v in records])
+    store = RedisOnlineStore.from_url(s.redis_url)
+
+    def landed() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        orders, lags = (
+            store.read(CUSTOMER_ORDERS, [customer])[0],
+            store.read(ORDER_LAGS, [customer])[0],
+        )
+        done = orders.get("_t") == str(t2) and lags.get("_t") == str(t2)
+        return (orders, lags) if done else None
+
+    orders, lags = _wait_for("customer_orders and order_lags at the second order", landed)
+    for window in ("1h", "24h", "7d"):  # 4 orders and 3698 cents if copies counted
+        assert (orders[f"orders_{window}"], orders[f"spend_cents_{window}"]) == (2, 1700)
+    assert (lags["last_order_cents"], lags["prev_order_cents"]) == (700, 1000)
+    assert (lags["order_delta_cents"], lags["ms_since_prev_order"]) == (-300, 10 * 60_000)
+
+    # the same order again, now behind the watermark: rejected as late, counted nowhere
+    _send(s, CDC_ORDERS, [(key, first_a)])
+    day = time.strftime("%Y-%m-%d", time.gmtime(t1 / 1000))
+    _wait_for(
+        "the late copy in the DLQ", lambda: first_a in _dlq_originals(s, "pg_cdc", "late", day)
+    )
+    assert _dlq_originals(s, "pg_cdc", "late", day).count(first_a) == 1
+
+    # offline: one row per order and view (not one per copy), equal to the pure rules
+    events = [e for v in (*records[:4], first_a) if isinstance(e := parse_cdc_order(v), OrderEvent)]
+    assert len(events) == 5
+    want = {
+        (r.view, r.event_time): (r.version.encode(), r.values)
+        for r in [*rolling_features(events, CUSTOMER_ORDERS), *order_lags(events)]
+    }
+    assert len(want) == 4  # 2 orders x 2 views
+
+    def offline() -> dict[tuple[str, int], tuple[str, dict[str, Any]]] | None:
+        rows = [
+            r
+            for r in read_rows(s, entity="customer", entity_id=customer).to_pylist()
+            if r["view"] in (CUSTOMER_ORDERS.name, ORDER_LAGS.name)
+        ]
+        got = {(r["view"], r["event_time"]): (r["version"], dict(r["features"])) for r in rows}
+        return got if len(rows) >= len(want) else None
+
+    got = _wait_for("the offline order rows", offline)
+    rows = read_rows(s, entity="customer", entity_id=customer).to_pylist()
+    assert len([r for r in rows if r["view"] in (CUSTOMER_ORDERS.name, ORDER_LAGS.name)]) == 4
+    assert got == {
+        k: (version, {n: None if v is None else str(v) for n, v in values.items()})
+        for k, (version, values) in want.items()
+    }
+    assert orders["_v"] == want[(CUSTOMER_ORDERS.name, t2)][0]  # Redis: the insert's version
+
+
 def test_stop_with_savepoint_and_resume_keeps_window_state_and_offsets(
     feature_job: StackSettings,
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,7 +17,8 @@ from flink_jobs.logic.aggregates import (
     parse_window,
     rolling_features,
 )
-from flink_jobs.logic.records import ClickEvent
+from flink_jobs.logic.lags import order_lags
+from flink_jobs.logic.records import ClickEvent, OrderEvent
 from tests.unit.flink_jobs.helpers import DAY, HOUR, MINUTE, T0, click, order
 
 
@@ -122,6 +125,49 @@ def test_orders_count_once_at_creation_with_spend() -> None:
         (T0 + 2 * HOUR, 1, 3500),
     ]
     assert rows[0].version == created.row_version
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 2), st.integers(0, 30), st.integers(0, 5000), st.integers(1, 3)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_copies_of_an_order_count_once_whatever_their_arrival(
+    spec: list[tuple[int, int, int, int]], rnd: random.Random
+) -> None:
+    """The rule the job's window Top-1 follows (flink_jobs.sql.order_creations): each order
+    id counts once, as its create event (c or r) with the least CDC version; redelivered
+    copies, a snapshot read beside the insert, other amounts in the greater copies and any
+    arrival order change no order feature."""
+    originals: list[OrderEvent] = []
+    arrived: list[OrderEvent] = []
+    for order_id, (customer, minutes, amount, copies) in enumerate(spec, start=1):
+        created = T0 + minutes * 10 * MINUTE
+        lsn = 1000 * order_id
+        first = order(customer, created, amount, order_id=order_id, ts_ms=created, lsn=lsn)
+        originals.append(first)
+        arrived.append(first)
+        for n in range(1, copies):  # a later commit (a snapshot read) or the same record again
+            later = n % 2 == 1
+            arrived.append(
+                order(
+                    customer,
+                    created,
+                    amount + n if later else amount,
+                    order_id=order_id,
+                    op="r" if later else "c",
+                    ts_ms=created + n * MINUTE if later else created,
+                    lsn=lsn + n if later else lsn,
+                )
+            )
+    rnd.shuffle(arrived)
+    assert rolling_features(arrived, CUSTOMER_ORDERS) == rolling_features(
+        originals, CUSTOMER_ORDERS
+    )
+    assert order_lags(arrived) == order_lags(originals)
 
 
 def test_rolling_windows_streaming_contract() -> None:
