@@ -194,6 +194,13 @@ def job_deploy(
             help="Start although operators of the savepoint have no match (their state is dropped)."
         ),
     ] = False,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            help="Start without state under a new consumer group, from the earliest retained "
+            "records (7 days of clicks): the upgrade path for a changed SQL plan."
+        ),
+    ] = False,
 ) -> None:
     """Submit flink_jobs/feature_job.py (one job graph) and wait until it runs."""
     from streamfeat.job import deploy
@@ -204,6 +211,7 @@ def job_deploy(
             settings,
             from_savepoint=from_savepoint,
             allow_non_restored_state=allow_non_restored_state,
+            replay=replay,
         )
     except StackError as exc:
         fail_with(exc)

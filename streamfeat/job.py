@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,12 +22,28 @@ FEATURE_JOB = PROJECT_ROOT / "flink_jobs" / "feature_job.py"
 
 
 def job_config(settings: StackSettings, **overrides: object) -> JobConfig:
+    """The job's configuration on this stack; the consumer group is the one the last
+    deploy recorded (a replay starts a new one), unless overridden."""
+    recorded = _state(StackContext(settings)).get("group_id")
+    if recorded and "group_id" not in overrides:
+        overrides = {**overrides, "group_id": recorded}
     return JobConfig(
         bootstrap=settings.kafka_bootstrap,
         redis_url=settings.redis_url,
         lake_bucket=settings.s3.lake_bucket,
         **overrides,
     )  # type: ignore[arg-type]
+
+
+_REPLAY_SUFFIX = re.compile(r"-r\d{8}T\d{6}$")
+
+
+def replay_group(cfg: JobConfig, now: datetime | None = None) -> str:
+    """A fresh consumer group for a replay: the configured group's name plus a UTC time,
+    the suffix of an earlier replay replaced (``streamfeat-features-r20261126T040000``)."""
+    base = _REPLAY_SUFFIX.sub("", cfg.group_id)
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+    return f"{base}-r{stamp}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,7 @@ def deploy(
     *,
     from_savepoint: str | None = None,
     allow_non_restored_state: bool = False,
+    replay: bool = False,
 ) -> Deployed:
     """Submit the feature job unless it already runs; wait until it is RUNNING.
 
@@ -84,6 +103,14 @@ def deploy(
     or lost across the stop. The job graph's operator uids are generated from the plan
     (flink_jobs.feature_job): the same code restores exactly; a changed plan is refused by
     Flink unless ``allow_non_restored_state`` (then operators without a match start empty).
+
+    ``replay``: start without state under a new consumer group (recorded, so later deploys
+    keep it), reading every topic from its earliest retained record. This is the upgrade
+    path for a changed SQL plan, whose window, session and lag state Flink cannot map onto
+    the new operators: the clickstream keeps 7 days, the longest window, so the state of
+    every window ending now is rebuilt exactly. Replayed writes carry the versions already
+    stored, so Redis keeps its values (the version guard) and offline last-writer-wins is
+    unchanged; values change again with the next new event of each entity.
 
     Lineage (its topics -> the job -> feature views, offline table, DLQ) is reported as a
     run: START before the submission, RUNNING once Flink runs it, FAIL if it does not;
@@ -100,6 +127,15 @@ def deploy(
             fix="`streamfeat job cancel` first (or keep it)",
         )
     cfg = cfg or job_config(settings)
+    if replay:
+        if from_savepoint:
+            raise StackError(
+                "job",
+                "--replay and --from-savepoint contradict each other (a savepoint restores "
+                "the offsets a replay starts before)",
+                fix="choose one",
+            )
+        cfg = cfg.model_copy(update={"group_id": replay_group(cfg), "start_from_earliest": True})
     client = FlinkClient(ctx)
     if from_savepoint == "last":
         from_savepoint = last_savepoint(settings)
@@ -117,7 +153,7 @@ def deploy(
             savepoint=from_savepoint,
             allow_non_restored_state=allow_non_restored_state,
         )
-        _save_state(ctx, job_id=sub.job_id)
+        _save_state(ctx, job_id=sub.job_id, group_id=cfg.group_id)
         client.wait_state(sub.job_id, "RUNNING", timeout_s=120)
     except BaseException as exc:
         run.fail(exc)

@@ -15,12 +15,13 @@ from fastapi.testclient import TestClient
 
 from core.features import CUSTOMER_PROFILE, USER_ACTIVITY, USER_SESSIONS
 from core.online import (
+    ROW_EVENT_TIME,
+    ROW_VERSION,
     AttributeWrite,
     RedisOnlineStore,
     RowWrite,
     attribute_version_field,
     entity_key,
-    group_version_field,
 )
 from core.settings import StackSettings
 from core.version import cdc_version, click_version, crm_version
@@ -99,23 +100,31 @@ def test_attribute_view_present_expired_by_event_time_and_missing(
     assert f["segment"]["status"] == "MISSING"
 
 
-def test_view_scoped_rows_grouped_and_plain(api: httpx.Client, store: RedisOnlineStore) -> None:
-    uid, now = _entity(), _now()
-    counts = {f.name: 1 for f in USER_ACTIVITY.group("1h")}
-    store.write([RowWrite(USER_ACTIVITY, uid, counts, click_version(now - 500, 2, 9), "1h")])
+def test_view_scoped_rows_one_version_per_view(api: httpx.Client, store: RedisOnlineStore) -> None:
+    """A view-scoped row is dated by its one version: every window of user_activity is
+    PRESENT while the row is fresh, every one EXPIRED (never stale values) once it is older
+    than the TTL by event time — also while Redis still holds it. (Views with per-group
+    versions: tests/unit/feature_api/test_freshness.py.)"""
+    uid, old_uid, now = _entity(), _entity(), _now()
+    counts = {"clicks_1h": 1, "clicks_7d": 40}
     old = now - 2 * DAY_MS
+    store.write([RowWrite(USER_ACTIVITY, uid, counts, click_version(now - 500, 2, 9))])
     store.client.hset(
-        entity_key(USER_ACTIVITY, uid),
+        entity_key(USER_ACTIVITY, old_uid),
         mapping={
             USER_ACTIVITY.feature("clicks_7d").short: "40",
-            group_version_field("7d"): click_version(old, 2, 1).encode(),
+            ROW_VERSION: click_version(old, 2, 1).encode(),
+            ROW_EVENT_TIME: str(old),
         },
     )
-    r = api.get(f"/v1/features/user_activity/{uid}?features=clicks_1h&features=clicks_7d")
-    f = r.json()["features"]
+    query = "features=clicks_1h&features=clicks_7d&features=carts_1h"
+    f = api.get(f"/v1/features/user_activity/{uid}?{query}").json()["features"]
     assert (f["clicks_1h"]["status"], f["clicks_1h"]["value"]) == ("PRESENT", 1)
-    assert f["clicks_1h"]["event_time"] == now - 500
+    assert (f["clicks_7d"]["value"], f["clicks_7d"]["event_time"]) == (40, now - 500)
+    assert f["carts_1h"]["status"] == "MISSING"
+    f = api.get(f"/v1/features/user_activity/{old_uid}?{query}").json()["features"]
     assert (f["clicks_7d"]["status"], f["clicks_7d"]["event_time"]) == ("EXPIRED", old)
+    assert f["clicks_7d"]["value"] is None
 
     sid = _entity()
     store.write([RowWrite(USER_SESSIONS, sid, {"sessions_24h": 3}, click_version(now - 100, 0, 1))])

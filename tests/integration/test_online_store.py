@@ -13,6 +13,7 @@ from core.features import CUSTOMER_PROFILE, USER_ACTIVITY
 from core.online import AttributeWrite, RedisOnlineStore, RowWrite, entity_key
 from core.settings import StackSettings
 from core.version import cdc_version, click_version, crm_version
+from tests.grouped_view import GROUPED_ACTIVITY
 
 
 @pytest.fixture
@@ -111,7 +112,8 @@ def test_hashes_stay_compact(store: RedisOnlineStore, stack_settings: StackSetti
 
 
 def test_window_groups_keep_their_own_versions(store: RedisOnlineStore) -> None:
-    """Each window group is written by its own operator: a group lagging behind another
+    """Each version group (a view may declare one per operator that writes it) is
+    written independently: a group lagging behind another
     must still land, and an older write to a group never overwrites a newer one."""
     now = int(time.time() * 1000)
     uid = _entity()
@@ -119,12 +121,12 @@ def test_window_groups_keep_their_own_versions(store: RedisOnlineStore) -> None:
 
     def group(window: str, n: int, version: object) -> RowWrite:
         values = {f"{p}_{window}": n for p in ("clicks", "carts", "purchases")}
-        return RowWrite(USER_ACTIVITY, uid, values, version, group=window)  # type: ignore[arg-type]
+        return RowWrite(GROUPED_ACTIVITY, uid, values, version, group=window)  # type: ignore[arg-type]
 
     assert store.write([group("1h", 5, new)]) == 1
     assert store.write([group("24h", 7, old)]) == 1  # another group: lands although older
     assert store.write([group("1h", 3, old)]) == 0  # older write to the same group: ignored
-    row = store.read(USER_ACTIVITY, [uid])[0]
+    row = store.read(GROUPED_ACTIVITY, [uid])[0]
     assert (row["clicks_1h"], row["clicks_24h"]) == (5, 7)
     assert row["1h@"] == new.encode() and row["24h@"] == old.encode()
     assert row["_t"] == str(now)  # the newest event time of any group

@@ -100,7 +100,9 @@ class Kafka(Service):
         argv = _java(
             ctx,
             "kafka.tools.StorageTool",
-            ["format", "-t", cluster_id, "-c", str(self._config(ctx))],
+            # one token: a urlsafe-base64 id starts with '-' about once in 64 starts, and as
+            # a separate argument it would be read as an option ("expected one argument")
+            ["format", f"--cluster-id={cluster_id}", "-c", str(self._config(ctx))],
             "256m",
             home / "log4j2.properties",
         )

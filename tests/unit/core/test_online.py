@@ -20,7 +20,7 @@ from core.online import (
     upsert_args,
 )
 from core.version import click_version
-from tests.unit.grouped_view import GROUPED_ACTIVITY
+from tests.grouped_view import GROUPED_ACTIVITY
 
 SHORTS = [f.short for f in USER_LAGS.features]
 

@@ -9,7 +9,7 @@ from core.events import Source
 from core.features import CUSTOMER_PROFILE, USER_ACTIVITY, USER_SESSIONS
 from core.version import EncodedVersion, cdc_version, click_version, crm_version
 from feature_api.freshness import Status, feature_state, row_states, version_field
-from tests.unit.grouped_view import GROUPED_ACTIVITY
+from tests.grouped_view import GROUPED_ACTIVITY
 
 NOW = 1_800_000_000_000
 DAY_MS = 86_400_000

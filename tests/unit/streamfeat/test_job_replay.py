@@ -1,0 +1,39 @@
+"""The replay workflow's pure parts: a fresh consumer group per replay, remembered by later
+deploys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from core.settings import StackSettings
+from streamfeat.job import _save_state, deploy, job_config, replay_group
+from streamfeat.stack.base import StackContext
+from streamfeat.stack.errors import StackError
+
+WHEN = datetime(2026, 11, 26, 4, 0, 0, tzinfo=UTC)
+
+
+def test_a_replay_group_is_new_and_never_stacks_suffixes(tmp_path: Path) -> None:
+    cfg = job_config(StackSettings(home=tmp_path))
+    first = replay_group(cfg, WHEN)
+    assert first == f"{cfg.group_id}-r20261126T040000"
+    again = replay_group(
+        cfg.model_copy(update={"group_id": first}), datetime(2026, 11, 27, tzinfo=UTC)
+    )
+    assert again == f"{cfg.group_id}-r20261127T000000"
+
+
+def test_later_deploys_keep_the_recorded_group_unless_overridden(tmp_path: Path) -> None:
+    settings = StackSettings(home=tmp_path)
+    default = job_config(settings).group_id
+    _save_state(StackContext(settings), job_id="j", group_id=f"{default}-r20261126T040000")
+    assert job_config(settings).group_id == f"{default}-r20261126T040000"
+    assert job_config(settings, group_id="mine").group_id == "mine"
+
+
+def test_replay_and_savepoint_together_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="contradict"):
+        deploy(StackSettings(home=tmp_path), replay=True, from_savepoint="/some/savepoint")
