@@ -122,7 +122,7 @@ class AttributeWrite:
     entity_id: object
     attribute: str  # long feature name
     value: Any
-    version: Version
+    version: Version | EncodedVersion
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,38 @@ class WriteRows(ScalarFunction):  # type: ignore[misc]
         return pd.Series(np.ones(n, dtype=np.int32))
 
 
+class WriteAttributes(WriteRows):
+    """Profile attribute updates (rows of ``ingest_profile``, kind 'w') -> version-guarded
+    Redis writes, a batch at a time, as :class:`WriteRows`: one pipeline per call, only the
+    greatest version per (customer, attribute) of the batch (core.online.newest_per_field;
+    the Lua script would keep it anyway), and the call returns after Redis answered. A NULL
+    value is a versioned delete."""
+
+    def eval(  # type: ignore[override]
+        self,
+        entity_id: pd.Series,
+        attribute: pd.Series,
+        value: pd.Series,
+        version: pd.Series,
+        event_time: pd.Series,
+    ) -> pd.Series:
+        assert self.store is not None
+        n = len(entity_id)
+        writes = [
+            AttributeWrite(CUSTOMER_PROFILE, e, a, v, EncodedVersion(t, ver))
+            for e, a, v, ver, t in zip(
+                _values(entity_id, n),
+                _values(attribute, n),
+                _values(value, n),
+                _values(version, n),
+                _values(event_time, n),
+                strict=True,
+            )
+        ]
+        self.store.write(writes)
+        return pd.Series(np.ones(n, dtype=np.int32))
+
+
 def _values(column: pd.Series | Any, n: int) -> list[Any]:
     """A pandas UDF argument as a list: PyFlink passes a column the planner found constant
     (a view name literal, a NULL group) as one Python value, not a Series."""
@@ -105,23 +137,17 @@ def _values(column: pd.Series | Any, n: int) -> list[Any]:
 
 
 class IngestProfile(TableFunction):  # type: ignore[misc]
-    """A CDC customer or CRM record -> its attribute updates written to Redis (the Lua
-    upsert keeps the greatest version per attribute). Emits the updates (kind 'w', for the
-    offline table) or, if unparsable, one DLQ row (kind 'r'); see sql.PROFILE_COLUMNS."""
+    """A CDC customer or CRM record -> its attribute updates (kind 'w': written to Redis by
+    ``write_attributes`` a batch at a time, and to the offline table) or, if unparsable,
+    one DLQ row (kind 'r'); see sql.PROFILE_COLUMNS. Parsing only: no side effect."""
 
-    def __init__(self, redis_url: str, cdc_topic: str) -> None:
-        self.redis_url = redis_url
+    def __init__(self, cdc_topic: str) -> None:
         self.cdc_topic = cdc_topic
-        self.store: RedisOnlineStore | None = None
-
-    def open(self, function_context: FunctionContext) -> None:
-        self.store = RedisOnlineStore.from_url(self.redis_url)
 
     def is_deterministic(self) -> bool:
-        return False
+        return False  # one call per record, never folded or deduplicated by the planner
 
     def eval(self, topic: str, key: bytes | None, value: bytes | None) -> Iterator[tuple[Any, ...]]:
-        assert self.store is not None
         cdc = topic == self.cdc_topic
         parsed = parse_cdc_customer(key, value) if cdc else parse_crm(value)
         source = "pg_cdc" if cdc else "s3_crm"
@@ -140,13 +166,7 @@ class IngestProfile(TableFunction):  # type: ignore[misc]
                 original,
             )
             return
-        self.store.write(
-            [
-                AttributeWrite(CUSTOMER_PROFILE, u.entity_id, u.attribute, u.value, u.version)
-                for u in parsed
-            ]
-        )
-        for u in parsed:  # the same updates, for the offline table
+        for u in parsed:
             yield (
                 "w",
                 u.entity_id,
@@ -198,9 +218,13 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         udf(WriteRows(cfg.redis_url), result_type=DataTypes.INT(), func_type="pandas"),
     )
     t_env.create_temporary_function(
+        "write_attributes",
+        udf(WriteAttributes(cfg.redis_url), result_type=DataTypes.INT(), func_type="pandas"),
+    )
+    t_env.create_temporary_function(
         "ingest_profile",
         udtf(
-            IngestProfile(cfg.redis_url, cfg.cdc_customers_topic),
+            IngestProfile(cfg.cdc_customers_topic),
             result_types=PROFILE_TYPES,
         ),
     )
@@ -230,6 +254,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     statements.add_insert_sql(sql.orders_dlq_insert(cfg))
     statements.add_insert_sql(sql.online_insert(cfg))
     statements.add_insert_sql(sql.offline_features_insert())
+    statements.add_insert_sql(sql.profile_online_insert(cfg))
     statements.add_insert_sql(sql.profile_dlq_insert())
     statements.add_insert_sql(sql.offline_profile_insert())
     statements.attach_as_datastream()
