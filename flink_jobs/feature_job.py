@@ -2,18 +2,20 @@
 
 Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_jobs.sql.
 
-- clickstream: parsed and gated in SQL (event-time watermarks, idle partitions ignored
-  after ``idle_timeout_ms``); bad or late events -> DLQ on S3; valid ones -> feature rows
-  (sql.FEATURE_ROW): rolling counts over 1 h / 24 h / 7 d (OVER RANGE windows), sessions
-  (SESSION windows) and lags (LAG) -> Redis (version-guarded writes, a pipeline per batch
-  of rows) and the
-  offline table (Parquet on S3, committed by checkpoints).
+- clickstream: parsed and gated in SQL, once per record (:func:`gate`; event-time
+  watermarks, idle partitions ignored after ``idle_timeout_ms``); bad or late events -> DLQ
+  on S3; valid ones -> feature rows (sql.FEATURE_ROW): rolling counts over 1 h / 24 h / 7 d
+  and lags from one chain of OVER aggregations (sql.Chain), sessions (SESSION windows) ->
+  Redis (version-guarded writes, a pipeline per batch of rows) and the offline table
+  (Parquet on S3, committed by checkpoints). CDC orders likewise, counted once per order id.
 - cdc.public.customers + crm.customers -> attribute updates with versions -> Redis, where
   the Lua upsert keeps the greatest version per attribute: last-writer-wins that does not
   depend on arrival order, parallelism, restarts or replay. Unparsable records -> DLQ.
 
-Online writes are synchronous per element (no buffer that a checkpoint could miss) and
-idempotent through versions, so recovery from a checkpoint replays harmlessly.
+Online writes happen inside vectorised UDFs that return only after Redis answered, and a
+batch ends at every checkpoint barrier, so no write is buffered past the checkpoint that
+covers it; they are idempotent through versions, so recovery from a checkpoint replays
+harmlessly.
 Run by `streamfeat job deploy` as ``flink run -py flink_jobs/feature_job.py --config JSON``.
 """
 
