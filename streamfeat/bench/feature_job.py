@@ -51,7 +51,7 @@ from streamfeat.bench.feature_job_data import (
 from streamfeat.bench.feature_job_redis import delete_scratch_keys, redis_bytes
 from streamfeat.bench.scratch import failing, redis_client, scratch_topic
 from streamfeat.bench.stats import Measurement
-from streamfeat.flink_client import FlinkClient
+from streamfeat.flink_client import TERMINAL_STATES, FlinkClient
 from streamfeat.job import FEATURE_JOB, job_config
 from streamfeat.stack.base import StackContext
 from streamfeat.stack.errors import StackError
@@ -202,8 +202,9 @@ def _clean(
     """Cancel the job, then remove every scratch object; each part best effort, reported."""
     if job_id:
         try:
-            client.cancel(job_id)
-            client.wait_terminal(job_id, 60)
+            if client.job(job_id).get("state") not in TERMINAL_STATES:
+                client.cancel(job_id)
+                client.wait_terminal(job_id, 60)
         except (StackError, OSError) as exc:
             say(f"! cancelling {job_id} failed: {exc}; cancel it in the Flink UI")
         # a cancelled job leaves an empty checkpoint directory skeleton: removed if empty
@@ -299,6 +300,8 @@ def feature_job_bench(
         users = sorted(clicks.last_time)
         out += rows_2
         out += redis_bytes(settings, spread(users, 200), spread(profile_ids, 200))
+        client.cancel(job_id)  # its slots go to the baseline run (at parallelism 2, 2 + 2 of 4)
+        client.wait_terminal(job_id, 60)
         say("the job's SQL plan alone (online writes to a blackhole), bounded, same topic ...")
         plain = {"group_id": group + "-sql", "online_writes": False, "stop_at_latest": True}
         sql_cfg = cfg.model_copy(update=plain)
