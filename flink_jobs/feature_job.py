@@ -33,7 +33,7 @@ from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, TableFunction, udf, udtf
 
 from core.features import CUSTOMER_PROFILE, view
-from core.online import AttributeWrite, EncodedRow, RedisOnlineStore, parse_payload
+from core.online import AttributeWrite, EncodedRow, RedisOnlineStore, Write, parse_payload
 from core.version import EncodedVersion
 from flink_jobs import sql
 from flink_jobs.config import JobConfig
@@ -82,22 +82,21 @@ class WriteRows(ScalarFunction):  # type: ignore[misc]
         version: pd.Series,
         payload: pd.Series,
     ) -> pd.Series:
-        assert self.store is not None
         n = len(entity_id)
-        writes = [
-            EncodedRow(view(v), e, parse_payload(p), EncodedVersion(t, ver), g)
-            for v, g, e, t, ver, p in zip(
-                _values(view_name, n),
-                _values(grp, n),
-                _values(entity_id, n),
-                _values(event_time, n),
-                _values(version, n),
-                _values(payload, n),
-                strict=True,
-            )
-        ]
+        return self._write(
+            [
+                EncodedRow(view(v), e, parse_payload(p), EncodedVersion(t, ver), g)
+                for v, g, e, t, ver, p in _rows(
+                    n, view_name, grp, entity_id, event_time, version, payload
+                )
+            ]
+        )
+
+    def _write(self, writes: list[Write]) -> pd.Series:
+        """One pipeline for the batch; returns once Redis answered (one result per row)."""
+        assert self.store is not None
         self.store.write(writes)
-        return pd.Series(np.ones(n, dtype=np.int32))
+        return pd.Series(np.ones(len(writes), dtype=np.int32))
 
 
 class WriteAttributes(WriteRows):
@@ -115,21 +114,18 @@ class WriteAttributes(WriteRows):
         version: pd.Series,
         event_time: pd.Series,
     ) -> pd.Series:
-        assert self.store is not None
         n = len(entity_id)
-        writes = [
-            AttributeWrite(CUSTOMER_PROFILE, e, a, v, EncodedVersion(t, ver))
-            for e, a, v, ver, t in zip(
-                _values(entity_id, n),
-                _values(attribute, n),
-                _values(value, n),
-                _values(version, n),
-                _values(event_time, n),
-                strict=True,
-            )
-        ]
-        self.store.write(writes)
-        return pd.Series(np.ones(n, dtype=np.int32))
+        return self._write(
+            [
+                AttributeWrite(CUSTOMER_PROFILE, e, a, v, EncodedVersion(t, ver))
+                for e, a, v, ver, t in _rows(n, entity_id, attribute, value, version, event_time)
+            ]
+        )
+
+
+def _rows(n: int, *columns: pd.Series | Any) -> list[tuple[Any, ...]]:
+    """The ``n`` rows of a pandas UDF's arguments."""
+    return list(zip(*(_values(c, n) for c in columns), strict=True))
 
 
 def _values(column: pd.Series | Any, n: int) -> list[Any]:

@@ -30,7 +30,7 @@ def input_topics(cfg: JobConfig) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def output_views(cfg: JobConfig) -> list[str]:
+def output_views() -> list[str]:
     declared = {v.name for v in FEATURE_VIEWS}
     found = [v.name for v in sql.computed_views()]
     found += _PROFILE_VIEW.findall(sql.offline_profile_insert())
@@ -52,7 +52,7 @@ def feature_job_spec(settings: StackSettings, cfg: JobConfig) -> lineage.Lineage
         job=lineage.job(JOB_NAME, processing="STREAMING", integration="FLINK"),
         inputs=tuple(lineage.kafka_topic(settings, t) for t in input_topics(cfg)),
         outputs=(
-            *(lineage.feature_view(v) for v in output_views(cfg)),
+            *(lineage.feature_view(v) for v in output_views()),
             _s3(cfg.offline_path),
             _s3(cfg.dlq_path),
         ),

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
 
-from core.features import FEATURE_VIEWS, USER_ACTIVITY, WINDOWS
+from core.features import FEATURE_VIEWS
 from core.version import click_version
+from tests.grouped_view import GROUPED_ACTIVITY
 
-GROUPED = replace(
-    USER_ACTIVITY,
-    name="grouped_activity",
-    short="ga",
-    groups=tuple((w, tuple(f"{p}_{w}" for p in ("clicks", "carts", "purchases"))) for w in WINDOWS),
-)
-"""A view whose windows are separate version groups (offline ``grp`` = the window), as a
-registered view may declare them; the code's views may compute all windows in one row."""
+GROUPED = GROUPED_ACTIVITY
+"""A view whose windows are separate version groups (offline ``grp`` = the window)."""
 VIEWS = (*FEATURE_VIEWS, GROUPED)
 
 ROW_SCHEMA = pa.schema(
