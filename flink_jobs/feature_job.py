@@ -12,10 +12,10 @@ Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_
   the Lua upsert keeps the greatest version per attribute: last-writer-wins that does not
   depend on arrival order, parallelism, restarts or replay. Unparsable records -> DLQ.
 
-Online writes happen inside vectorised UDFs that return only after Redis answered, and a
-batch ends at every checkpoint barrier, so no write is buffered past the checkpoint that
-covers it; they are idempotent through versions, so recovery from a checkpoint replays
-harmlessly.
+Online writes return only after Redis answered — feature rows a batch per call of a
+vectorised UDF (a batch ends at every checkpoint barrier), profile updates per record — so
+no write is buffered past the checkpoint that covers it; they are idempotent through
+versions, so recovery from a checkpoint replays harmlessly.
 Run by `streamfeat job deploy` as ``flink run -py flink_jobs/feature_job.py --config JSON``.
 """
 
@@ -99,30 +99,6 @@ class WriteRows(ScalarFunction):  # type: ignore[misc]
         return pd.Series(np.ones(len(writes), dtype=np.int32))
 
 
-class WriteAttributes(WriteRows):
-    """Profile attribute updates (rows of ``ingest_profile``, kind 'w') -> version-guarded
-    Redis writes, a batch at a time, as :class:`WriteRows`: one pipeline per call, only the
-    greatest version per (customer, attribute) of the batch (core.online.newest_per_field;
-    the Lua script would keep it anyway), and the call returns after Redis answered. A NULL
-    value is a versioned delete."""
-
-    def eval(  # type: ignore[override]
-        self,
-        entity_id: pd.Series,
-        attribute: pd.Series,
-        value: pd.Series,
-        version: pd.Series,
-        event_time: pd.Series,
-    ) -> pd.Series:
-        n = len(entity_id)
-        return self._write(
-            [
-                AttributeWrite(CUSTOMER_PROFILE, e, a, v, EncodedVersion(t, ver))
-                for e, a, v, ver, t in _rows(n, entity_id, attribute, value, version, event_time)
-            ]
-        )
-
-
 def _rows(n: int, *columns: pd.Series | Any) -> list[tuple[Any, ...]]:
     """The ``n`` rows of a pandas UDF's arguments."""
     return list(zip(*(_values(c, n) for c in columns), strict=True))
@@ -135,17 +111,23 @@ def _values(column: pd.Series | Any, n: int) -> list[Any]:
 
 
 class IngestProfile(TableFunction):  # type: ignore[misc]
-    """A CDC customer or CRM record -> its attribute updates (kind 'w': written to Redis by
-    ``write_attributes`` a batch at a time, and to the offline table) or, if unparsable,
-    one DLQ row (kind 'r'); see sql.PROFILE_COLUMNS. Parsing only: no side effect."""
+    """A CDC customer or CRM record -> its attribute updates written to Redis (the Lua
+    upsert keeps the greatest version per attribute). Emits the updates (kind 'w', for the
+    offline table) or, if unparsable, one DLQ row (kind 'r'); see sql.PROFILE_COLUMNS."""
 
-    def __init__(self, cdc_topic: str) -> None:
+    def __init__(self, redis_url: str, cdc_topic: str) -> None:
+        self.redis_url = redis_url
         self.cdc_topic = cdc_topic
+        self.store: RedisOnlineStore | None = None
+
+    def open(self, function_context: FunctionContext) -> None:
+        self.store = RedisOnlineStore.from_url(self.redis_url)
 
     def is_deterministic(self) -> bool:
-        return False  # one call per record, never folded or deduplicated by the planner
+        return False
 
     def eval(self, topic: str, key: bytes | None, value: bytes | None) -> Iterator[tuple[Any, ...]]:
+        assert self.store is not None
         cdc = topic == self.cdc_topic
         parsed = parse_cdc_customer(key, value) if cdc else parse_crm(value)
         source = "pg_cdc" if cdc else "s3_crm"
@@ -164,7 +146,13 @@ class IngestProfile(TableFunction):  # type: ignore[misc]
                 original,
             )
             return
-        for u in parsed:
+        self.store.write(
+            [
+                AttributeWrite(CUSTOMER_PROFILE, u.entity_id, u.attribute, u.value, u.version)
+                for u in parsed
+            ]
+        )
+        for u in parsed:  # the same updates, for the offline table
             yield (
                 "w",
                 u.entity_id,
@@ -216,13 +204,9 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         udf(WriteRows(cfg.redis_url), result_type=DataTypes.INT(), func_type="pandas"),
     )
     t_env.create_temporary_function(
-        "write_attributes",
-        udf(WriteAttributes(cfg.redis_url), result_type=DataTypes.INT(), func_type="pandas"),
-    )
-    t_env.create_temporary_function(
         "ingest_profile",
         udtf(
-            IngestProfile(cfg.cdc_customers_topic),
+            IngestProfile(cfg.redis_url, cfg.cdc_customers_topic),
             result_types=PROFILE_TYPES,
         ),
     )
@@ -252,7 +236,6 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     statements.add_insert_sql(sql.orders_dlq_insert(cfg))
     statements.add_insert_sql(sql.online_insert(cfg))
     statements.add_insert_sql(sql.offline_features_insert())
-    statements.add_insert_sql(sql.profile_online_insert(cfg))
     statements.add_insert_sql(sql.profile_dlq_insert())
     statements.add_insert_sql(sql.offline_profile_insert())
     statements.attach_as_datastream()

@@ -530,18 +530,6 @@ FROM {table}, LATERAL TABLE(ingest_profile('{topic}', k, v)) AS T({", ".join(PRO
     return "CREATE TEMPORARY VIEW profile AS" + "\nUNION ALL".join(parts)
 
 
-def profile_online_insert(cfg: JobConfig) -> str:
-    """Attribute updates -> Redis through ``write_attributes`` (batched, version-guarded)."""
-    if not cfg.online_writes:
-        return (
-            "INSERT INTO online_writes SELECT CAST(entity_id AS INT) FROM profile WHERE kind = 'w'"
-        )
-    return (
-        "INSERT INTO online_writes SELECT write_attributes(entity_id, attribute, val, version, "
-        "event_time) FROM profile WHERE kind = 'w'"
-    )
-
-
 def profile_dlq_insert() -> str:
     return """
 INSERT INTO dlq
