@@ -91,15 +91,47 @@ def encode_value(feature: Feature, value: Any) -> str:
     return str(value)
 
 
+def _decode_bool(raw: bytes | str) -> bool:
+    return raw in (b"1", "1")
+
+
+def _decode_text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+_DECODERS: dict[str, Any] = {
+    "bool": _decode_bool,
+    "int64": int,  # int() and float() take the stored bytes as they are
+    "float64": float,
+    "string": _decode_text,
+}
+
+
 def decode_value(feature: Feature, raw: bytes | str) -> Any:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    if feature.dtype == "bool":
-        return text == "1"
-    if feature.dtype == "int64":
-        return int(text)
-    if feature.dtype == "float64":
-        return float(text)
-    return text
+    decoded: Any = _DECODERS[feature.dtype](raw)
+    return decoded
+
+
+FieldDecoders = dict[bytes, tuple[str, Any]]
+
+
+def field_decoders(view: FeatureView) -> FieldDecoders:
+    """Stored field name (bytes, as redis-py returns it) -> (long name, decoder), once per
+    read: the per-field work of :func:`decode_row` is then one lookup and one call."""
+    return {f.short.encode(): (f.name, _DECODERS[f.dtype]) for f in view.features}
+
+
+def decode_row(decoders: FieldDecoders, raw: Mapping[bytes, bytes]) -> dict[str, Any]:
+    """One stored hash as long feature names -> decoded values; the other fields (versions,
+    ``_t``) as text under their stored names."""
+    row: dict[str, Any] = {}
+    for field, value in raw.items():
+        known = decoders.get(field)
+        if known is None:
+            row[_decode_text(field)] = _decode_text(value)
+        else:
+            row[known[0]] = known[1](value)
+    return row
 
 
 @dataclass(frozen=True)
@@ -240,19 +272,37 @@ class RedisOnlineStore:
         return sum(int(n) for n in pipe.execute())
 
     def read(self, view: FeatureView, entity_ids: Sequence[object]) -> list[dict[str, Any]]:
-        """Raw stored fields per entity (decoded names/values; {} when absent)."""
+        """Raw stored fields per entity (:func:`decode_row`; {} when absent)."""
         pipe = self.client.pipeline(transaction=False)
         for entity_id in entity_ids:
             pipe.hgetall(entity_key(view, entity_id))
-        rows = []
-        by_short = {f.short: f for f in view.features}
-        for raw in pipe.execute():
-            row: dict[str, Any] = {}
-            for k, v in raw.items():
-                field = k.decode() if isinstance(k, bytes) else k
-                if field in by_short:
-                    row[by_short[field].name] = decode_value(by_short[field], v)
-                else:
-                    row[field] = v.decode() if isinstance(v, bytes) else v
-            rows.append(row)
-        return rows
+        decoders = field_decoders(view)
+        return [decode_row(decoders, raw) for raw in pipe.execute()]
+
+
+class AsyncOnlineReader:
+    """The read side of the online store on ``redis.asyncio``: the feature API reads on its
+    event loop (no thread-pool hop per request); one entity is one HGETALL, a batch one
+    pipelined round trip."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def read(self, view: FeatureView, entity_ids: Sequence[object]) -> list[dict[str, Any]]:
+        """As :meth:`RedisOnlineStore.read`."""
+        if len(entity_ids) == 1:
+            raws = [await self.client.hgetall(entity_key(view, entity_ids[0]))]
+        else:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for entity_id in entity_ids:
+                    pipe.hgetall(entity_key(view, entity_id))
+                raws = await pipe.execute()
+        decoders = field_decoders(view)
+        return [decode_row(decoders, raw) for raw in raws]
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.client.connection_pool.disconnect()

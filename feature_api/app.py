@@ -11,12 +11,12 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis
+import redis.asyncio
 from fastapi import FastAPI
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from core.online import RedisOnlineStore
+from core.online import AsyncOnlineReader
 from core.settings import StackSettings, load_settings
 from feature_api import errors
 from feature_api.metrics import ApiMetrics, MetricsMiddleware
@@ -26,22 +26,23 @@ from feature_api.routers import features, health, lineage, registry
 from feature_api.settings import ApiSettings, refuse_dev_credentials
 
 
-def connect_store(*, api: ApiSettings, stack: StackSettings) -> RedisOnlineStore:
-    """One pooled client for the process. Fail fast: every socket operation and the wait for a
-    pooled connection are bounded by ``redis_timeout_ms``, and nothing is retried."""
+def connect_store(*, api: ApiSettings, stack: StackSettings) -> AsyncOnlineReader:
+    """One pooled asyncio client for the process (make it on the serving loop). Fail fast:
+    every socket operation and the wait for a pooled connection are bounded by
+    ``redis_timeout_ms``, and nothing is retried."""
     timeout = api.redis_timeout_s
-    pool = redis.BlockingConnectionPool(
+    pool = redis.asyncio.BlockingConnectionPool(
         host=stack.host,
         port=stack.ports.redis,
         db=0,
         max_connections=api.redis_max_connections,
-        timeout=timeout,
+        timeout=timeout,  # type: ignore[arg-type]  # annotated int; an asyncio timeout: float works
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry_on_timeout=False,
         retry=Retry(NoBackoff(), 0),
     )
-    return RedisOnlineStore(redis.Redis(connection_pool=pool))
+    return AsyncOnlineReader(redis.asyncio.Redis(connection_pool=pool))
 
 
 @asynccontextmanager
@@ -59,8 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await asyncio.to_thread(app.state.snapshot.stop)  # joins a thread: off the loop
-        store.client.close()
-        store.client.connection_pool.disconnect()
+        await store.close()
 
 
 def create_app(settings: ApiSettings | None = None, stack: StackSettings | None = None) -> FastAPI:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core.online import RedisOnlineStore
+from core.online import AsyncOnlineReader
 from feature_api.metrics import ApiMetrics
 from feature_api.registry_snapshot import RegistrySnapshot
 from feature_api.registry_store import RegistryStore
@@ -25,8 +25,8 @@ async def get_settings(request: Request) -> ApiSettings:
     return settings
 
 
-async def get_store(request: Request) -> RedisOnlineStore:
-    store: RedisOnlineStore = request.app.state.store
+async def get_store(request: Request) -> AsyncOnlineReader:
+    store: AsyncOnlineReader = request.app.state.store
     return store
 
 
@@ -51,7 +51,7 @@ async def now_ms() -> int:
 
 
 Settings = Annotated[ApiSettings, Depends(get_settings)]
-Store = Annotated[RedisOnlineStore, Depends(get_store)]
+Store = Annotated[AsyncOnlineReader, Depends(get_store)]
 Metrics = Annotated[ApiMetrics, Depends(get_metrics)]
 Registry = Annotated[RegistryStore, Depends(get_registry)]
 Snapshot = Annotated[RegistrySnapshot, Depends(get_snapshot)]

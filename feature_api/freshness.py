@@ -25,9 +25,8 @@ Status, with ``age_ms = now_ms - event_time``:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.events import SOURCE_PRIORITY, Source
 from core.features import Feature, FeatureView
@@ -48,8 +47,10 @@ class Status(StrEnum):
     MISSING = "MISSING"
 
 
-@dataclass(frozen=True, slots=True)
-class FeatureState:
+class FeatureState(NamedTuple):
+    """Immutable; a named tuple because one is made per feature per entity per request (a
+    frozen dataclass's ``__init__`` costs several times more)."""
+
     name: str
     value: Any
     status: Status
@@ -84,15 +85,22 @@ def source_of(encoded: str | None) -> Source | None:
         return None
 
 
-def event_time_of(view: FeatureView, feature: Feature, row: Mapping[str, Any]) -> int | None:
-    """Event time (epoch ms) of ``feature``'s stored value, or None when nothing dates it."""
-    vfield = version_field(view, feature)
+def _dated(vfield: str, row: Mapping[str, Any]) -> tuple[int | None, Source | None]:
+    """(event time, winning source) of the values ``vfield`` versions."""
+    encoded = _text(row.get(vfield))
+    event_time = None
     if vfield == ROW_VERSION:
         t = _text(row.get(ROW_EVENT_TIME))
         if t is not None:
-            return int(t)
-    encoded = _text(row.get(vfield))
-    return decode_event_time(encoded) if encoded else None
+            event_time = int(t)
+    if event_time is None and encoded:
+        event_time = decode_event_time(encoded)
+    return event_time, source_of(encoded)
+
+
+def event_time_of(view: FeatureView, feature: Feature, row: Mapping[str, Any]) -> int | None:
+    """Event time (epoch ms) of ``feature``'s stored value, or None when nothing dates it."""
+    return _dated(version_field(view, feature), row)[0]
 
 
 def is_expired(*, event_time: int, ttl_s: int, now_ms: int) -> bool:
@@ -106,27 +114,10 @@ def feature_state(
     feature: Feature,
     row: Mapping[str, Any],
     now_ms: int,
-    dated: tuple[int | None, Source | None] | None = None,
 ) -> FeatureState:
-    """``dated``: (event time, source) of the feature's version field when already known
-    (every feature of one group shares them: :func:`row_states` decodes each field once)."""
-    if dated is None:
-        dated = (
-            event_time_of(view, feature, row),
-            source_of(_text(row.get(version_field(view, feature)))),
-        )
-    event_time, source = dated
-    age_ms = None if event_time is None else now_ms - event_time
-    value = row.get(feature.name)
-    if value is None:
-        status = Status.MISSING
-    elif event_time is not None and is_expired(
-        event_time=event_time, ttl_s=view.ttl_s, now_ms=now_ms
-    ):
-        status, value = Status.EXPIRED, None
-    else:
-        status = Status.PRESENT
-    return FeatureState(feature.name, value, status, event_time, age_ms, source)
+    """The state of one feature of ``row`` (see the module docstring)."""
+    (state,) = row_states(view=view, features=(feature,), row=row, now_ms=now_ms)
+    return state
 
 
 def row_states(
@@ -135,20 +126,48 @@ def row_states(
     features: tuple[Feature, ...],
     row: Mapping[str, Any],
     now_ms: int,
-    vfields: Sequence[str] | None = None,
 ) -> list[FeatureState]:
-    """States of ``features`` in ``row``; ``vfields``: their version fields, when the caller
-    already knows them (one lookup per request, not per row)."""
+    """States of ``features`` in ``row``, as typed tuples (:func:`row_values` decides)."""
+    values = row_values(view=view, features=features, row=row, now_ms=now_ms)
+    return [FeatureState(name, **state) for name, state in values.items()]
+
+
+def row_values(
+    *,
+    view: FeatureView,
+    features: tuple[Feature, ...],
+    row: Mapping[str, Any],
+    now_ms: int,
+    vfields: Sequence[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Feature name -> ``{value, status, event_time, age_ms, source}`` (the API's
+    ``FeatureValuePublic``, as plain data for orjson): the serving hot path, one small dict
+    per feature per entity and nothing else. ``vfields``: the features' version fields, when
+    the caller already knows them (once per request, not per row)."""
     if vfields is None:
         vfields = [version_field(view, f) for f in features]
-    by_field: dict[str, tuple[int | None, Source | None]] = {}
-    out = []
+    ttl_ms = view.ttl_s * 1000
+    dated = {}  # per version field: every feature it versions shares these
+    for vfield in set(vfields):
+        event_time, source = _dated(vfield, row)
+        age_ms = None if event_time is None else now_ms - event_time
+        expired = age_ms is not None and age_ms >= ttl_ms  # is_expired: Redis's PEXPIREAT
+        dated[vfield] = (event_time, age_ms, source, expired)
+    out = {}
     for f, vfield in zip(features, vfields, strict=True):
-        dated = by_field.get(vfield)
-        if dated is None:
-            dated = by_field[vfield] = (
-                event_time_of(view, f, row),
-                source_of(_text(row.get(vfield))),
-            )
-        out.append(feature_state(view=view, feature=f, row=row, now_ms=now_ms, dated=dated))
+        event_time, age_ms, source, expired = dated[vfield]
+        value = row.get(f.name)
+        if value is None:
+            status = Status.MISSING
+        elif expired:
+            status, value = Status.EXPIRED, None
+        else:
+            status = Status.PRESENT
+        out[f.name] = {
+            "value": value,
+            "status": status,  # an enum: orjson writes its value
+            "event_time": event_time,
+            "age_ms": age_ms,
+            "source": source,
+        }
     return out

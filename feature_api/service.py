@@ -1,7 +1,8 @@
 """Retrieval: resolve the view and features, read the online store, judge freshness.
 
 Keyword-only functions that know nothing of HTTP; they raise :mod:`feature_api.errors`.
-The online store is :class:`core.online.RedisOnlineStore` (the one read of the key layout).
+The online store is read through :class:`core.online.AsyncOnlineReader` (the one read of
+the key layout), on the serving event loop.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import redis.exceptions
 
 from core.features import Feature, FeatureView
 from core.features import view as lookup_view
-from core.online import RedisOnlineStore
+from core.online import AsyncOnlineReader
 from feature_api.errors import BatchTooLarge, StoreUnavailable, UnknownFeature, UnknownView
-from feature_api.freshness import FeatureState, row_states, version_field
+from feature_api.freshness import row_values, version_field
 
 
 def resolve_view(*, name: str, registered: Mapping[str, FeatureView]) -> FeatureView:
@@ -63,16 +64,17 @@ def store_errors() -> Iterator[None]:
         ) from exc
 
 
-def read_features(
+async def read_features(
     *,
-    store: RedisOnlineStore,
+    store: AsyncOnlineReader,
     view: FeatureView,
     features: tuple[Feature, ...],
     entity_ids: Sequence[int],
     now_ms: int,
     max_batch: int,
-) -> list[list[FeatureState]]:
-    """Feature states per entity, in ``entity_ids`` order; one pipelined round trip."""
+) -> list[dict[str, dict[str, Any]]]:
+    """Per entity, in ``entity_ids`` order: feature name -> value, status, event time, age
+    and source (:func:`feature_api.freshness.row_values`); one round trip to Redis."""
     if len(entity_ids) > max_batch:
         raise BatchTooLarge(
             f"{len(entity_ids)} entity ids asked, at most {max_batch} per request",
@@ -80,15 +82,15 @@ def read_features(
             max_batch=max_batch,
         )
     with store_errors():
-        rows: list[dict[str, Any]] = store.read(view, list(entity_ids))
+        rows: list[dict[str, Any]] = await store.read(view, list(entity_ids))
     vfields = [version_field(view, f) for f in features]
     return [
-        row_states(view=view, features=features, row=row, now_ms=now_ms, vfields=vfields)
+        row_values(view=view, features=features, row=row, now_ms=now_ms, vfields=vfields)
         for row in rows
     ]
 
 
-def ping(*, store: RedisOnlineStore) -> None:
+async def ping(*, store: AsyncOnlineReader) -> None:
     """Raise :class:`StoreUnavailable` unless Redis answers PING."""
     with store_errors():
-        store.client.ping()
+        await store.ping()

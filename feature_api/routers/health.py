@@ -19,7 +19,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -27,8 +27,8 @@ def healthz() -> dict[str, str]:
     "/readyz",
     responses={503: {"model": ErrorPublic, "description": "Online store (Redis) unavailable."}},
 )
-def readyz(store: Store, snapshot: Snapshot) -> dict[str, str]:
-    service.ping(store=store)
+async def readyz(store: Store, snapshot: Snapshot) -> dict[str, str]:
+    await service.ping(store=store)
     registry = "ok" if snapshot.error is None else f"stale snapshot: {snapshot.error}"
     return {"status": "ready", "online_store": "ok", "registry": registry}
 

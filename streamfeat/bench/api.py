@@ -4,8 +4,8 @@ beside a hello-JSON route of the same server and a raw redis-py HGETALL loop, in
 - Server: the feature API exactly as the stack runs it (``create_app``: auth, metrics
   middleware, the same routes), started by the bench on a scratch port as one uvicorn
   process (one worker, uvloop + httptools, no access log) with the stack's settings. The
-  bench's app factory adds one hidden route, ``GET /_bench/hello`` (reader role, plain ``def``
-  like the retrieval routes, so it pays the same auth and thread-pool hop): the server's own
+  bench's app factory adds one hidden route, ``GET /_bench/hello`` (reader role, ``async def``
+  like the retrieval routes, so it pays the same auth and event-loop path): the server's own
   floor, everything but the online read and its serialization.
 - Data: a scratch entity and a 20-feature view (int64, view-scoped) registered through the
   registry API, and ``ENTITIES`` entities written through ``core.online.RedisOnlineStore``
@@ -52,7 +52,7 @@ ENTITY_BASE = 9_000_000_000
 BATCH = 100
 
 
-def _hello() -> dict[str, str]:
+async def _hello() -> dict[str, str]:
     return {"hello": "world"}
 
 
@@ -286,9 +286,11 @@ def _row(s: LatencySummary, rate: float, res: dict[str, Any]) -> str:
     )
 
 
-SATURATED = 0.9
+SATURATED = 0.98
 """A run whose achieved rate is below this share of the target rate overloaded the server:
-its open-loop latency only says how long the queue grew, and higher rates are skipped."""
+its open-loop latency only says how long the queue grew, and higher rates are skipped. A
+server that keeps up finishes within a few milliseconds of the schedule (achieved >= 99.9 %
+in a 10 s run); one at 94 % of the rate ended with a queue of hundreds of milliseconds."""
 
 
 def api_latency(

@@ -19,13 +19,13 @@ NOW = 1_800_000_000_000
 
 
 class FakeStore:
-    """Rows per (view, entity id), in the shape RedisOnlineStore.read returns."""
+    """Rows per (view, entity id), in the shape AsyncOnlineReader.read returns."""
 
     def __init__(self, rows: dict[tuple[str, int], dict[str, Any]]) -> None:
         self.rows = rows
         self.reads: list[list[object]] = []
 
-    def read(self, view: FeatureView, entity_ids: Sequence[object]) -> list[dict[str, Any]]:
+    async def read(self, view: FeatureView, entity_ids: Sequence[object]) -> list[dict[str, Any]]:
         self.reads.append(list(entity_ids))
         return [dict(self.rows.get((view.name, int(str(e))), {})) for e in entity_ids]
 
