@@ -15,7 +15,6 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -31,6 +30,7 @@ from feature_api.settings import Role, dev_key
 from streamfeat.job import job_config
 from streamfeat.job_lineage import feature_job_spec
 from tests.conftest import stack_env
+from tests.integration.lineage_graph import edges, fetch_graph, refs
 
 pytestmark = pytest.mark.stack
 
@@ -50,25 +50,6 @@ def _emitter(settings: StackSettings, spool: Path, *, url: str | None = None) ->
     )
 
 
-def _graph(api: httpx.Client, node: str, direction: str = "both", depth: int = 20) -> Any:
-    r = api.get(
-        "/v1/lineage/graph",
-        params={"node": node, "direction": direction, "depth": depth},
-        headers={"X-API-Key": dev_key(Role.READER)},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def _refs(graph: Any) -> dict[str, int]:
-    return {n["ref"]: n["distance"] for n in graph["nodes"]}
-
-
-def _edges(graph: Any) -> set[tuple[str, str]]:
-    ref = {n["id"]: n["ref"] for n in graph["nodes"]}
-    return {(ref[e["source"]], ref[e["target"]]) for e in graph["edges"]}
-
-
 def test_deploy_events_make_topic_job_feature_view(
     api: httpx.Client, stack_settings: StackSettings, tmp_path: Path
 ) -> None:
@@ -77,18 +58,18 @@ def test_deploy_events_make_topic_job_feature_view(
     run.running()  # what `streamfeat job deploy` reports once Flink runs the job
     assert not emitter.spool.pending()
 
-    down = _graph(api, "topic:clickstream", "downstream", depth=2)
-    assert _refs(down)["job:feature_job"] == 1
-    assert _refs(down)["feature_view:user_activity"] == 2
-    assert ("topic:clickstream", "job:feature_job") in _edges(down)
-    assert ("job:feature_job", "feature_view:user_lags") in _edges(down)
+    down = fetch_graph(api, "topic:clickstream", "downstream", depth=2)
+    assert refs(down)["job:feature_job"] == 1
+    assert refs(down)["feature_view:user_activity"] == 2
+    assert ("topic:clickstream", "job:feature_job") in edges(down)
+    assert ("job:feature_job", "feature_view:user_lags") in edges(down)
     lake = stack_settings.s3.lake_bucket
-    assert f"s3:{lake}/dlq" in _refs(down)
-    assert f"s3:{lake}/offline/feature_rows" in _refs(down)
+    assert f"s3:{lake}/dlq" in refs(down)
+    assert f"s3:{lake}/offline/feature_rows" in refs(down)
 
-    up = _graph(api, "feature_view:customer_profile", "upstream", depth=2)
-    assert {"topic:cdc.public.customers", "topic:crm.customers"} <= _refs(up).keys()
-    assert "feature_view:user_activity" not in _refs(up)  # a sibling, not lineage
+    up = fetch_graph(api, "feature_view:customer_profile", "upstream", depth=2)
+    assert {"topic:cdc.public.customers", "topic:crm.customers"} <= refs(up).keys()
+    assert "feature_view:user_activity" not in refs(up)  # a sibling, not lineage
 
 
 def test_table_to_serving_stage_through_real_connector_apply(
@@ -106,8 +87,8 @@ def test_table_to_serving_stage_through_real_connector_apply(
         with emitter.track(spec):
             pass
 
-    down = _graph(api, "table:public.customers", "downstream", depth=20)
-    refs = _refs(down)
+    down = fetch_graph(api, "table:public.customers", "downstream", depth=20)
+    distance = refs(down)
     chain = [
         "table:public.customers",
         "job:debezium.streamfeat-postgres-cdc",
@@ -121,12 +102,12 @@ def test_table_to_serving_stage_through_real_connector_apply(
         f"job:model_promotion.{model}",
         f"serving_stage:{model}/production",
     ]
-    assert [refs[c] for c in chain] == list(range(len(chain)))
-    assert all((a, b) in _edges(down) for a, b in itertools.pairwise(chain))
+    assert [distance[c] for c in chain] == list(range(len(chain)))
+    assert all((a, b) in edges(down) for a, b in itertools.pairwise(chain))
 
-    up = _graph(api, f"serving_stage:{model}/production", "upstream", depth=20)
-    assert _refs(up)["table:public.customers"] == len(chain) - 1
-    assert "topic:clickstream" in _refs(up)  # the feature job also reads it
+    up = fetch_graph(api, f"serving_stage:{model}/production", "upstream", depth=20)
+    assert refs(up)["table:public.customers"] == len(chain) - 1
+    assert "topic:clickstream" in refs(up)  # the feature job also reads it
 
 
 def test_bridge_pass_reports_exports_to_topic_and_dlq(
@@ -144,10 +125,10 @@ def test_bridge_pass_reports_exports_to_topic_and_dlq(
     assert key in {r.object_key for r in results}
 
     lake = ingestion.s3.lake_bucket
-    down = _graph(api, f"s3:{lake}/crm/exports", "downstream", depth=2)
-    assert (f"s3:{lake}/crm/exports", "job:crm_bridge") in _edges(down)
-    assert ("job:crm_bridge", "topic:crm.customers") in _edges(down)
-    assert ("job:crm_bridge", f"s3:{lake}/dlq") in _edges(down)  # the bad row
+    down = fetch_graph(api, f"s3:{lake}/crm/exports", "downstream", depth=2)
+    assert (f"s3:{lake}/crm/exports", "job:crm_bridge") in edges(down)
+    assert ("job:crm_bridge", "topic:crm.customers") in edges(down)
+    assert ("job:crm_bridge", f"s3:{lake}/dlq") in edges(down)  # the bad row
 
 
 def test_idempotent_events_failed_runs_and_unknown_nodes(
@@ -168,7 +149,7 @@ def test_idempotent_events_failed_runs_and_unknown_nodes(
     failed = lineage.run_event(spec, RunState.FAIL, run_id=run_id, error=RuntimeError("x"))
     r = api.post("/api/v1/lineage", content=Serde.to_json(failed), headers=writer)
     assert r.json()["edges"] == 0
-    graph = _graph(api, f"topic:out_{tag}")
+    graph = fetch_graph(api, f"topic:out_{tag}")
     assert graph["edges"] == [] and [n["ref"] for n in graph["nodes"]] == [f"topic:out_{tag}"]
 
     reader = {"X-API-Key": dev_key(Role.READER)}
@@ -237,10 +218,10 @@ def test_events_spooled_while_the_api_is_unreachable_arrive_later(
     )
     _emitter(stack_settings, spool).start(later)  # any later emit replays the spool first
     assert not spool.exists()
-    assert (f"job:late_{tag}", f"topic:late_{tag}") in _edges(_graph(api, f"topic:late_{tag}"))
+    assert (f"job:late_{tag}", f"topic:late_{tag}") in edges(fetch_graph(api, f"topic:late_{tag}"))
 
 
-def test_cli_prints_the_graph(api: httpx.Client, stack_settings: StackSettings) -> None:
+def test_cli_prints_thefetch_graph(api: httpx.Client, stack_settings: StackSettings) -> None:
     _emitter(stack_settings, stack_settings.home / "lineage" / "spool.jsonl").start(
         feature_job_spec(stack_settings, job_config(stack_settings))
     ).running()

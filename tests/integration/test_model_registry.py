@@ -32,6 +32,7 @@ from serving.registry import (
 )
 from serving.stages import PREVIOUS_PRODUCTION, IllegalMove, Stage
 from tests.conftest import stack_env
+from tests.integration.lineage_graph import edges, fetch_graph, refs
 
 pytestmark = pytest.mark.stack
 
@@ -84,21 +85,6 @@ def _model() -> str:
     return f"churn_{uuid.uuid4().hex[:8]}"
 
 
-def _graph(api: httpx.Client, node: str, direction: str = "both", depth: int = 10) -> Any:
-    r = api.get(
-        "/v1/lineage/graph",
-        params={"node": node, "direction": direction, "depth": depth},
-        headers={"X-API-Key": dev_key(Role.READER)},
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def _edges(graph: Any) -> set[tuple[str, str]]:
-    ref = {n["id"]: n["ref"] for n in graph["nodes"]}
-    return {(ref[e["source"]], ref[e["target"]]) for e in graph["edges"]}
-
-
 def test_register_promote_through_every_stage_and_roll_back(
     registry: ModelRegistry, run_model_uri: str, api: httpx.Client, spool: Path
 ) -> None:
@@ -145,8 +131,8 @@ def test_register_promote_through_every_stage_and_roll_back(
     assert list(served.predict(X)) == list(_classifier().predict(X))
 
     assert not spool.exists() or not spool.read_text().strip()  # every event was delivered
-    up = _graph(api, f"serving_stage:{model}/production", "upstream")
-    edges = _edges(up)
+    up = fetch_graph(api, f"serving_stage:{model}/production", "upstream", depth=10)
+    up_edges = edges(up)
     chain = [
         f"training_set:{ts}",
         f"job:model_registration.{model}",
@@ -154,10 +140,10 @@ def test_register_promote_through_every_stage_and_roll_back(
         f"job:model_promotion.{model}",
         f"serving_stage:{model}/production",
     ]
-    assert all((a, b) in edges for a, b in itertools.pairwise(chain))
-    distance = {n["ref"]: n["distance"] for n in up["nodes"]}
+    assert all((a, b) in up_edges for a, b in itertools.pairwise(chain))
+    distance = refs(up)
     assert distance[f"training_set:{ts}"] == 4 and distance["training_set:labels_q3"] == 4
-    down = _graph(api, f"model_version:{model}/2", "downstream", depth=2)
+    down = fetch_graph(api, f"model_version:{model}/2", "downstream", depth=2)
     assert {f"serving_stage:{model}/{s}" for s in ("staging", "canary", "production")} <= {
         n["ref"] for n in down["nodes"]
     }
@@ -207,7 +193,7 @@ def test_a_failed_registration_reports_fail_and_adds_no_edge(
         registry.register(
             name=model, model_uri=f"runs:/{uuid.uuid4().hex}/model", training_sets=[ts]
         )
-    graph = _graph(api, f"training_set:{ts}")
+    graph = fetch_graph(api, f"training_set:{ts}")
     assert graph["edges"] == [] and [n["ref"] for n in graph["nodes"]] == [f"training_set:{ts}"]
 
 

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -254,29 +254,40 @@ def test_registered_view_not_in_code_is_retrievable(
     ]
 
 
+def _together(n: int, work: Callable[[int], None]) -> list[BaseException]:
+    """``work(0)`` .. ``work(n - 1)`` on n threads released at once; what they raised."""
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            work(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return errors
+
+
 def test_concurrent_updates_never_share_a_version(
     client: TestClient, registry: RegistryStore
 ) -> None:
     entity = _entity(client)
     name = _register_view(client, entity)
     n = 8
-    barrier = threading.Barrier(n)
+    bodies = [
+        FeatureViewBody.model_validate(_view_body(entity, description=f"writer {i}"))
+        for i in range(n)
+    ]
     results: list[Any] = []
-    errors: list[BaseException] = []
-
-    def update(i: int) -> None:
-        body = FeatureViewBody.model_validate(_view_body(entity, description=f"writer {i}"))
-        barrier.wait()
-        try:
-            results.append(registry.update(Kind.FEATURE_VIEW, name, body, by=f"t{i}"))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=update, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    errors = _together(
+        n, lambda i: results.append(registry.update(Kind.FEATURE_VIEW, name, bodies[i], by=f"t{i}"))
+    )
     assert not errors, errors
     versions = sorted(r.record.version for r in results)
     assert versions == list(range(2, n + 2))  # each update its own version, no gaps, no twins
@@ -287,11 +298,7 @@ def test_concurrent_updates_never_share_a_version(
 
 def test_migrations_are_idempotent_under_concurrency(stack_settings: StackSettings) -> None:
     stores = [RegistryStore(stack_settings.postgres_dsn(), timeout_s=5) for _ in range(4)]
-    threads = [threading.Thread(target=s.migrate) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    assert not _together(len(stores), lambda i: stores[i].migrate())
     assert all(s._migrated for s in stores)
     assert stores[0].latest(Kind.ENTITY) is not None
 
@@ -489,30 +496,24 @@ def test_concurrent_conditional_updates_exactly_one_wins(
     entity = _entity(client)
     name = _register_view(client, entity)
     n = 8
-    barrier = threading.Barrier(n)
+    bodies = [
+        FeatureViewBody.model_validate(_view_body(entity, description=f"writer {i}"))
+        for i in range(n)
+    ]
     won: list[int] = []
     refused: list[PreconditionFailed] = []
-    errors: list[BaseException] = []
 
     def update(i: int) -> None:
-        body = FeatureViewBody.model_validate(_view_body(entity, description=f"writer {i}"))
-        barrier.wait()
         try:
             res = registry.update(
-                Kind.FEATURE_VIEW, name, body, by=f"t{i}", if_match=parse_if_match('"v1"')
+                Kind.FEATURE_VIEW, name, bodies[i], by=f"t{i}", if_match=parse_if_match('"v1"')
             )
             won.append(i)
             assert res.record.version == 2 and res.etag == '"v2"'
         except PreconditionFailed as exc:
             refused.append(exc)
-        except BaseException as exc:
-            errors.append(exc)
 
-    threads = [threading.Thread(target=update, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    errors = _together(n, update)
     assert not errors, errors
     assert len(won) == 1 and len(refused) == n - 1
     assert all(e.detail["current_version"] == 2 for e in refused)

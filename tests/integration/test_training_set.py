@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -29,9 +28,10 @@ from core.objectstore import s3_client
 from core.offline import OFFLINE_PREFIX
 from core.settings import StackSettings
 from core.version import cdc_version, click_version, crm_version
-from feature_api.settings import Role, dev_key
 from streamfeat.cli import app
 from tests.conftest import stack_env
+from tests.integration.lineage_graph import api_client, edges, fetch_graph
+from tests.unit.batch.offline_rows import ROW_SCHEMA
 
 pytestmark = pytest.mark.stack
 
@@ -41,18 +41,10 @@ HOUR = 60 * MIN
 DAY = 24 * HOUR
 
 FILE_SCHEMA = pa.schema(
-    [
-        ("view", pa.string()),
-        ("entity_id", pa.int64()),
-        ("grp", pa.string()),
-        ("features", pa.map_(pa.string(), pa.string())),
-        ("event_time", pa.int64()),
-        ("version", pa.string()),
-        ("source", pa.string()),
-        ("event_date", pa.string()),
-        ("entity", pa.string()),
-    ]
+    [*ROW_SCHEMA, *(pa.field(c, pa.string()) for c in ("source", "event_date", "entity"))]
 )
+"""A part file as the job writes it: the batch tests' rows plus the source and the
+partition values (core.offline.COLUMNS)."""
 
 
 def _row(
@@ -85,19 +77,6 @@ def _write_part(settings: StackSettings, date: str, rows: Sequence[dict[str, Any
     pq.write_table(table, buf)
     s3_client(settings).put_object(Bucket=settings.s3.lake_bucket, Key=key, Body=buf.getvalue())
     return f"{settings.s3.lake_bucket}/{key}"
-
-
-def _graph(settings: StackSettings, node: str, direction: str) -> Any:
-    base = f"http://{settings.host}:{settings.ports.api}"
-    r = httpx.get(
-        f"{base}/v1/lineage/graph",
-        params={"node": node, "direction": direction, "depth": 2},
-        headers={"X-API-Key": dev_key(Role.READER)},
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    nodes = {n["id"]: n["ref"] for n in r.json()["nodes"]}
-    return {(nodes[e["source"]], nodes[e["target"]]) for e in r.json()["edges"]}
 
 
 def test_build_is_point_in_time_correct_on_the_stack(
@@ -246,7 +225,9 @@ def test_build_is_point_in_time_correct_on_the_stack(
     # lineage: feature views, the offline table's prefix and the spine -> job -> training set
     job = f"job:training_set_build.{name}"
     lake = s.s3.lake_bucket
-    up = _graph(s, f"training_set:{name}", "upstream")
+    with api_client(s) as api:
+        up = edges(fetch_graph(api, f"training_set:{name}", "upstream", depth=2))
+        down = edges(fetch_graph(api, "feature_view:user_activity", "downstream", depth=2))
     assert {
         ("feature_view:user_activity", job),
         ("feature_view:customer_profile", job),
@@ -254,7 +235,6 @@ def test_build_is_point_in_time_correct_on_the_stack(
         (f"s3:{lake}/{spine_key}", job),
         (job, f"training_set:{name}"),
     } <= up
-    down = _graph(s, "feature_view:user_activity", "downstream")
     assert (job, f"training_set:{name}") in down
     spool = s.home / "lineage" / "spool.jsonl"
     assert not spool.exists() or name not in spool.read_text()  # delivered, not spooled
