@@ -254,6 +254,17 @@ def test_registered_view_not_in_code_is_retrievable(
     ]
 
 
+def _contenders(client: TestClient, n: int) -> tuple[str, list[FeatureViewBody]]:
+    """A freshly registered view and ``n`` updates of it, differing in their description."""
+    entity = _entity(client)
+    name = _register_view(client, entity)
+    bodies = [
+        FeatureViewBody.model_validate(_view_body(entity, description=f"writer {i}"))
+        for i in range(n)
+    ]
+    return name, bodies
+
+
 def _together(n: int, work: Callable[[int], None]) -> list[BaseException]:
     """``work(0)`` .. ``work(n - 1)`` on n threads released at once; what they raised."""
     barrier = threading.Barrier(n)
@@ -277,13 +288,8 @@ def _together(n: int, work: Callable[[int], None]) -> list[BaseException]:
 def test_concurrent_updates_never_share_a_version(
     client: TestClient, registry: RegistryStore
 ) -> None:
-    entity = _entity(client)
-    name = _register_view(client, entity)
     n = 8
-    bodies = [
-        FeatureViewBody.model_validate(_view_body(entity, description=f"writer {i}"))
-        for i in range(n)
-    ]
+    name, bodies = _contenders(client, n)
     results: list[Any] = []
     errors = _together(
         n, lambda i: results.append(registry.update(Kind.FEATURE_VIEW, name, bodies[i], by=f"t{i}"))
@@ -493,13 +499,8 @@ def test_concurrent_conditional_updates_exactly_one_wins(
 ) -> None:
     """Writers that all read version 1 and all send If-Match "v1": the check runs under the
     row lock with the write, so exactly one makes version 2 and every other gets 412."""
-    entity = _entity(client)
-    name = _register_view(client, entity)
     n = 8
-    bodies = [
-        FeatureViewBody.model_validate(_view_body(entity, description=f"writer {i}"))
-        for i in range(n)
-    ]
+    name, bodies = _contenders(client, n)
     won: list[int] = []
     refused: list[PreconditionFailed] = []
 
