@@ -68,7 +68,7 @@ FULL = Sizes(
     click_events=300_000,
     bridge_rows=1_000_000,
     cdc_seconds=20,
-    job_events=60_000,
+    job_events=200_000,
     job_crm_burst=5_000,
     job_fresh_seconds=15,
 )
