@@ -44,6 +44,11 @@ class FeatureView:
     per attribute, each with its own version (values merged from several sources)."""
     ttl_s: int = DAY_S
     """Online TTL counted from the value's event_time, not from when it was written."""
+    allowed_lateness_ms: int | None = None
+    """How far behind its source's newest event time an event may arrive and still count in
+    this view (the feature job's watermark bound for it); later ones go to the DLQ as
+    ``late``. None: the job's default (``JobConfig.max_out_of_orderness_ms``). Views computed
+    together (one OVER chain) must agree."""
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """View scope only: features computed by separate operators (e.g. one per window) and
     written independently, each group with its own version field ``<group>@``."""

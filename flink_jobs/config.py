@@ -6,9 +6,9 @@ never reads environment variables or literals of its own.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.features import SESSION_GAP_MS
+from core.features import SESSION_GAP_MS, view
 from core.topics import CDC_CUSTOMERS, CDC_ORDERS, CLICKSTREAM, CRM_CUSTOMERS
 
 
@@ -25,7 +25,16 @@ class JobConfig(BaseModel):
     crm_topic: str = CRM_CUSTOMERS
     checkpoint_interval_ms: int = Field(10_000, gt=0)
     max_out_of_orderness_ms: int = Field(
-        10_000, ge=0, description="Watermark lag behind the largest event time seen."
+        10_000,
+        ge=0,
+        description="Watermark lag behind the largest event time seen: the allowed lateness "
+        "of every view that declares none (core.features.FeatureView.allowed_lateness_ms).",
+    )
+    allowed_lateness_ms: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per feature view name: its allowed lateness for this deployment, over "
+        "its declaration. Views of one source with different lateness read it through "
+        "separate source tables, one watermark each (flink_jobs.lateness).",
     )
     idle_timeout_ms: int = Field(
         30_000, gt=0, description="A partition quiet this long stops holding watermarks back."
@@ -58,6 +67,18 @@ class JobConfig(BaseModel):
     start_from_earliest: bool = Field(
         True, description="First start without committed offsets reads topics from the start."
     )
+
+    @field_validator("allowed_lateness_ms")
+    @classmethod
+    def _known_views(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, ms in value.items():
+            try:
+                view(name)
+            except KeyError:
+                raise ValueError(f"allowed_lateness_ms: unknown feature view {name!r}") from None
+            if ms < 0:
+                raise ValueError(f"allowed_lateness_ms: {name} has a negative lateness {ms}")
+        return value
 
     @property
     def dlq_path(self) -> str:

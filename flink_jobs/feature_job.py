@@ -211,12 +211,17 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         ),
     )
 
-    t_env.execute_sql(sql.clicks_source(cfg))
+    click_classes = sql.click_classes(cfg)  # one read of the clickstream per lateness class
+    for c in click_classes:
+        t_env.execute_sql(sql.clicks_source(cfg, c))
     t_env.execute_sql(sql.orders_source(cfg))
-    gate(t_env, sql.clicks_gate(), sql.CLICKS_GATED)
+    for c in click_classes:
+        gate(t_env, sql.clicks_gate(c), sql.clicks_gated(c))
     gate(t_env, sql.orders_gate(), sql.ORDERS_GATED)
+    for c in click_classes:
+        t_env.execute_sql(sql.clicks_view(c))
+        t_env.execute_sql(sql.valid_clicks(c))
     for ddl in (
-        sql.clicks_view(),
         sql.orders_view(),
         sql.dlq_sink(cfg),
         sql.order_inserts(),
@@ -226,13 +231,13 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         sql.blackhole("online_writes"),
         sql.offline_sink(cfg),
         sql.profile_view(cfg),
-        sql.valid_clicks(),
         sql.feature_rows(cfg),
     ):
         t_env.execute_sql(ddl)
 
     statements = t_env.create_statement_set()
-    statements.add_insert_sql(sql.dlq_insert(cfg))
+    for c in click_classes:
+        statements.add_insert_sql(sql.dlq_insert(cfg, c))
     statements.add_insert_sql(sql.orders_dlq_insert(cfg))
     statements.add_insert_sql(sql.online_insert(cfg))
     statements.add_insert_sql(sql.offline_features_insert())

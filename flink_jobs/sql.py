@@ -26,6 +26,7 @@ from core.features import (
 )
 from core.online import PAYLOAD_SEPARATOR
 from flink_jobs.config import JobConfig
+from flink_jobs.lateness import LatenessClass, branch_lateness, class_of, lateness_classes
 
 CLICK_PRIORITY = SOURCE_PRIORITY[Source.CLICKSTREAM]
 CDC_PRIORITY = SOURCE_PRIORITY[Source.PG_CDC]
@@ -36,7 +37,7 @@ WINDOW_INTERVALS = {
 }
 
 
-def _kafka(cfg: JobConfig, topic: str, *, key: bool = False) -> str:
+def _kafka(cfg: JobConfig, topic: str, *, key: bool = False, group_suffix: str = "") -> str:
     startup = "'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = " + (
         "'earliest'" if cfg.start_from_earliest else "'latest'"
     )
@@ -49,15 +50,39 @@ def _kafka(cfg: JobConfig, topic: str, *, key: bool = False) -> str:
     return (
         f"'connector' = 'kafka', 'topic' = '{topic}', {bounded}"
         f"'properties.bootstrap.servers' = '{cfg.bootstrap}', "
-        f"'properties.group.id' = '{cfg.group_id}', {startup}, {key_opts}"
+        f"'properties.group.id' = '{cfg.group_id}{group_suffix}', {startup}, {key_opts}"
         f"'value.format' = 'raw'"
     )
 
 
-def clicks_source(cfg: JobConfig) -> str:
-    lag_s = cfg.max_out_of_orderness_ms / 1000
+def click_classes(cfg: JobConfig) -> list[LatenessClass]:
+    """The clickstream's lateness classes (flink_jobs.lateness): the OVER chain's two views
+    form one branch, the sessions another."""
+    chain = click_chain()
+    return lateness_classes(
+        [(chain.windowed, chain.lagged), (USER_SESSIONS,)],
+        default_ms=cfg.max_out_of_orderness_ms,
+        overrides=cfg.allowed_lateness_ms,
+    )
+
+
+def orders_lateness_ms(cfg: JobConfig) -> int:
+    """The orders' watermark bound: the lateness of the order chain's two views."""
+    chain = order_chain()
+    return branch_lateness(
+        (chain.windowed, chain.lagged),
+        default_ms=cfg.max_out_of_orderness_ms,
+        overrides=cfg.allowed_lateness_ms,
+    )
+
+
+def clicks_source(cfg: JobConfig, c: LatenessClass) -> str:
+    """The clickstream read for one lateness class: its watermark lags the newest event
+    time by the class's lateness (its own consumer group suffix: offsets of two reads never
+    mix)."""
+    lag_s = c.lateness_ms / 1000
     return f"""
-CREATE TABLE clicks_raw (
+CREATE TABLE clicks_raw{c.suffix} (
   v BYTES,
   kp INT METADATA FROM 'partition' VIRTUAL,
   ko BIGINT METADATA FROM 'offset' VIRTUAL,
@@ -65,14 +90,16 @@ CREATE TABLE clicks_raw (
   ts AS TO_TIMESTAMP_LTZ(COALESCE(
         TRY_CAST(JSON_VALUE(CAST(v AS STRING), '$.event_time') AS BIGINT), 0), 3),
   WATERMARK FOR ts AS ts - INTERVAL '{lag_s}' SECOND
-) WITH ({_kafka(cfg, cfg.clickstream_topic)})"""
+) WITH ({_kafka(cfg, cfg.clickstream_topic, group_suffix=c.suffix)})"""
 
 
-CLICKS_GATED = "clicks_gated"
-"""The gate's output, computed once (flink_jobs.feature_job.gate): see :func:`clicks_gate`."""
+def clicks_gated(c: LatenessClass) -> str:
+    """The gate's output of one class, computed once (flink_jobs.feature_job.gate): see
+    :func:`clicks_gate`."""
+    return f"clicks_gated{c.suffix}"
 
 
-def clicks_gate() -> str:
+def clicks_gate(c: LatenessClass) -> str:
     """Every click parsed and gated: the query behind the ``clicks`` view.
 
     The JSON is parsed here once per record. As a view, the planner would inline this
@@ -100,16 +127,16 @@ FROM (
     JSON_VALUE(js, '$.event_type') AS event_type,
     JSON_VALUE(js, '$.page') AS page,
     {_json_int("event_time")} AS event_time
-  FROM (SELECT *, CAST(v AS STRING) AS js FROM clicks_raw)
+  FROM (SELECT *, CAST(v AS STRING) AS js FROM clicks_raw{c.suffix})
 )"""
 
 
-def clicks_view() -> str:
+def clicks_view(c: LatenessClass) -> str:
     """The gated clicks with ``ts`` as their event-time attribute again (the record
     timestamps and watermarks that crossed the boundary), for the DLQ and the features."""
     return (
-        "CREATE TEMPORARY VIEW clicks AS SELECT kp, ko, kts, ts, v, user_id, event_type, page, "
-        f"event_time, reason FROM {CLICKS_GATED}"
+        f"CREATE TEMPORARY VIEW clicks{c.suffix} AS SELECT kp, ko, kts, ts, v, user_id, "
+        f"event_type, page, event_time, reason FROM {clicks_gated(c)}"
     )
 
 
@@ -133,8 +160,9 @@ def orders_source(cfg: JobConfig) -> str:
     .OrderEvent.order_time_ms): order features count an order when it was created, also for
     the snapshot's historical rows (whose commit time is the snapshot's). The connector
     snapshots orders by ``created_at`` (connectors/cdc/postgres.json), so each partition is in
-    event-time order and the watermark holds for snapshot and stream alike."""
-    lag_s = cfg.max_out_of_orderness_ms / 1000
+    event-time order and the watermark holds for snapshot and stream alike. The watermark
+    lags by the order views' allowed lateness (:func:`orders_lateness_ms`)."""
+    lag_s = orders_lateness_ms(cfg) / 1000
     return f"""
 CREATE TABLE orders_raw (
   v BYTES,
@@ -282,18 +310,25 @@ CREATE TABLE dlq (
 )"""
 
 
-def dlq_insert(cfg: JobConfig) -> str:
+def dlq_insert(cfg: JobConfig, c: LatenessClass) -> str:
+    """Rejected clicks of one lateness class: the primary class files every reason, the
+    others only what is late for them (the rest is the primary's), each ``late`` entry
+    naming the views the event did not reach."""
+    late = (
+        f"'event time at or behind the watermark on arrival: not counted in {c.view_names} "
+        f"(allowed lateness {c.lateness_ms} ms)'"
+    )
     return f"""
 INSERT INTO dlq
 SELECT
-  CASE reason WHEN 'late' THEN 'event time at or behind the watermark on arrival'
+  CASE reason WHEN 'late' THEN {late}
     ELSE 'failed clickstream expectation: ' || reason END,
   ROW('{cfg.clickstream_topic}', kp, ko),
   TO_BASE64(CAST(v AS STRING)),
   DATE_FORMAT(CASE WHEN event_time > 0 THEN ts ELSE kts END, 'yyyy-MM-dd'),
   'clickstream',
   reason
-FROM clicks WHERE reason IS NOT NULL"""
+FROM clicks{c.suffix} WHERE {"reason IS NOT NULL" if c.primary else "reason = 'late'"}"""
 
 
 FEATURE_ROW = "view, grp, entity_id, event_time, version, features, payload"
@@ -386,10 +421,11 @@ FROM ({self.over_query()})
 CROSS JOIN UNNEST(ARRAY[{views}]) AS t(view, features, payload)"""
 
 
-def click_chain() -> Chain:
-    """user_activity (clicks, carts, purchases over 1 h / 24 h / 7 d) and user_lags."""
+def click_chain(source: str = "valid_clicks") -> Chain:
+    """user_activity (clicks, carts, purchases over 1 h / 24 h / 7 d) and user_lags, over
+    ``source`` (the valid clicks of the chain's lateness class)."""
     return Chain(
-        source="valid_clicks",
+        source=source,
         entity="user_id",
         time_ms="event_time",
         columns=("event_time", "kp", "ko", "event_type"),
@@ -432,15 +468,18 @@ def order_chain() -> Chain:
     )
 
 
-def valid_clicks() -> str:
-    return "CREATE TEMPORARY VIEW valid_clicks AS SELECT * FROM clicks WHERE reason IS NULL"
+def valid_clicks(c: LatenessClass) -> str:
+    return (
+        f"CREATE TEMPORARY VIEW valid_clicks{c.suffix} AS "
+        f"SELECT * FROM clicks{c.suffix} WHERE reason IS NULL"
+    )
 
 
 def _click_version() -> str:
     return click_version_sql(CLICK_PRIORITY)
 
 
-def sessions(cfg: JobConfig) -> str:
+def sessions(cfg: JobConfig, source: str = "valid_clicks") -> str:
     """Sessions per user (SESSION window TVF). Flink merges session windows that merely
     touch, so the gap is declared 1 ms shorter: an event exactly ``gap`` after the previous
     one starts a new session, as in flink_jobs.logic.sessions. One row per closed session,
@@ -470,7 +509,7 @@ FROM (
       COUNT(*) AS events, COUNT(DISTINCT page) AS pages,
       MAX(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS converted,
       MAX(kp) AS kp, MAX(ko) AS last_ko
-    FROM TABLE(SESSION(TABLE valid_clicks PARTITION BY user_id, DESCRIPTOR(ts),
+    FROM TABLE(SESSION(TABLE {source} PARTITION BY user_id, DESCRIPTOR(ts),
                        INTERVAL '{gap_s:.3f}' SECOND(9, 3)))
     GROUP BY user_id, window_start, window_end, window_time))"""
 
@@ -482,7 +521,10 @@ def computed_views() -> tuple[FeatureView, ...]:
 
 
 def feature_rows(cfg: JobConfig) -> str:
-    parts = [click_chain().rows(), sessions(cfg), order_chain().rows()]
+    classes = click_classes(cfg)
+    chain = click_chain(f"valid_clicks{class_of(classes, USER_ACTIVITY).suffix}")
+    session_source = f"valid_clicks{class_of(classes, USER_SESSIONS).suffix}"
+    parts = [chain.rows(), sessions(cfg, session_source), order_chain().rows()]
     return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 

@@ -25,7 +25,8 @@ _PROFILE_VIEW = re.compile(r"INSERT INTO \w+\s+SELECT '([a-z][a-z0-9_]*)'")
 
 
 def input_topics(cfg: JobConfig) -> list[str]:
-    found = _SOURCE_TOPIC.findall(sql.clicks_source(cfg) + sql.orders_source(cfg))
+    sources = [sql.clicks_source(cfg, c) for c in sql.click_classes(cfg)]
+    found = _SOURCE_TOPIC.findall("".join(sources) + sql.orders_source(cfg))
     found += _PROFILE_TOPIC.findall(sql.profile_view(cfg))
     return list(dict.fromkeys(found))
 

@@ -41,6 +41,7 @@ def feature_job(ingestion: StackSettings) -> Iterator[StackSettings]:
 
 
 _CFGS: dict[str, JobConfig] = {}
+SESSIONS_LATENESS_MS = 60_000
 
 
 def _job_cfg(ingestion: StackSettings) -> JobConfig:
@@ -51,6 +52,8 @@ def _job_cfg(ingestion: StackSettings) -> JobConfig:
         ingestion,
         group_id=f"test-features-{uuid.uuid4().hex[:6]}",
         max_out_of_orderness_ms=1000,
+        # user_sessions waits longer for stragglers: a read of the clickstream of its own
+        allowed_lateness_ms={USER_SESSIONS.name: SESSIONS_LATENESS_MS},
         idle_timeout_ms=1000,
         orders_idle_timeout_ms=20_000,
         parallelism=int(os.environ.get("STREAMFEAT_TEST_JOB_PARALLELISM", "1")),
@@ -190,12 +193,15 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
 
     # an event far behind the watermark: to the DLQ with reason `late`, never dropped
     late_t = t0 + 10 * 60_000
-    [(partition, offset)] = _send(s, CLICKSTREAM, [_click(user, late_t, "page_view")])
-    day = time.strftime("%Y-%m-%d", time.gmtime(late_t / 1000))
-    prefix = f"dlq/date={day}/source=clickstream/reason=late/"
+    [late_at] = _send(s, CLICKSTREAM, [_click(user, late_t, "page_view")])
     client = s3_client(s)
 
-    def dlq_entry() -> dict[str, Any] | None:
+    def dlq_entries(at: tuple[int, int], t: int, n: int) -> list[dict[str, Any]] | None:
+        """The committed `late` entries of the record at (partition, offset) with event
+        time t, once there are n."""
+        day = time.strftime("%Y-%m-%d", time.gmtime(t / 1000))
+        prefix = f"dlq/date={day}/source=clickstream/reason=late/"
+        found = []
         listed = client.list_objects_v2(Bucket=s.s3.lake_bucket, Prefix=prefix)
         for obj in listed.get("Contents", []):
             name = obj["Key"].rsplit("/", 1)[-1]
@@ -204,19 +210,61 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
             body = client.get_object(Bucket=s.s3.lake_bucket, Key=obj["Key"])["Body"].read()
             for line in body.decode().splitlines():
                 entry = json.loads(line)
-                if entry["coordinates"] == {
-                    "topic": CLICKSTREAM,
-                    "partition": partition,
-                    "offset": offset,
-                }:
-                    return entry  # type: ignore[no-any-return]
-        return None
+                coords = (entry["coordinates"]["partition"], entry["coordinates"]["offset"])
+                if entry["coordinates"]["topic"] == CLICKSTREAM and coords == at:
+                    found.append(entry)
+        return found if len(found) == n else None
 
-    entry = _wait_for("the late event in the DLQ (committed by a checkpoint)", dlq_entry)
-    assert json.loads(base64.b64decode(entry["original_b64"]))["event_time"] == late_t
-    assert "watermark" in entry["detail"]
+    # late for both lateness classes (1 s: the chain; 60 s: the sessions): an entry each
+    entries = _wait_for(
+        "the late event in the DLQ (committed by a checkpoint)",
+        lambda: dlq_entries(late_at, late_t, 2),
+    )
+    assert all(
+        json.loads(base64.b64decode(e["original_b64"]))["event_time"] == late_t for e in entries
+    )
+    assert sorted(e["detail"].split(": not counted in ")[1] for e in entries) == [
+        "user_activity, user_lags (allowed lateness 1000 ms)",
+        f"user_sessions (allowed lateness {SESSIONS_LATENESS_MS} ms)",
+    ]
+    assert all("watermark" in e["detail"] for e in entries)
     # and the late event changed no feature
     assert store.read(USER_ACTIVITY, [user])[0]["clicks_1h"] == 3
+
+    # allowed lateness per view: 30 s behind the newest event is late for the windows and
+    # lags (1 s) but on time for the sessions (60 s)
+    mid_t = t0 + 2 * HOUR - 30_000
+    [mid_at] = _send(s, CLICKSTREAM, [_click(user, mid_t, "search")])
+    (entry,) = _wait_for(
+        "the event late for the chain in the DLQ", lambda: dlq_entries(mid_at, mid_t, 1)
+    )
+    assert entry["detail"].endswith("user_activity, user_lags (allowed lateness 1000 ms)")
+    # 40 min later: closes the session that holds it and fires the windows at t0 + 2 h
+    _send(s, CLICKSTREAM, [_click(user, t0 + 2 * HOUR + 40 * 60_000, "page_view")])
+
+    def closed_fourth() -> dict[str, Any] | None:
+        got = store.read(USER_SESSIONS, [user])[0]
+        return got if got.get("_t") == str(t0 + 2 * HOUR) else None
+
+    sess = _wait_for("the fourth session closed in Redis", closed_fourth)
+    assert (sess["sessions_24h"], sess["last_session_events"]) == (4, 2)  # it counts there
+    assert sess["last_session_duration_s"] == 30
+    at_2h = _wait_for(
+        "user_activity at t0 + 2 h",
+        lambda: (
+            r
+            if (r := store.read(USER_ACTIVITY, [user])[0]).get("_t") == str(t0 + 2 * HOUR)
+            else None
+        ),
+    )
+    assert (at_2h["clicks_1h"], at_2h["clicks_24h"]) == (3, 5)  # ... and not in the windows
+    lag = _wait_for(
+        "user_lags at t0 + 2 h",
+        lambda: (
+            r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0 + 2 * HOUR) else None
+        ),
+    )
+    assert (lag["prev_event_type"], lag["ms_since_prev_event"]) == ("page_view", HOUR - 1)
 
 
 def _cdc(
