@@ -69,6 +69,8 @@ TagValue = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
 Owner = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
 Text = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL)]
 MAX_TTL_S = 366 * 86_400
+MAX_LATENESS_MS = 7 * 86_400_000
+"""The clickstream's retention: the job cannot wait longer for a straggler than Kafka keeps it."""
 
 
 class _Spec(BaseModel):
@@ -119,6 +121,14 @@ class FeatureViewBody(_Spec):
     )
     transformation: Text = Field("", description="How the features are computed.")
     ttl_s: int = Field(86_400, ge=1, le=MAX_TTL_S, description="Online TTL from event time.")
+    allowed_lateness_ms: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_LATENESS_MS,
+        description="How far behind its source's newest event time an event may arrive and "
+        "still count in the view; later ones go to the dead-letter queue as `late`. Null: "
+        "the feature job's default (its bounded out-of-orderness).",
+    )
     version_scope: Literal["view", "attribute"] = "view"
     groups: list[GroupSpec] = Field(
         default_factory=list,
@@ -228,6 +238,7 @@ def view_spec(view: FeatureView) -> FeatureViewSpec:
         sources=list(view.sources),
         transformation=CODE_TRANSFORMATION,
         ttl_s=view.ttl_s,
+        allowed_lateness_ms=view.allowed_lateness_ms,
         version_scope=view.version_scope,
         groups=[GroupSpec(name=g, features=list(members)) for g, members in view.groups],
         short=view.short,
@@ -255,6 +266,7 @@ def to_feature_view(spec: FeatureViewSpec, entity: EntitySpec) -> FeatureView:
         sources=tuple(spec.sources),
         version_scope=spec.version_scope,
         ttl_s=spec.ttl_s,
+        allowed_lateness_ms=spec.allowed_lateness_ms,
         groups=tuple((g.name, tuple(g.features)) for g in spec.groups),
         description=spec.description,
         tags=dict(spec.tags),
@@ -364,6 +376,12 @@ def diff_views(old: FeatureViewSpec, new: FeatureViewSpec) -> list[Change]:
     changes += [Change(f"group {g}", True, f"group {g!r} added") for g in sorted(new_groups_only)]
     changes += [
         *_attr("ttl_s", old.ttl_s, new.ttl_s, compatible=True),
+        *_attr(
+            "allowed_lateness_ms",
+            old.allowed_lateness_ms,
+            new.allowed_lateness_ms,
+            compatible=True,
+        ),
         *_attr("sources", old.sources, new.sources, compatible=True),
         *_attr("transformation", old.transformation, new.transformation, compatible=True),
         *_attr("owner", old.owner, new.owner, compatible=True),

@@ -50,6 +50,14 @@ def test_code_declarations_round_trip(view: Any) -> None:
     assert diff_views(spec, view_spec(view)) == []
 
 
+def test_allowed_lateness_round_trips() -> None:
+    declared = USER_ACTIVITY.__class__(**{**USER_ACTIVITY.__dict__, "allowed_lateness_ms": 5})
+    spec = view_spec(declared)
+    assert spec.allowed_lateness_ms == 5
+    assert to_feature_view(spec, entity_spec(CUSTOMER)) == declared
+    assert [c.what for c in diff_views(view_spec(USER_ACTIVITY), spec)] == ["allowed_lateness_ms"]
+
+
 def test_spec_survives_json() -> None:
     spec = view_spec(USER_ACTIVITY)
     assert FeatureViewSpec.model_validate_json(spec.model_dump_json()) == spec
@@ -102,6 +110,7 @@ def test_incompatible_view_changes(new: FeatureViewSpec, needle: str) -> None:
         _view(owner="someone"),
         _view(tags={"k": "v"}),
         _view(ttl_s=7200),
+        _view(allowed_lateness_ms=60_000),
         _view(sources=["clickstream", "pg_cdc"]),
         _view(transformation="sum(x)"),
         _view(
@@ -138,6 +147,8 @@ def test_entity_rules() -> None:
         {"sources": []},
         {"sources": ["kafka_somewhere"]},
         {"ttl_s": 0},
+        {"allowed_lateness_ms": -1},
+        {"allowed_lateness_ms": 8 * 86_400_000},  # longer than the clickstream is kept
         {"name": "Bad-Name"},
         {"features": [{"name": "a", "dtype": "decimal"}]},
         {"features": [{"name": "a", "dtype": "int64", "short": "a@"}]},
