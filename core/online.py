@@ -107,11 +107,6 @@ _DECODERS: dict[str, Any] = {
 }
 
 
-def decode_value(feature: Feature, raw: bytes | str) -> Any:
-    decoded: Any = _DECODERS[feature.dtype](raw)
-    return decoded
-
-
 FieldDecoders = dict[bytes, tuple[str, Any]]
 
 

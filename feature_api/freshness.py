@@ -98,11 +98,6 @@ def _dated(vfield: str, row: Mapping[str, Any]) -> tuple[int | None, Source | No
     return event_time, source_of(encoded)
 
 
-def event_time_of(view: FeatureView, feature: Feature, row: Mapping[str, Any]) -> int | None:
-    """Event time (epoch ms) of ``feature``'s stored value, or None when nothing dates it."""
-    return _dated(version_field(view, feature), row)[0]
-
-
 def is_expired(*, event_time: int, ttl_s: int, now_ms: int) -> bool:
     """Expired exactly when Redis's own TTL (``PEXPIREAT event_time + ttl``) would fire."""
     return now_ms - event_time >= ttl_s * 1000
@@ -146,12 +141,13 @@ def row_values(
     the caller already knows them (once per request, not per row)."""
     if vfields is None:
         vfields = [version_field(view, f) for f in features]
-    ttl_ms = view.ttl_s * 1000
     dated = {}  # per version field: every feature it versions shares these
     for vfield in set(vfields):
         event_time, source = _dated(vfield, row)
         age_ms = None if event_time is None else now_ms - event_time
-        expired = age_ms is not None and age_ms >= ttl_ms  # is_expired: Redis's PEXPIREAT
+        expired = event_time is not None and is_expired(
+            event_time=event_time, ttl_s=view.ttl_s, now_ms=now_ms
+        )
         dated[vfield] = (event_time, age_ms, source, expired)
     out = {}
     for f, vfield in zip(features, vfields, strict=True):
