@@ -468,9 +468,14 @@ def order_chain() -> Chain:
     )
 
 
+def valid_clicks_name(c: LatenessClass) -> str:
+    return f"valid_clicks{c.suffix}"
+
+
 def valid_clicks(c: LatenessClass) -> str:
+    """The valid, on-time clicks of one lateness class (what its views are computed from)."""
     return (
-        f"CREATE TEMPORARY VIEW valid_clicks{c.suffix} AS "
+        f"CREATE TEMPORARY VIEW {valid_clicks_name(c)} AS "
         f"SELECT * FROM clicks{c.suffix} WHERE reason IS NULL"
     )
 
@@ -522,8 +527,8 @@ def computed_views() -> tuple[FeatureView, ...]:
 
 def feature_rows(cfg: JobConfig) -> str:
     classes = click_classes(cfg)
-    chain = click_chain(f"valid_clicks{class_of(classes, USER_ACTIVITY).suffix}")
-    session_source = f"valid_clicks{class_of(classes, USER_SESSIONS).suffix}"
+    chain = click_chain(valid_clicks_name(class_of(classes, USER_ACTIVITY)))
+    session_source = valid_clicks_name(class_of(classes, USER_SESSIONS))
     parts = [chain.rows(), sessions(cfg, session_source), order_chain().rows()]
     return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
