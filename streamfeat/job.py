@@ -87,6 +87,22 @@ def running_job(settings: StackSettings) -> str | None:
     return job_id if state in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING") else None
 
 
+def check_lateness(cfg: JobConfig) -> None:
+    """Refuse, before anything is submitted, allowed lateness the plan cannot have: views
+    computed together (one OVER chain) with different values (flink_jobs.lateness)."""
+    from flink_jobs import sql
+
+    try:
+        sql.click_classes(cfg)
+        sql.orders_lateness_ms(cfg)
+    except ValueError as exc:
+        raise StackError(
+            "job",
+            f"allowed lateness: {exc}",
+            fix="give the views of one chain the same allowed_lateness_ms in core/features.py",
+        ) from None
+
+
 def deploy(
     settings: StackSettings,
     cfg: JobConfig | None = None,
@@ -119,6 +135,8 @@ def deploy(
     from streamfeat.job_lineage import feature_job_spec
 
     ctx = StackContext(settings)
+    cfg = cfg or job_config(settings)
+    check_lateness(cfg)
     current = running_job(settings)
     if current:
         raise StackError(
@@ -126,7 +144,6 @@ def deploy(
             f"the feature job already runs as {current}",
             fix="`streamfeat job cancel` first (or keep it)",
         )
-    cfg = cfg or job_config(settings)
     if replay:
         if from_savepoint:
             raise StackError(

@@ -37,3 +37,10 @@ def test_later_deploys_keep_the_recorded_group_unless_overridden(tmp_path: Path)
 def test_replay_and_savepoint_together_are_refused_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="contradict"):
         deploy(StackSettings(home=tmp_path), replay=True, from_savepoint="/some/savepoint")
+
+
+def test_lateness_the_plan_cannot_have_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    settings = StackSettings(home=tmp_path)
+    cfg = job_config(settings, allowed_lateness_ms={"user_lags": 5})
+    with pytest.raises(StackError, match="user_activity 10000 ms, user_lags 5 ms"):
+        deploy(settings, cfg)
