@@ -81,6 +81,11 @@ def run_prefix(name: str, run_id: str) -> str:
     return f"{PREFIX}/{name}/{run_id}"
 
 
+def run_uri(settings: StackSettings, name: str, run_id: str) -> str:
+    """``s3://<lake>/training-sets/<name>/<run-id>``: where one build's files are."""
+    return f"s3://{settings.s3.lake_bucket}/{run_prefix(name, run_id)}"
+
+
 # ---- the spine ---------------------------------------------------------------------------
 
 
@@ -345,12 +350,11 @@ def build(
         )
         prefix = run_prefix(name, run_id)
         _write(settings, prefix, data, manifest)
-    base = f"s3://{settings.s3.lake_bucket}/{prefix}"
     return BuildResult(
         name,
         run_id,
-        f"{base}/{DATA_FILE}",
-        f"{base}/{MANIFEST_FILE}",
+        manifest["data"],
+        f"{run_uri(settings, name, run_id)}/{MANIFEST_FILE}",
         manifest,
         time.monotonic() - t0,
     )
@@ -370,13 +374,12 @@ def _manifest(
     stats: JoinStats,
 ) -> dict[str, Any]:
     entity_column, timestamp_column, label_column = columns
-    prefix = f"s3://{settings.s3.lake_bucket}/{run_prefix(name, run_id)}"
     return {
         "format": MANIFEST_FORMAT,
         "name": name,
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(),
-        "data": f"{prefix}/{DATA_FILE}",
+        "data": f"{run_uri(settings, name, run_id)}/{DATA_FILE}",
         "rows": data.num_rows,
         "spine": {
             "source": spine,

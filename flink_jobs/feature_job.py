@@ -33,7 +33,7 @@ from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, TableFunction, udf, udtf
 
 from core.features import CUSTOMER_PROFILE, view
-from core.online import AttributeWrite, EncodedRow, RedisOnlineStore, Write, parse_payload
+from core.online import AttributeWrite, EncodedRow, RedisOnlineStore, parse_payload
 from core.version import EncodedVersion
 from flink_jobs import sql
 from flink_jobs.config import JobConfig
@@ -82,21 +82,16 @@ class WriteRows(ScalarFunction):  # type: ignore[misc]
         version: pd.Series,
         payload: pd.Series,
     ) -> pd.Series:
-        n = len(entity_id)
-        return self._write(
-            [
-                EncodedRow(view(v), e, parse_payload(p), EncodedVersion(t, ver), g)
-                for v, g, e, t, ver, p in _rows(
-                    n, view_name, grp, entity_id, event_time, version, payload
-                )
-            ]
-        )
-
-    def _write(self, writes: list[Write]) -> pd.Series:
         """One pipeline for the batch; returns once Redis answered (one result per row)."""
         assert self.store is not None
-        self.store.write(writes)
-        return pd.Series(np.ones(len(writes), dtype=np.int32))
+        n = len(entity_id)
+        self.store.write(
+            EncodedRow(view(v), e, parse_payload(p), EncodedVersion(t, ver), g)
+            for v, g, e, t, ver, p in _rows(
+                n, view_name, grp, entity_id, event_time, version, payload
+            )
+        )
+        return pd.Series(np.ones(n, dtype=np.int32))
 
 
 def _rows(n: int, *columns: pd.Series | Any) -> list[tuple[Any, ...]]:

@@ -42,6 +42,7 @@ from typing import Any
 from core.features import USER_ACTIVITY, USER_LAGS, USER_SESSIONS
 from core.online import ROW_EVENT_TIME, entity_key
 from core.settings import StackSettings
+from flink_jobs import sql
 from flink_jobs.config import JobConfig
 from streamfeat.bench import feature_job_flink as flink
 from streamfeat.bench import feature_job_freshness as fresh
@@ -86,7 +87,7 @@ def _produce(settings: StackSettings, clicks: ScratchClicks, cfg: JobConfig) -> 
         TOPICS[0][1],
         after_ms=clicks.max_time,
         gap_ms=cfg.session_gap_ms,
-        bound_ms=cfg.max_out_of_orderness_ms,
+        bound_ms=max(c.lateness_ms for c in sql.click_classes(cfg)),  # every watermark passes
     )
     with failing(settings, "kafka", f"producing to {CLICK_TOPIC}"):
         for key, value in clicks.records:
@@ -264,9 +265,8 @@ def feature_job_bench(
     say(flink.check_room(client) + " before; generating demo clicks ...")
     start_ms = (int(time.time()) // 60) * 60_000 - 12 * 3_600_000  # TTLs count from event time
     raw = click_records(SEED, events, start_ms=start_ms)
-    clicks = scratch_clicks(
-        raw, user_base=USER_BASE, bound_ms=cfg.max_out_of_orderness_ms, gap_ms=cfg.session_gap_ms
-    )
+    strictest = min(c.lateness_ms for c in sql.click_classes(cfg))  # on time for every view
+    clicks = scratch_clicks(raw, user_base=USER_BASE, bound_ms=strictest, gap_ms=cfg.session_gap_ms)
     job_id: str | None = None
     try:
         for name, partitions in TOPICS:
