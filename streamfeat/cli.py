@@ -173,7 +173,7 @@ def _print_status(rows: list[ServiceStatus]) -> None:
     table = Table(show_lines=False, header_style="bold")
     for col in ("service", "state", "pid", "ports", "url", "log"):
         table.add_column(col, overflow="fold")
-    colors = {"healthy": "green", "unhealthy": "yellow", "stopped": "red"}
+    colors = {"healthy": "green", "unhealthy": "yellow", "stopped": "red", "exited": "red"}
     for row in rows:
         state = f"[{colors[row.state]}]{row.state}[/]"
         if row.detail and row.state != "stopped":

@@ -56,6 +56,9 @@ def stack_settings() -> StackSettings:
     return make_test_settings()
 
 
+_RUNNING: list[Supervisor] = []
+
+
 @pytest.fixture(scope="session")
 def supervisor(stack_settings: StackSettings) -> Iterator[Supervisor]:
     sup = Supervisor(stack_settings, default_services())
@@ -63,9 +66,29 @@ def supervisor(stack_settings: StackSettings) -> Iterator[Supervisor]:
     _wipe(stack_settings)
     try:
         sup.up(progress=print)
+        _RUNNING.append(sup)
         yield sup
     finally:
+        _RUNNING.clear()
         sup.down(progress=print)
+
+
+@pytest.fixture(autouse=True)
+def _no_service_dies() -> Iterator[None]:
+    """A stack service that ends on its own during a test fails that test (in teardown),
+    naming the service and the line of its log that says why; the stack is then brought
+    back up so the tests after it still run against a whole stack."""
+    yield
+    if not _RUNNING:
+        return
+    sup = _RUNNING[0]
+    dead = sup.deaths()
+    if dead:
+        sup.up(progress=print)
+        pytest.fail(
+            "stack service(s) died during this test: "
+            + "; ".join(f"{name}: {detail}" for name, detail in dead.items())
+        )
 
 
 @pytest.fixture(scope="session")

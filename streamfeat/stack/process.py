@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -45,7 +46,11 @@ class ProcessTable:
             return None
 
     def alive(self, name: str) -> psutil.Process | None:
-        """The running process recorded for ``name``, or None (stale records are removed)."""
+        """The running process recorded for ``name``, or None.
+
+        A record whose process is gone is kept (see :meth:`exited`) until `up` replaces it
+        or `down` forgets it, so `status` can say a service died rather than "stopped".
+        """
         rec = self.record(name)
         if rec is None:
             return None
@@ -58,8 +63,12 @@ class ProcessTable:
                 return proc
         except psutil.Error:
             pass
-        self.forget(name)
         return None
+
+    def exited(self, name: str) -> ProcessRecord | None:
+        """The record of a process `up` started that is no longer running, else None."""
+        rec = self.record(name)
+        return rec if rec is not None and self.alive(name) is None else None
 
     def remember(self, name: str, popen: subprocess.Popen[bytes], argv: list[str]) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +97,7 @@ def spawn(cmd: Command, log_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, **cmd.env}
     with open(log_path, "ab") as log:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        log.write(f"\n===== streamfeat: start {stamp}: {' '.join(argv)}\n".encode())
+        log.write(f"\n{START_BANNER}{stamp}: {' '.join(argv)}\n".encode())
         log.flush()
         return subprocess.Popen(
             argv,
@@ -162,6 +171,30 @@ def tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(data.splitlines()[-lines:])
+
+
+START_BANNER = "===== streamfeat: start "
+FATAL_SIGNS = re.compile(
+    r"Fatal error|FATAL|OutOfMemoryError|A fatal error has been detected|RECEIVED SIGNAL"
+    r"|Killed|Terminating|panic"
+)
+
+
+def exit_sign(log_path: Path, window: int = 1024 * 1024) -> str:
+    """Why the process last started into ``log_path`` ended, as far as its output says: the
+    first line of its run (after the start banner `spawn` writes) that reads like a cause of
+    death, else its last ERROR line, else ""."""
+    try:
+        with open(log_path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - window))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    run = text[text.rfind(START_BANNER) + 1 :].splitlines()[1:]
+    fatal = next((line for line in run if FATAL_SIGNS.search(line)), "")
+    error = next((line for line in reversed(run) if "ERROR" in line), "")
+    return (fatal or error).strip()[:300]
 
 
 def wait_gone(pid: int, deadline: float) -> bool:

@@ -5,6 +5,8 @@ Invariants:
 - Every failure is a :class:`StackError` naming the service, its log and the fix; nothing
   waits without a deadline. A service that fails to turn healthy is stopped again.
 - `down` only signals processes recorded by `up` (pid + start time), in reverse waves.
+- A process that ended without `down` is "exited", never just "stopped": `status` and the
+  next `up` say so, with the line of its log that says why.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from dataclasses import dataclass
 from core.settings import StackSettings
 from streamfeat.stack.base import Health, Service, StackContext, port_is_free
 from streamfeat.stack.errors import StackError
-from streamfeat.stack.process import ProcessTable, port_owner, spawn, tail, terminate
+from streamfeat.stack.process import (
+    ProcessTable,
+    exit_sign,
+    port_owner,
+    spawn,
+    tail,
+    terminate,
+)
 
 Progress = Callable[[str], None]
 
@@ -24,7 +33,7 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class ServiceStatus:
     name: str
-    state: str  # healthy | unhealthy | stopped
+    state: str  # healthy | unhealthy | stopped | exited (ended without `down`)
     pid: int | None
     ports: dict[str, int]
     url: str
@@ -66,6 +75,8 @@ class Supervisor:
             if self.table.alive(svc.name) is not None:
                 pending.append(svc)  # running: confirm health below, start nothing
                 continue
+            if self.table.exited(svc.name) is not None:
+                progress(f"  {svc.name} had exited: {self._exit_detail(svc.name)}")
             if svc.needs_java:
                 _ = self.ctx.java  # a missing Java is reported before anything starts
             self._check_ports(svc)
@@ -146,6 +157,7 @@ class Supervisor:
             for svc in [s for s in chosen if s.wave == wave]:
                 proc = self.table.alive(svc.name)
                 if proc is None:
+                    self.table.forget(svc.name)
                     continue
                 polite = terminate(proc, svc.stop_signal, self.ctx.settings.stop_timeout_s)
                 self.table.forget(svc.name)
@@ -160,7 +172,9 @@ class Supervisor:
         out = []
         for svc in self.select(names):
             proc = self.table.alive(svc.name)
-            if proc is None:
+            if proc is None and self.table.exited(svc.name) is not None:
+                state, detail = "exited", self._exit_detail(svc.name)
+            elif proc is None:
                 state, detail = "stopped", ""
             else:
                 health = _safe_check(svc, self.ctx)
@@ -178,6 +192,21 @@ class Supervisor:
                 )
             )
         return out
+
+    def deaths(self) -> dict[str, str]:
+        """Services that ended without `down` (no health checks: cheap), with why."""
+        return {
+            svc.name: self._exit_detail(svc.name)
+            for svc in self.services
+            if self.table.exited(svc.name) is not None
+        }
+
+    def _exit_detail(self, name: str) -> str:
+        rec = self.table.exited(name)
+        log = self.ctx.log_path(name)
+        sign = exit_sign(log) or "its log says nothing of why"
+        pid = f"pid {rec.pid} " if rec else ""
+        return f"{pid}ended without `down`: {sign} (log: {log})"
 
     def by_name(self, name: str) -> Service:
         return self.select([name])[0]

@@ -91,8 +91,14 @@ class FlinkLayout:
                 write_if_changed(self.conf / name, src.read_text())
         wheel_conf = yaml.safe_load((self.wheel / "conf" / "config.yaml").read_text()) or {}
         java_opts = wheel_conf.get("env", {}).get("java", {}).get("opts", {}).get("all", "")
+        gc_log = ctx.log_dir / "flink" / "taskmanager-gc.log"
         config = {
             "env.java.opts.all": java_opts,
+            # GC pauses and heap after each collection, for whoever wonders why a TaskManager
+            # stalled or died (rotated: 5 x 10 MB)
+            "env.java.opts.taskmanager": (
+                f"-Xlog:gc:file={gc_log}:time,uptime:filecount=5,filesize=10m"
+            ),
             "jobmanager.rpc.address": s.host,
             "jobmanager.rpc.port": s.ports.flink_rpc,
             "jobmanager.bind-host": s.host,
@@ -105,6 +111,12 @@ class FlinkLayout:
             # every PyFlink job deployed leaves 30-46 MiB of classes in metaspace (not
             # unloaded after cancel); the 256m default died after a handful of deploys
             "taskmanager.memory.jvm-metaspace.size": "768m",
+            # The S3 filesystem's upload threads outlive the job that created them and keep
+            # its (closed) class loader as their context loader; with the check on, the next
+            # job's first checkpoint fails ("Uploading parts failed ... Trying to access
+            # closed classloader") and the job restarts. The loader stays reachable either
+            # way; the check only turns that into a failure.
+            "classloader.check-leaked-classloader": False,
             "rest.address": s.host,
             "rest.bind-address": s.host,
             "rest.port": s.ports.flink_rest,

@@ -153,3 +153,58 @@ def test_unknown_service_lists_the_known_ones(tmp_path: Path) -> None:
     sup = Supervisor(_settings(tmp_path), [Fake()])
     with pytest.raises(StackError, match="choose from: fake"):
         sup.up(["nope"], progress=lambda _: None)
+
+
+DIES = [
+    sys.executable,
+    "-c",
+    "import sys, time; print('INFO warming up', flush=True); time.sleep(0.3);"
+    "print('ERROR something minor', flush=True);"
+    "print('java.lang.OutOfMemoryError: Metaspace', flush=True); sys.exit(3)",
+]
+
+
+def test_a_service_that_dies_on_its_own_is_exited_with_the_cause_from_its_log(
+    tmp_path: Path,
+) -> None:
+    sup = Supervisor(_settings(tmp_path), [Fake(argv=DIES)])
+    sup.up(progress=lambda _: None)
+    pid = sup.status()[0].pid
+    assert pid is not None
+    psutil.wait_procs([psutil.Process(pid)], timeout=10)
+    for _ in range(2):  # asking twice still says so: the record is kept until up or down
+        row = sup.status()[0]
+        assert row.state == "exited"
+        assert f"pid {pid} ended without `down`" in row.detail
+        assert "OutOfMemoryError: Metaspace" in row.detail
+        assert row.log in row.detail
+    lines: list[str] = []
+    sup.up(progress=lines.append)  # up says why it starts the service again
+    assert any("fake had exited" in line and "Metaspace" in line for line in lines), lines
+    assert any("starting fake" in line for line in lines), lines
+    sup.down(progress=lambda _: None)
+
+
+def test_exit_sign_reads_only_the_last_run_of_a_log(tmp_path: Path) -> None:
+    from streamfeat.stack.process import START_BANNER, exit_sign
+
+    log = tmp_path / "svc.log"
+    log.write_text(
+        f"{START_BANNER}2026-01-01: old\nRECEIVED SIGNAL 15: SIGTERM\n"
+        f"{START_BANNER}2026-01-02: new\nINFO fine\nERROR first\nERROR last\n"
+    )
+    assert exit_sign(log) == "ERROR last"
+    with log.open("a") as fh:
+        fh.write("Fatal error occurred while executing the TaskManager\nTerminating now\n")
+    assert exit_sign(log) == "Fatal error occurred while executing the TaskManager"
+    assert exit_sign(tmp_path / "absent.log") == ""
+
+
+def test_down_forgets_a_service_that_had_exited(tmp_path: Path) -> None:
+    sup = Supervisor(_settings(tmp_path), [Fake(argv=DIES)])
+    sup.up(progress=lambda _: None)
+    pid = sup.status()[0].pid
+    assert pid is not None
+    psutil.wait_procs([psutil.Process(pid)], timeout=10)
+    sup.down(progress=lambda _: None)
+    assert sup.status()[0].state == "stopped"
