@@ -185,8 +185,12 @@ SESSION_GAP_MS = 30 * 60 * 1000
 """Inactivity gap closing a session (configurable per job run; this is the default)."""
 
 
+_BY_NAME = {v.name: v for v in FEATURE_VIEWS}
+
+
 def view(name: str) -> FeatureView:
-    for v in FEATURE_VIEWS:
-        if v.name == name:
-            return v
-    raise KeyError(f"unknown feature view {name!r}")
+    """The code-defined view called ``name`` (a dict lookup: the job calls it per row)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown feature view {name!r}") from None
