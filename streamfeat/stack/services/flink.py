@@ -107,7 +107,14 @@ class FlinkLayout:
             "taskmanager.bind-host": s.host,
             "taskmanager.host": s.host,
             "taskmanager.numberOfTaskSlots": 4,
-            "taskmanager.memory.process.size": "3072m",
+            "taskmanager.memory.process.size": "3328m",
+            # Direct memory is framework off-heap + task off-heap + network buffers. With the
+            # defaults it was 343 MB, of which 256 MB were in use during the test suite:
+            # the network buffers, plus the Netty pools of Beam's gRPC to the Python workers
+            # and of Flink's own RPC. If it runs out, Netty cannot allocate, the
+            # ResourceManager connection drops, and the TaskManager ends itself 5 min later
+            # (RegistrationTimeoutException). Task off-heap memory is the headroom for that.
+            "taskmanager.memory.task.off-heap.size": "256m",
             # every PyFlink job deployed leaves 30-46 MiB of classes in metaspace (not
             # unloaded after cancel); the 256m default died after a handful of deploys
             "taskmanager.memory.jvm-metaspace.size": "768m",
