@@ -193,12 +193,6 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     conf.set("pipeline.object-reuse", "true")  # SQL operators copy nothing between chained ones
     conf.set("pipeline.name", JOB_NAME)
     conf.set("python.fn-execution.bundle.time", str(cfg.python_bundle_time_ms))
-    # One Python worker per Python operator, not one per slot shared through managed memory:
-    # the shared worker's bundle factory is closed by whichever task closes last while the
-    # others may still be releasing it, and on a cancel or failover Beam's reference count
-    # could go negative ("Reference count must not be negative"). Flink then calls that a
-    # fatal error and the whole TaskManager exits, with every other job on it.
-    conf.set("python.fn-execution.memory.managed", "false")
 
     t_env.create_temporary_function(
         "write_rows",

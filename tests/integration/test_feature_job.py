@@ -26,7 +26,6 @@ from core.topics import CDC_CUSTOMERS, CLICKSTREAM, CRM_CUSTOMERS
 from core.version import decode_event_time
 from flink_jobs.config import JobConfig
 from streamfeat.job import cancel, deploy, job_config, stop
-from streamfeat.stack.supervisor import Supervisor
 
 HOUR = 3_600_000
 
@@ -136,17 +135,6 @@ def _click(user: int, t: int, event_type: str) -> tuple[bytes, bytes]:
         "properties": {},
     }
     return str(user).encode(), json.dumps(value).encode()
-
-
-def test_each_python_operator_runs_its_own_python_worker(
-    feature_job: StackSettings, supervisor: Supervisor
-) -> None:
-    """Not one worker shared per slot: closing a shared one on cancel or failover can take
-    the whole TaskManager down (feature_job.build). One worker is what sharing would give."""
-    tm = supervisor.table.alive("flink-taskmanager")
-    assert tm is not None
-    workers = [p for p in tm.children(recursive=True) if "beam_boot" in " ".join(p.cmdline())]
-    assert len(workers) > 1, [p.cmdline() for p in workers]
 
 
 def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dlq(
