@@ -160,11 +160,14 @@ class FlinkClient:
         with urllib.request.urlopen(req, timeout=10):
             pass
 
-    def stop_with_savepoint(self, job_id: str, timeout_s: float = 120.0) -> str:
+    def stop_with_savepoint(
+        self, job_id: str, timeout_s: float = 120.0, target: Path | None = None
+    ) -> str:
         """Stop the job with a savepoint (REST ``/jobs/<id>/stop``: sources stop at one
         barrier, the final checkpoint commits every sink); returns the savepoint's location.
-        The job ends FINISHED; on failure it keeps running and the error says why."""
-        body = {"targetDirectory": self.layout.savepoints.as_uri(), "drain": False}
+        The job ends FINISHED; on failure it keeps running and the error says why.
+        ``target``: the folder for the savepoint (default: the stack's savepoints)."""
+        body = {"targetDirectory": (target or self.layout.savepoints).as_uri(), "drain": False}
         trigger = self._post(f"/jobs/{job_id}/stop", body)
         return self._savepoint_result(job_id, str(trigger["request-id"]), timeout_s)
 

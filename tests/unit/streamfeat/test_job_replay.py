@@ -44,3 +44,44 @@ def test_lateness_the_plan_cannot_have_is_refused_before_anything_runs(tmp_path:
     cfg = job_config(settings, allowed_lateness_ms={"user_lags": 5})
     with pytest.raises(StackError, match="user_activity 10000 ms, user_lags 5 ms"):
         deploy(settings, cfg)
+
+
+class _Flink:
+    """A Flink REST client stand-in recording what cancel asks of it."""
+
+    def __init__(self, stop_fails: bool) -> None:
+        self.stop_fails = stop_fails
+        self.calls: list[str] = []
+
+    def __call__(self, ctx: StackContext) -> _Flink:
+        return self
+
+    def stop_with_savepoint(self, job_id: str, timeout_s: float, target: Path) -> str:
+        self.calls.append("stop")
+        (target / "savepoint-1").mkdir(parents=True)
+        if self.stop_fails:
+            raise StackError(f"job {job_id}", "savepoint failed: the job is restarting")
+        return (target / "savepoint-1").as_uri()
+
+    def cancel(self, job_id: str) -> None:
+        self.calls.append("cancel")
+
+    def wait_terminal(self, job_id: str, timeout_s: float) -> str:
+        self.calls.append("wait")
+        return "CANCELED"
+
+
+@pytest.mark.parametrize(
+    ("stop_fails", "calls"), [(False, ["stop", "wait"]), (True, ["stop", "cancel", "wait"])]
+)
+def test_cancel_stops_gracefully_else_hard_and_keeps_no_savepoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_fails: bool, calls: list[str]
+) -> None:
+    import streamfeat.job as job
+
+    flink = _Flink(stop_fails)
+    monkeypatch.setattr(job, "FlinkClient", flink)
+    monkeypatch.setattr(job, "running_job", lambda settings: "j1")
+    assert job.cancel(StackSettings(home=tmp_path)) == "j1"
+    assert flink.calls == calls
+    assert not (tmp_path / "flink" / "cancel-savepoints" / "j1").exists()
