@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +19,6 @@ if TYPE_CHECKING:
     from core.lineage import LineageEmitter
 
 FEATURE_JOB = PROJECT_ROOT / "flink_jobs" / "feature_job.py"
-log = logging.getLogger(__name__)
 
 
 def job_config(settings: StackSettings, **overrides: object) -> JobConfig:
@@ -208,27 +205,9 @@ def savepoint(settings: StackSettings) -> str:
 
 
 def cancel(settings: StackSettings) -> str | None:
-    """End the running job and keep no savepoint; returns its id (None if none ran).
-
-    Gracefully first: a stop with a throwaway savepoint, so every operator finishes its open
-    Python bundle before it closes. Flink's own cancel closes the Python operators mid-bundle,
-    and Beam's job bundle factory can then release its worker twice ("Reference count must
-    not be negative"). Flink treats that as fatal: the TaskManager exits, with every job on
-    it. The test suite hit that in 2 of 6 runs, each time on a cancel of a job still reading.
-    If the job cannot take a savepoint (failing, restarting, stuck), it is cancelled the hard
-    way. The stop's final checkpoint commits what the sinks hold, as any checkpoint would."""
+    """End the running job without a savepoint (gracefully if it can:
+    :meth:`FlinkClient.end`); returns its id, None if none ran."""
     current = running_job(settings)
-    if not current:
-        return None
-    ctx = StackContext(settings)
-    client = FlinkClient(ctx)
-    scratch = ctx.home / "flink" / "cancel-savepoints" / current
-    try:
-        client.stop_with_savepoint(current, timeout_s=60, target=scratch)
-    except (StackError, OSError) as exc:
-        log.warning("graceful stop of %s failed (%s); cancelling it", current, exc)
-        client.cancel(current)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    client.wait_terminal(current, timeout_s=60)
+    if current:
+        FlinkClient(StackContext(settings)).end(current)
     return current

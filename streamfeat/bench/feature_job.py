@@ -210,8 +210,7 @@ def _clean(
     if job_id:
         try:
             if client.job(job_id).get("state") not in TERMINAL_STATES:
-                client.cancel(job_id)
-                client.wait_terminal(job_id, 60)
+                client.end(job_id)
         except (StackError, OSError) as exc:
             say(f"! cancelling {job_id} failed: {exc}; cancel it in the Flink UI")
         # a cancelled job leaves an empty checkpoint directory skeleton: removed if empty
@@ -306,8 +305,7 @@ def feature_job_bench(
         users = sorted(clicks.last_time)
         out += rows_2
         out += redis_bytes(settings, spread(users, 200), spread(profile_ids, 200))
-        client.cancel(job_id)  # its slots go to the baseline run (at parallelism 2, 2 + 2 of 4)
-        client.wait_terminal(job_id, 60)
+        client.end(job_id)  # its slots go to the baseline run (at parallelism 2, 2 + 2 of 4)
         say("the job's SQL plan alone (online writes to a blackhole), bounded, same topic ...")
         plain = {"group_id": group + "-sql", "online_writes": False, "stop_at_latest": True}
         # a bounded run ends only after a checkpoint commits its files: at the job's 10 s

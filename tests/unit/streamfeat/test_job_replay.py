@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import StackSettings
+from streamfeat.flink_client import FlinkClient
 from streamfeat.job import _save_state, deploy, job_config, replay_group
 from streamfeat.stack.base import StackContext
 from streamfeat.stack.errors import StackError
@@ -46,17 +47,18 @@ def test_lateness_the_plan_cannot_have_is_refused_before_anything_runs(tmp_path:
         deploy(settings, cfg)
 
 
-class _Flink:
-    """A Flink REST client stand-in recording what cancel asks of it."""
+class _Flink(FlinkClient):
+    """The real client's `end`, its REST calls recorded instead of sent."""
 
-    def __init__(self, stop_fails: bool) -> None:
+    def __init__(self, ctx: StackContext, stop_fails: bool) -> None:
+        super().__init__(ctx)
         self.stop_fails = stop_fails
         self.calls: list[str] = []
 
-    def __call__(self, ctx: StackContext) -> _Flink:
-        return self
-
-    def stop_with_savepoint(self, job_id: str, timeout_s: float, target: Path) -> str:
+    def stop_with_savepoint(
+        self, job_id: str, timeout_s: float = 120.0, target: Path | None = None
+    ) -> str:
+        assert target is not None
         self.calls.append("stop")
         (target / "savepoint-1").mkdir(parents=True)
         if self.stop_fails:
@@ -68,20 +70,16 @@ class _Flink:
 
     def wait_terminal(self, job_id: str, timeout_s: float) -> str:
         self.calls.append("wait")
-        return "CANCELED"
+        return "CANCELED" if self.stop_fails else "FINISHED"
 
 
 @pytest.mark.parametrize(
     ("stop_fails", "calls"), [(False, ["stop", "wait"]), (True, ["stop", "cancel", "wait"])]
 )
-def test_cancel_stops_gracefully_else_hard_and_keeps_no_savepoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_fails: bool, calls: list[str]
+def test_end_stops_gracefully_else_cancels_and_keeps_no_savepoint(
+    tmp_path: Path, stop_fails: bool, calls: list[str]
 ) -> None:
-    import streamfeat.job as job
-
-    flink = _Flink(stop_fails)
-    monkeypatch.setattr(job, "FlinkClient", flink)
-    monkeypatch.setattr(job, "running_job", lambda settings: "j1")
-    assert job.cancel(StackSettings(home=tmp_path)) == "j1"
+    flink = _Flink(StackContext(StackSettings(home=tmp_path)), stop_fails)
+    assert flink.end("j1") == ("CANCELED" if stop_fails else "FINISHED")
     assert flink.calls == calls
     assert not (tmp_path / "flink" / "cancel-savepoints" / "j1").exists()
