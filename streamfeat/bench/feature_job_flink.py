@@ -75,15 +75,15 @@ def running_since_ms(client: FlinkClient, job_id: str) -> int:
 def _run_to_finish(
     client: FlinkClient, script: Path, args: list[str], name: str, deadline: float
 ) -> tuple[Job, float]:
-    """Run a bounded job to its end (cancelled on timeout); its REST answer and the seconds
-    from its tasks RUNNING to FINISHED."""
+    """Run a bounded job to its end (ended by FlinkClient.end on timeout); its REST answer
+    and the seconds from its tasks RUNNING to FINISHED."""
     left = max(deadline - time.monotonic(), 1.0)
     sub = client.run_python(script, args, name=name, timeout_s=left)
     try:
         state = client.wait_terminal(sub.job_id, max(deadline - time.monotonic(), 1.0))
     except StackError:
         with contextlib.suppress(StackError, OSError):
-            client.cancel(sub.job_id)
+            client.end(sub.job_id)
         raise
     job: Job = client.job(sub.job_id)
     if state != "FINISHED":

@@ -21,6 +21,12 @@ import psutil
 
 from streamfeat.stack.base import Command
 
+START_BANNER = "===== streamfeat: start "
+FATAL_SIGNS = re.compile(
+    r"Fatal error|FATAL|OutOfMemoryError|A fatal error has been detected|RECEIVED SIGNAL"
+    r"|Killed|Terminating|panic"
+)
+
 
 @dataclass(frozen=True)
 class ProcessRecord:
@@ -171,13 +177,6 @@ def tail(path: Path, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(data.splitlines()[-lines:])
-
-
-START_BANNER = "===== streamfeat: start "
-FATAL_SIGNS = re.compile(
-    r"Fatal error|FATAL|OutOfMemoryError|A fatal error has been detected|RECEIVED SIGNAL"
-    r"|Killed|Terminating|panic"
-)
 
 
 def exit_sign(log_path: Path, window: int = 1024 * 1024) -> str:

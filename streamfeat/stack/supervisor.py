@@ -19,6 +19,7 @@ from core.settings import StackSettings
 from streamfeat.stack.base import Health, Service, StackContext, port_is_free
 from streamfeat.stack.errors import StackError
 from streamfeat.stack.process import (
+    ProcessRecord,
     ProcessTable,
     exit_sign,
     port_owner,
@@ -75,8 +76,8 @@ class Supervisor:
             if self.table.alive(svc.name) is not None:
                 pending.append(svc)  # running: confirm health below, start nothing
                 continue
-            if self.table.exited(svc.name) is not None:
-                progress(f"  {svc.name} had exited: {self._exit_detail(svc.name)}")
+            if (rec := self.table.exited(svc.name)) is not None:
+                progress(f"  {svc.name} had exited: {self._exit_detail(svc.name, rec)}")
             if svc.needs_java:
                 _ = self.ctx.java  # a missing Java is reported before anything starts
             self._check_ports(svc)
@@ -171,9 +172,10 @@ class Supervisor:
     def status(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
         out = []
         for svc in self.select(names):
-            proc = self.table.alive(svc.name)
-            if proc is None and self.table.exited(svc.name) is not None:
-                state, detail = "exited", self._exit_detail(svc.name)
+            rec = self.table.record(svc.name)
+            proc = self.table.alive(svc.name) if rec else None
+            if proc is None and rec is not None:
+                state, detail = "exited", self._exit_detail(svc.name, rec)
             elif proc is None:
                 state, detail = "stopped", ""
             else:
@@ -195,18 +197,13 @@ class Supervisor:
 
     def deaths(self) -> dict[str, str]:
         """Services that ended without `down` (no health checks: cheap), with why."""
-        return {
-            svc.name: self._exit_detail(svc.name)
-            for svc in self.services
-            if self.table.exited(svc.name) is not None
-        }
+        recs = {svc.name: self.table.exited(svc.name) for svc in self.services}
+        return {name: self._exit_detail(name, rec) for name, rec in recs.items() if rec}
 
-    def _exit_detail(self, name: str) -> str:
-        rec = self.table.exited(name)
+    def _exit_detail(self, name: str, rec: ProcessRecord) -> str:
         log = self.ctx.log_path(name)
         sign = exit_sign(log) or "its log says nothing of why"
-        pid = f"pid {rec.pid} " if rec else ""
-        return f"{pid}ended without `down`: {sign} (log: {log})"
+        return f"pid {rec.pid} ended without `down`: {sign} (log: {log})"
 
     def by_name(self, name: str) -> Service:
         return self.select([name])[0]
