@@ -17,6 +17,12 @@ served at that instant):
    ``ts - event_time >= ttl`` (feature_api/freshness.py's rule, the instant Redis's own
    expiry would have removed it). No candidate: NULL.
 
+Windowed views (core.windows) are tiles: each offline row of such a view is one final tile
+(``grp`` its stored field, ``features`` its ``n`` and stored measures). Their features are
+computed per spine row by :func:`core.windows.combine` as of the spine time from complete
+tiles only -- the code the API runs for ``as_of`` -- so no event after the spine time is ever
+counted (:func:`windowed_columns`).
+
 Rows without an entity, event time or version cannot be ordered and are not candidates
 (the feature job never writes them; :func:`join` reports how many it ignored).
 
@@ -36,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.features import FEATURE_VIEWS, Feature, FeatureView
+from core.windows import combine, split_field
 
 COLUMN_SEPARATOR = "__"
 """Output column of a feature: ``<view>__<feature>`` (Feast's full feature names), so two
@@ -292,8 +299,20 @@ def join(
 
     columns: dict[str, pa.Array] = {}
     slots: dict[tuple[str, str], list[Requested]] = {}
+    windowed: dict[str, list[Requested]] = {}
     for req in requested:
-        slots.setdefault((req.view.name, req.slot), []).append(req)
+        if req.view.aggregations is not None:
+            windowed.setdefault(req.view.name, []).append(req)
+        else:
+            slots.setdefault((req.view.name, req.slot), []).append(req)
+    for view_name, reqs in windowed.items():
+        part = rows.filter(pc.equal(rows["view"], view_name))
+        for req, values in zip(
+            reqs, windowed_columns(spine_entity, spine_ts, part, reqs), strict=True
+        ):
+            stats.found[req.column] = int(pc.sum(pc.is_valid(values)).as_py() or 0)
+            stats.expired[req.column] = 0
+            columns[req.column] = values
     for (view_name, slot), reqs in slots.items():
         mask = pc.and_(pc.equal(rows["view"], view_name), pc.equal(grp, slot))
         part = rows.filter(mask).combine_chunks()
@@ -322,3 +341,60 @@ def join(
             pa.field(req.column, _ARROW_TYPES[req.feature.dtype]), columns[req.column]
         )
     return out
+
+
+def windowed_columns(
+    spine_entity: np.ndarray,
+    spine_ts: np.ndarray,
+    rows: pa.Table,
+    requested: Sequence[Requested],
+) -> list[pa.Array]:
+    """Features of one windowed view per spine row, as of its time (complete tiles only,
+    core.windows.combine): one array per requested feature. Per tile the row with the
+    greatest version wins (a replay writes a final tile again with the same values)."""
+    view = requested[0].view
+    aggs = view.aggregations
+    assert aggs is not None
+    names = ["n", *(m.name for m in aggs.stored)]
+    per_entity: dict[int, dict[int, tuple[str, tuple[int | None, ...]]]] = {}
+    for r in rows.select(["entity_id", "grp", "features", "version"]).to_pylist():
+        if r["entity_id"] is None or r["version"] is None or not r["grp"]:
+            continue
+        tiles = per_entity.setdefault(r["entity_id"], {})
+        field_ = int(r["grp"])
+        held = tiles.get(field_)
+        if held is None or r["version"] > held[0]:
+            feats = dict(r["features"] or {})
+            values = tuple(None if feats.get(k) is None else int(feats[k]) for k in names)
+            tiles[field_] = (r["version"], values)
+    # per entity and tile size: tile indexes sorted, to pick a spine row's tiles by bisection
+    longest = max(w.length_ms for w in aggs.windows)
+    index: dict[int, list[tuple[int, np.ndarray, list[int]]]] = {}
+    for entity, tiles in per_entity.items():
+        by_size: dict[int, list[tuple[int, int]]] = {}
+        for field_ in tiles:
+            size, i = split_field(aggs, field_)
+            by_size.setdefault(size, []).append((i, field_))
+        index[entity] = [
+            (size, np.array([i for i, _ in sorted(pairs)]), [f for _, f in sorted(pairs)])
+            for size, pairs in by_size.items()
+        ]
+    out: list[list[int | None]] = [[] for _ in requested]
+    empty: dict[int, tuple[int | None, ...]] = {}
+    for entity, t in zip(spine_entity.tolist(), spine_ts.tolist(), strict=True):
+        chosen = empty
+        if entity in index:
+            tiles = per_entity[entity]
+            chosen = {}
+            for size, starts, fields in index[entity]:
+                lo = np.searchsorted(starts, (t - longest) // size, side="left")
+                hi = np.searchsorted(starts, t // size, side="right")
+                for f in fields[lo:hi]:
+                    chosen[f] = tiles[f][1]
+        answer = combine(aggs, chosen, t, open_head=False)
+        for k, req in enumerate(requested):
+            out[k].append(answer[req.feature.name])
+    return [
+        pa.array(col, type=_ARROW_TYPES[req.feature.dtype])
+        for col, req in zip(out, requested, strict=True)
+    ]

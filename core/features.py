@@ -11,6 +11,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from core.events import Source
+from core.windows import (
+    CLICKSTREAM_EVENTS,
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    ORDER_EVENTS,
+    Aggregations,
+    Filter,
+    Measure,
+    Window,
+)
 
 DType = Literal["int64", "float64", "string", "bool"]
 DAY_S = 86_400
@@ -54,6 +65,9 @@ class FeatureView:
     written independently, each group with its own version field ``<group>@``."""
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    aggregations: Aggregations | None = None
+    """A windowed view (core.windows): its features are ``<measure>_<window>``, stored as
+    tiles and combined as of each read. None: the view stores its values as they are."""
 
     def feature(self, name: str) -> Feature:
         for f in self.features:
@@ -75,13 +89,56 @@ class FeatureView:
 CUSTOMER = Entity("customer", "c", "customer_id", "A customer; clickstream user_id is the same id.")
 
 
-WINDOWS = ("1h", "24h", "7d")
+WINDOWS = (
+    Window("1h", HOUR_MS, MINUTE_MS),
+    Window("24h", DAY_MS, HOUR_MS),
+    Window("7d", 7 * DAY_MS, HOUR_MS),
+)
+"""The rolling windows of the demo views: minute tiles for 1 h, hour tiles for 24 h and 7 d."""
 
 
-def _windows(prefix: str, short: str, what: str) -> tuple[Feature, ...]:
+def windowed_features(aggs: Aggregations) -> tuple[Feature, ...]:
+    """The features a windowed view declares: one per (measure, window)."""
     return tuple(
-        Feature(f"{prefix}_{w}", f"{short}{w}", "int64", f"{what} in the last {w}") for w in WINDOWS
+        Feature(
+            name,
+            f"{m.short}{w.name}",
+            "int64",
+            f"{m.description or m.name} in the last {w.name} (tiles of {w.tile_ms // 1000} s)",
+        )
+        for name, m, w in aggs.feature_names()
     )
+
+
+CLICK_AGGREGATIONS = Aggregations(
+    source=CLICKSTREAM_EVENTS,
+    measures=(
+        Measure("clicks", "c", "count", description="events"),
+        Measure(
+            "carts",
+            "a",
+            "count",
+            where=Filter("event_type", ("add_to_cart",)),
+            description="add_to_cart events",
+        ),
+        Measure(
+            "purchases",
+            "p",
+            "count",
+            where=Filter("event_type", ("purchase",)),
+            description="purchase events",
+        ),
+    ),
+    windows=WINDOWS,
+)
+ORDER_AGGREGATIONS = Aggregations(
+    source=ORDER_EVENTS,
+    measures=(
+        Measure("orders", "o", "count", description="orders created"),
+        Measure("spend_cents", "s", "sum", column="amount_cents", description="order amount"),
+    ),
+    windows=WINDOWS,
+)
 
 
 CUSTOMER_PROFILE = FeatureView(
@@ -105,12 +162,11 @@ USER_ACTIVITY = FeatureView(
     entity=CUSTOMER,
     version_scope="view",
     sources=(Source.CLICKSTREAM,),
-    features=(
-        *_windows("clicks", "c", "events"),
-        *_windows("carts", "a", "add_to_cart events"),
-        *_windows("purchases", "p", "purchase events"),
-    ),
-    description="Rolling clickstream counts per user over 1 h, 24 h and 7 d (event time).",
+    features=windowed_features(CLICK_AGGREGATIONS),
+    aggregations=CLICK_AGGREGATIONS,
+    ttl_s=CLICK_AGGREGATIONS.horizon_ms // 1000,
+    description="Rolling clickstream counts per user over 1 h, 24 h and 7 d (event time), "
+    "as of each read.",
 )
 
 CUSTOMER_ORDERS = FeatureView(
@@ -119,13 +175,11 @@ CUSTOMER_ORDERS = FeatureView(
     entity=CUSTOMER,
     version_scope="view",
     sources=(Source.PG_CDC,),
-    features=(
-        *_windows("orders", "o", "orders created"),
-        *tuple(
-            Feature(f"spend_cents_{w}", f"s{w}", "int64", f"order amount in {w}") for w in WINDOWS
-        ),
-    ),
-    description="Order count and spend per customer over 1 h, 24 h and 7 d (CDC orders).",
+    features=windowed_features(ORDER_AGGREGATIONS),
+    aggregations=ORDER_AGGREGATIONS,
+    ttl_s=ORDER_AGGREGATIONS.horizon_ms // 1000,
+    description="Order count and spend per customer over 1 h, 24 h and 7 d (CDC orders), "
+    "as of each read.",
 )
 
 USER_SESSIONS = FeatureView(

@@ -9,6 +9,12 @@ of one entity lives on one shard. Fields are the features' short names plus:
 - attribute-scoped views (last-writer-wins per attribute): ``<short>@`` per attribute
   (encoded version; its first component is the attribute's event_time).
 
+Windowed views (core.windows) keep tiles instead: one field per tile, named by the integer
+``tile_index * 8 + slot`` (a compact listpack integer), its value ``n[,measure...]``
+(core.windows.pack), plus ``_t`` (the newest event time). :data:`TILE_LUA` writes a tile only
+if its ``n`` is greater than the stored one, drops the tiles no window reads any more when a
+new tile arrives, and expires the key a window horizon after its newest event.
+
 Writes run one Lua script per hash: a group (the row, or one attribute) is applied only if
 its version is strictly greater than the stored one, so redelivery and replay change
 nothing. The key expires at ``event_time + ttl`` (never earlier than it already would), so a
@@ -18,12 +24,14 @@ version field (a tombstone): an older value cannot resurrect it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from core.features import Feature, FeatureView
 from core.version import EncodedVersion, Version
+from core.windows import SLOTS, Aggregations, combine, unpack
 
 KEY_PREFIX = "sf"
 ROW_VERSION = "_v"
@@ -67,6 +75,51 @@ if changed > 0 then
 end
 return changed
 """
+
+
+TILE_LUA = """
+local key = KEYS[1]
+local expire_at = tonumber(ARGV[1])
+local event_time = ARGV[2]
+local nslots = tonumber(ARGV[3])
+local keep = {}
+for s = 0, nslots - 1 do keep[s] = tonumber(ARGV[4 + s]) end
+local i = 4 + nslots
+local ntiles = tonumber(ARGV[i])
+i = i + 1
+local changed, created = 0, false
+for _ = 1, ntiles do
+  local field, n, packed = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  i = i + 3
+  local current = redis.call('HGET', key, field)
+  local held = current and tonumber(string.match(current, '^[0-9]+'))
+  if (not held) or n > held then
+    redis.call('HSET', key, field, packed)
+    changed = changed + 1
+    if not current then created = true end
+  end
+end
+if created then
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    local v = tonumber(f)
+    if v then
+      local slot = v % SLOTS
+      if keep[slot] and (v - slot) / SLOTS < keep[slot] then redis.call('HDEL', key, f) end
+    end
+  end
+end
+if changed > 0 then
+  local t = redis.call('HGET', key, '_t')
+  if (not t) or tonumber(event_time) > tonumber(t) then
+    redis.call('HSET', key, '_t', event_time)
+  end
+  local current_expiry = redis.call('PEXPIRETIME', key)
+  if current_expiry < 0 or expire_at > current_expiry then
+    redis.call('PEXPIREAT', key, expire_at)
+  end
+end
+return changed
+""".replace("SLOTS", str(SLOTS))
 
 
 def entity_key(view: FeatureView, entity_id: object) -> str:
@@ -166,7 +219,21 @@ class EncodedRow:
     group: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TileWrite:
+    """One tile of a windowed view (core.windows): its stored field, ``n`` (the events in
+    it: the tile's version) and its packed value, at the newest event time in it."""
+
+    view: FeatureView
+    entity_id: object
+    field: int
+    n: int
+    packed: str
+    event_time: int
+
+
 Write = RowWrite | AttributeWrite | EncodedRow
+AnyWrite = Write | TileWrite
 
 PAYLOAD_SEPARATOR = "\x1f"
 """Between the ``short=value`` entries of an encoded payload (ASCII unit separator: no
@@ -179,6 +246,21 @@ def parse_payload(text: str | None) -> dict[str, str]:
     if not text:
         return {}
     return dict(entry.split("=", 1) for entry in text.split(PAYLOAD_SEPARATOR))
+
+
+def tile_args(aggs: Aggregations, ttl_s: int, writes: Sequence[TileWrite]) -> list[str]:
+    """ARGV of :data:`TILE_LUA` for tiles of one hash (the greatest ``n`` per field)."""
+    best: dict[int, TileWrite] = {}
+    for w in writes:
+        held = best.get(w.field)
+        if held is None or w.n > held.n:
+            best[w.field] = w
+    newest = max(w.event_time for w in writes)
+    keep = [str((newest - aggs.retention_ms(size)) // size) for size in aggs.tile_sizes]
+    args = [str(newest + ttl_s * 1000), str(newest), str(len(keep)), *keep, str(len(best))]
+    for w in best.values():
+        args += [str(w.field), str(w.n), w.packed]
+    return args
 
 
 def version_field(w: Write) -> str:
@@ -247,6 +329,7 @@ class RedisOnlineStore:
     def __init__(self, client: Any) -> None:
         self.client = client
         self._upsert = client.register_script(UPSERT_LUA)
+        self._tiles = client.register_script(TILE_LUA)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisOnlineStore:
@@ -254,25 +337,87 @@ class RedisOnlineStore:
 
         return cls(redis.Redis.from_url(url, **kwargs))
 
-    def write(self, writes: Iterable[Write]) -> int:
+    def write(self, writes: Iterable[AnyWrite]) -> int:
         """Apply writes in one pipeline (one script call per hash, only the newest write per
-        group: :func:`newest_per_field`); returns groups changed."""
-        by_key = newest_per_field(writes)
-        if not by_key:
+        group: :func:`newest_per_field`; tiles: one :data:`TILE_LUA` call per hash); returns
+        groups (tiles) changed."""
+        tiles: dict[str, list[TileWrite]] = {}
+        rest: list[Write] = []
+        for w in writes:
+            if isinstance(w, TileWrite):
+                tiles.setdefault(entity_key(w.view, w.entity_id), []).append(w)
+            else:
+                rest.append(w)
+        by_key = newest_per_field(rest)
+        if not by_key and not tiles:
             return 0
         pipe = self.client.pipeline(transaction=False)
         for batch in by_key.values():
             key, args = upsert_args(batch)
             self._upsert(keys=[key], args=args, client=pipe)
+        for key, tile_batch in tiles.items():
+            view = tile_batch[0].view
+            assert view.aggregations is not None
+            args = tile_args(view.aggregations, view.ttl_s, tile_batch)
+            self._tiles(keys=[key], args=args, client=pipe)
         return sum(int(n) for n in pipe.execute())
 
-    def read(self, view: FeatureView, entity_ids: Sequence[object]) -> list[dict[str, Any]]:
-        """Raw stored fields per entity (:func:`decode_row`; {} when absent)."""
+    def read(
+        self,
+        view: FeatureView,
+        entity_ids: Sequence[object],
+        *,
+        now_ms: int | None = None,
+        as_of: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stored fields per entity (:func:`decode_row`; {} when absent). A windowed view
+        answers its features at the read (:func:`decode_rows`)."""
         pipe = self.client.pipeline(transaction=False)
         for entity_id in entity_ids:
             pipe.hgetall(entity_key(view, entity_id))
-        decoders = field_decoders(view)
-        return [decode_row(decoders, raw) for raw in pipe.execute()]
+        return decode_rows(view, pipe.execute(), now_ms=now_ms, as_of=as_of)
+
+    def raw_tiles(self, view: FeatureView, entity_id: object) -> dict[int, tuple[int | None, ...]]:
+        """The stored tiles of one entity (field -> unpacked values)."""
+        return stored_tiles(self.client.hgetall(entity_key(view, entity_id)))
+
+
+def stored_tiles(raw: Mapping[bytes, bytes]) -> dict[int, tuple[int | None, ...]]:
+    """The tile fields of a stored windowed hash (integer names), unpacked."""
+    return {int(f): unpack(v) for f, v in raw.items() if f[:1].isdigit()}
+
+
+def decode_windowed(
+    view: FeatureView, raw: Mapping[bytes, bytes], *, at_ms: int, open_head: bool
+) -> dict[str, Any]:
+    """A windowed view's stored hash as its features at ``at_ms`` (core.windows.combine),
+    plus ``_t`` (the newest event time, text) when stored. No hash: no event within the
+    longest window, so counts and sums are 0."""
+    assert view.aggregations is not None
+    row: dict[str, Any] = combine(view.aggregations, stored_tiles(raw), at_ms, open_head=open_head)
+    t = raw.get(ROW_EVENT_TIME.encode())
+    if t is not None:
+        row[ROW_EVENT_TIME] = _decode_text(t)
+    return row
+
+
+def decode_rows(
+    view: FeatureView,
+    raws: Sequence[Mapping[bytes, bytes]],
+    *,
+    now_ms: int | None = None,
+    as_of: int | None = None,
+) -> list[dict[str, Any]]:
+    """Stored hashes as rows: a windowed view combined live at ``now_ms`` (default: the
+    clock), counting the open head tile, or as of the past instant ``as_of`` (complete tiles
+    only: core.windows); any other view by :func:`decode_row`."""
+    if view.aggregations is not None:
+        if as_of is not None:
+            return [decode_windowed(view, raw, at_ms=as_of, open_head=False) for raw in raws]
+        t = int(time.time() * 1000) if now_ms is None else now_ms
+        return [decode_windowed(view, raw, at_ms=t, open_head=True) for raw in raws]
+    decoders = field_decoders(view)
+    return [decode_row(decoders, raw) for raw in raws]
 
 
 class AsyncOnlineReader:
@@ -283,7 +428,14 @@ class AsyncOnlineReader:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    async def read(self, view: FeatureView, entity_ids: Sequence[object]) -> list[dict[str, Any]]:
+    async def read(
+        self,
+        view: FeatureView,
+        entity_ids: Sequence[object],
+        *,
+        now_ms: int | None = None,
+        as_of: int | None = None,
+    ) -> list[dict[str, Any]]:
         """As :meth:`RedisOnlineStore.read`."""
         if len(entity_ids) == 1:
             raws = [await self.client.hgetall(entity_key(view, entity_ids[0]))]
@@ -292,8 +444,7 @@ class AsyncOnlineReader:
                 for entity_id in entity_ids:
                     pipe.hgetall(entity_key(view, entity_id))
                 raws = await pipe.execute()
-        decoders = field_decoders(view)
-        return [decode_row(decoders, raw) for raw in raws]
+        return decode_rows(view, raws, now_ms=now_ms, as_of=as_of)
 
     async def ping(self) -> None:
         await self.client.ping()

@@ -35,7 +35,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from core.events import Source
-from core.features import DType, Entity, Feature, FeatureView
+from core.features import DType, Entity, Feature, FeatureView, windowed_features
+from core.windows import EVENT_SOURCES, Aggregations, Filter, Measure, Window
 
 
 class Outcome(StrEnum):
@@ -109,6 +110,81 @@ class GroupSpec(_Spec):
     features: list[Name] = Field(min_length=1)
 
 
+class FilterSpec(_Spec):
+    field: Name
+    values: list[Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]] = Field(
+        min_length=1, max_length=100
+    )
+
+
+class MeasureSpec(_Spec):
+    name: Name
+    short: Short
+    function: Literal["count", "sum", "min", "max"]
+    column: Name | None = Field(None, description="The int64 field summed or compared.")
+    where: FilterSpec | None = None
+    description: Text = ""
+
+
+class WindowSpec(_Spec):
+    name: Short = Field(description="Feature name suffix, e.g. `1h`.")
+    length_ms: int = Field(ge=1, le=MAX_LATENESS_MS * 5)
+    tile_ms: int = Field(ge=1000)
+
+
+class AggregationsSpec(_Spec):
+    """A windowed view (core.windows): measures over windows, stored as tiles. Its features
+    are derived (``<measure>_<window>``, int64)."""
+
+    source: Literal[tuple(EVENT_SOURCES)] = Field(  # type: ignore[valid-type]
+        description="Event source the feature job aggregates."
+    )
+    measures: list[MeasureSpec] = Field(min_length=1, max_length=50)
+    windows: list[WindowSpec] = Field(min_length=1, max_length=20)
+    where: FilterSpec | None = None
+
+    def declaration(self) -> Aggregations:
+        """The core.windows declaration (ValueError when the measures or windows do not fit
+        its source or its tile rules)."""
+
+        def flt(f: FilterSpec | None) -> Filter | None:
+            return None if f is None else Filter(f.field, tuple(f.values))
+
+        return Aggregations(
+            source=EVENT_SOURCES[self.source],
+            measures=tuple(
+                Measure(m.name, m.short, m.function, m.column, flt(m.where), m.description)
+                for m in self.measures
+            ),
+            windows=tuple(Window(w.name, w.length_ms, w.tile_ms) for w in self.windows),
+            where=flt(self.where),
+        )
+
+
+def aggregations_spec(aggs: Aggregations) -> AggregationsSpec:
+    def flt(f: Filter | None) -> FilterSpec | None:
+        return None if f is None else FilterSpec(field=f.field, values=list(f.values))
+
+    return AggregationsSpec(
+        source=aggs.source.name,
+        measures=[
+            MeasureSpec(
+                name=m.name,
+                short=m.short,
+                function=m.function,
+                column=m.column,
+                where=flt(m.where),
+                description=m.description,
+            )
+            for m in aggs.measures
+        ],
+        windows=[
+            WindowSpec(name=w.name, length_ms=w.length_ms, tile_ms=w.tile_ms) for w in aggs.windows
+        ],
+        where=flt(aggs.where),
+    )
+
+
 class FeatureViewBody(_Spec):
     """A feature view without its name (the body of an update)."""
 
@@ -138,10 +214,25 @@ class FeatureViewBody(_Spec):
     owner: Owner = ""
     description: Text = ""
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=50)
+    aggregations: AggregationsSpec | None = Field(
+        None,
+        description="A windowed view: its features are these measures over these windows, "
+        "kept as tiles and answered as of each read (the features must be the derived ones).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureViewBody:
         names = [f.name for f in self.features]
+        if self.aggregations is not None:
+            derived = windowed_features(self.aggregations.declaration())
+            got = [(f.name, f.dtype) for f in self.features]
+            want = [(f.name, f.dtype) for f in derived]
+            if sorted(got) != sorted(want):
+                raise ValueError(
+                    f"a windowed view's features are its measures x windows: {want}, got {got}"
+                )
+            if self.groups or self.version_scope != "view":
+                raise ValueError("a windowed view has view scope and no groups")
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate feature names: {sorted(_dupes(names))}")
         shorts = [f.short for f in self.features if f.short is not None]
@@ -245,6 +336,7 @@ def view_spec(view: FeatureView) -> FeatureViewSpec:
         owner=CODE_OWNER,
         description=view.description,
         tags=dict(view.tags),
+        aggregations=None if view.aggregations is None else aggregations_spec(view.aggregations),
     )
 
 
@@ -270,6 +362,7 @@ def to_feature_view(spec: FeatureViewSpec, entity: EntitySpec) -> FeatureView:
         groups=tuple((g.name, tuple(g.features)) for g in spec.groups),
         description=spec.description,
         tags=dict(spec.tags),
+        aggregations=None if spec.aggregations is None else spec.aggregations.declaration(),
     )
 
 
@@ -334,6 +427,10 @@ def diff_views(old: FeatureViewSpec, new: FeatureViewSpec) -> list[Change]:
         *_attr(
             "version_scope", old.version_scope, new.version_scope, compatible=False,
             why="stored versions are laid out per scope",
+        ),
+        *_attr(
+            "aggregations", old.aggregations, new.aggregations, compatible=False,
+            why="stored tiles are laid out and valued by the measures and windows",
         ),
     ]  # fmt: skip
     olds = {f.name: f for f in old.features}

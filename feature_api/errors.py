@@ -128,6 +128,13 @@ class InvalidReference(Conflict):
     code = "invalid_reference"
 
 
+class BadAsOf(ApiError):
+    """``as_of`` outside what the online store can answer (422)."""
+
+    status_code = 422
+    code = "bad_as_of"
+
+
 class BatchTooLarge(ApiError):
     status_code = 413
     code = "batch_too_large"

@@ -20,6 +20,11 @@ Status, with ``age_ms = now_ms - event_time``:
 - ``MISSING`` when there is no value: no row, a view-scoped row lacking the feature, or an
   attribute deleted by a versioned tombstone (then ``event_time``/``source`` describe the
   delete, which is itself a versioned fact).
+
+Windowed views (core.windows) are answered as of the read from their tiles, so they never
+expire: a count or sum over a window without events is 0 (PRESENT), a min or max MISSING;
+``event_time`` is the entity's newest event and ``age_ms`` the time since it (both None for
+an entity without any event within the longest window: its counts are 0).
 """
 
 from __future__ import annotations
@@ -139,6 +144,8 @@ def row_values(
     ``FeatureValuePublic``, as plain data for orjson): the serving hot path, one small dict
     per feature per entity and nothing else. ``vfields``: the features' version fields, when
     the caller already knows them (once per request, not per row)."""
+    if view.aggregations is not None:
+        return _windowed_values(view, features, row, now_ms)
     if vfields is None:
         vfields = [version_field(view, f) for f in features]
     dated = {}  # per version field: every feature it versions shares these
@@ -162,6 +169,27 @@ def row_values(
         out[f.name] = {
             "value": value,
             "status": status,  # an enum: orjson writes its value
+            "event_time": event_time,
+            "age_ms": age_ms,
+            "source": source,
+        }
+    return out
+
+
+def _windowed_values(
+    view: FeatureView, features: tuple[Feature, ...], row: Mapping[str, Any], now_ms: int
+) -> dict[str, dict[str, Any]]:
+    """:func:`row_values` of a windowed view (the module docstring)."""
+    t = _text(row.get(ROW_EVENT_TIME))
+    event_time = None if t is None else int(t)
+    age_ms = None if event_time is None else now_ms - event_time
+    source = view.sources[0] if event_time is not None else None
+    out = {}
+    for f in features:
+        value = row.get(f.name)
+        out[f.name] = {
+            "value": value,
+            "status": Status.MISSING if value is None else Status.PRESENT,
             "event_time": event_time,
             "age_ms": age_ms,
             "source": source,

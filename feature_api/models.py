@@ -52,6 +52,13 @@ class BatchFeaturesRequest(BaseModel):
     features: list[str] | None = Field(
         None, description="Long feature names; null or absent means every feature of the view."
     )
+    as_of: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_ENTITY_ID,
+        description="Windowed views only: answer as of this past instant (epoch ms, within the "
+        "last hour) from complete tiles; absent: live, counting the open head tile.",
+    )
 
 
 class BatchFeaturesPublic(BaseModel):

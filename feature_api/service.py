@@ -16,7 +16,14 @@ import redis.exceptions
 from core.features import Feature, FeatureView
 from core.features import view as lookup_view
 from core.online import AsyncOnlineReader
-from feature_api.errors import BatchTooLarge, StoreUnavailable, UnknownFeature, UnknownView
+from core.windows import AS_OF_HORIZON_MS
+from feature_api.errors import (
+    BadAsOf,
+    BatchTooLarge,
+    StoreUnavailable,
+    UnknownFeature,
+    UnknownView,
+)
 from feature_api.freshness import row_values, version_field
 
 
@@ -72,9 +79,13 @@ async def read_features(
     entity_ids: Sequence[int],
     now_ms: int,
     max_batch: int,
+    as_of: int | None = None,
 ) -> list[dict[str, dict[str, Any]]]:
     """Per entity, in ``entity_ids`` order: feature name -> value, status, event time, age
-    and source (:func:`feature_api.freshness.row_values`); one round trip to Redis."""
+    and source (:func:`feature_api.freshness.row_values`); one round trip to Redis. A
+    windowed view is answered live at ``now_ms`` or, given ``as_of``, as of that past
+    instant (:func:`check_as_of`)."""
+    check_as_of(view=view, as_of=as_of, now_ms=now_ms)
     if len(entity_ids) > max_batch:
         raise BatchTooLarge(
             f"{len(entity_ids)} entity ids asked, at most {max_batch} per request",
@@ -82,12 +93,35 @@ async def read_features(
             max_batch=max_batch,
         )
     with store_errors():
-        rows: list[dict[str, Any]] = await store.read(view, list(entity_ids))
+        rows: list[dict[str, Any]] = await store.read(
+            view, list(entity_ids), now_ms=now_ms, as_of=as_of
+        )
     vfields = [version_field(view, f) for f in features]
     return [
         row_values(view=view, features=features, row=row, now_ms=now_ms, vfields=vfields)
         for row in rows
     ]
+
+
+def check_as_of(*, view: FeatureView, as_of: int | None, now_ms: int) -> None:
+    """``as_of`` answers windowed views only (others hold their latest value, not a
+    history), within the online horizon: at most ``AS_OF_HORIZON_MS`` back, not ahead."""
+    if as_of is None:
+        return
+    if view.aggregations is None:
+        raise BadAsOf(
+            f"as_of applies to windowed views; {view.name!r} holds only its latest values "
+            "(fix: drop as_of, or build a training set for past values)",
+            view=view.name,
+        )
+    if not now_ms - AS_OF_HORIZON_MS <= as_of <= now_ms:
+        raise BadAsOf(
+            f"as_of must be within the last {AS_OF_HORIZON_MS // 60_000} minutes (online "
+            "horizon) and not in the future (fix: a training set answers older instants)",
+            as_of=as_of,
+            served_at=now_ms,
+            horizon_ms=AS_OF_HORIZON_MS,
+        )
 
 
 async def ping(*, store: AsyncOnlineReader) -> None:

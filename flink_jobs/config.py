@@ -47,6 +47,20 @@ class JobConfig(BaseModel):
         "be behind the watermark (late).",
     )
     session_gap_ms: int = Field(SESSION_GAP_MS, gt=0)
+    tile_batch_ms: int = Field(
+        200,
+        gt=0,
+        description="Mini-batch of the online tile aggregations: each tile is written at most "
+        "once per batch (bounds window freshness; larger batches touch state less often).",
+    )
+    tile_state_grace_ms: int = Field(
+        3_600_000,
+        ge=0,
+        description="How long an online tile's aggregation state outlives its tile plus the "
+        "allowed lateness (processing time). A job stopped longer than this, and resumed from "
+        "a savepoint while events of a then-open tile are still unread, restarts that tile's "
+        "count: deploy such a restart with --replay instead.",
+    )
     parallelism: int = Field(1, gt=0)
     python_bundle_time_ms: int = Field(
         50,

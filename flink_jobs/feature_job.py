@@ -4,8 +4,9 @@ Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_
 
 - clickstream: parsed and gated in SQL, once per record (:func:`gate`; event-time
   watermarks, idle partitions ignored after ``idle_timeout_ms``); bad or late events -> DLQ
-  on S3; valid ones -> feature rows (sql.FEATURE_ROW): rolling counts over 1 h / 24 h / 7 d
-  and lags from one chain of OVER aggregations (sql.Chain), sessions (SESSION windows) ->
+  on S3; valid ones -> feature rows (sql.FEATURE_ROW): tiles of the windowed views
+  (core.windows: mini-batch group aggregations online, final tumbling tiles offline), lags
+  (one LAG OVER aggregation, sql.Chain), sessions (SESSION windows) ->
   Redis (version-guarded writes, a pipeline per batch of rows) and the offline table
   (Parquet on S3, committed by checkpoints). CDC orders likewise, counted once per order id.
 - cdc.public.customers + crm.customers -> attribute updates with versions -> Redis, where
@@ -32,8 +33,15 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from pyflink.table.udf import FunctionContext, ScalarFunction, TableFunction, udf, udtf
 
-from core.features import CUSTOMER_PROFILE, view
-from core.online import AttributeWrite, EncodedRow, RedisOnlineStore, parse_payload
+from core.features import CUSTOMER_PROFILE, FeatureView, view
+from core.online import (
+    AnyWrite,
+    AttributeWrite,
+    EncodedRow,
+    RedisOnlineStore,
+    TileWrite,
+    parse_payload,
+)
 from core.version import EncodedVersion
 from flink_jobs import sql
 from flink_jobs.config import JobConfig
@@ -86,12 +94,20 @@ class WriteRows(ScalarFunction):  # type: ignore[misc]
         assert self.store is not None
         n = len(entity_id)
         self.store.write(
-            EncodedRow(view(v), e, parse_payload(p), EncodedVersion(t, ver), g)
+            _write(view(v), g, e, t, ver, p)
             for v, g, e, t, ver, p in _rows(
                 n, view_name, grp, entity_id, event_time, version, payload
             )
         )
         return pd.Series(np.ones(n, dtype=np.int32))
+
+
+def _write(fv: FeatureView, grp: str | None, entity: int, t: int, ver: str, p: str) -> AnyWrite:
+    """One online row as its write: a tile of a windowed view (``grp`` the tile field,
+    ``version`` its ``n``, ``payload`` its packed value), else a row of encoded values."""
+    if fv.aggregations is not None:
+        return TileWrite(fv, entity, int(grp or 0), int(ver), p, t)
+    return EncodedRow(fv, entity, parse_payload(p), EncodedVersion(t, ver), grp)
 
 
 def _rows(n: int, *columns: pd.Series | Any) -> list[tuple[Any, ...]]:
@@ -213,6 +229,11 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     for c in click_classes:
         gate(t_env, sql.clicks_gate(c), sql.clicks_gated(c))
     gate(t_env, sql.orders_gate(), sql.ORDERS_GATED)
+    # the online tile aggregations: two-phase, each key's state touched once per batch. Set
+    # after the gates are planned: their source chains keep the sources' own watermarks.
+    conf.set("table.exec.mini-batch.enabled", "true")
+    conf.set("table.exec.mini-batch.allow-latency", f"{cfg.tile_batch_ms} ms")
+    conf.set("table.exec.mini-batch.size", "5000")
     for c in click_classes:
         t_env.execute_sql(sql.clicks_view(c))
         t_env.execute_sql(sql.valid_clicks(c))
@@ -226,7 +247,10 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         sql.blackhole("online_writes"),
         sql.offline_sink(cfg),
         sql.profile_view(cfg),
-        sql.feature_rows(cfg),
+        *sql.tile_event_views(cfg),
+        sql.event_rows(cfg),
+        sql.online_rows(cfg),
+        sql.offline_feature_rows(),
     ):
         t_env.execute_sql(ddl)
 

@@ -5,9 +5,9 @@ on-time event, else the DLQ reason. A valid event takes the first branch (its fi
 imply a JSON object holding them), so the costlier checks that name a reason (is it JSON at
 all, which field is missing) run only for rejected records. ``late`` means the event's time
 is at or behind the current watermark when it arrives (``CURRENT_WATERMARK``): OVER
-aggregations would drop it silently, so it goes to the DLQ instead. Windows use RANGE
-intervals over the event time, inclusive of both ends: an event exactly 1 h before the
-current one is inside ``1h``.
+aggregations would drop it silently, so it goes to the DLQ instead. Rolling windows are
+tiles (core.windows): the job keeps each tile's partial aggregate and the readers combine
+the tiles that cover a window as of the read.
 """
 
 from __future__ import annotations
@@ -17,24 +17,25 @@ from dataclasses import dataclass
 from core.domain import CLICK_EVENT_TYPES
 from core.events import SOURCE_PRIORITY, Source
 from core.features import (
-    CUSTOMER_ORDERS,
+    FEATURE_VIEWS,
     ORDER_LAGS,
-    USER_ACTIVITY,
     USER_LAGS,
     USER_SESSIONS,
     FeatureView,
 )
 from core.online import PAYLOAD_SEPARATOR
+from core.windows import SLOTS, Aggregations, Filter, Measure
 from flink_jobs.config import JobConfig
-from flink_jobs.lateness import LatenessClass, branch_lateness, class_of, lateness_classes
+from flink_jobs.lateness import (
+    LatenessClass,
+    branch_lateness,
+    class_of,
+    lateness_classes,
+    view_lateness,
+)
 
 CLICK_PRIORITY = SOURCE_PRIORITY[Source.CLICKSTREAM]
 CDC_PRIORITY = SOURCE_PRIORITY[Source.PG_CDC]
-WINDOW_INTERVALS = {
-    "1h": "INTERVAL '1' HOUR",
-    "24h": "INTERVAL '24' HOUR",
-    "7d": "INTERVAL '7' DAY",
-}
 
 
 def _kafka(cfg: JobConfig, topic: str, *, key: bool = False, group_suffix: str = "") -> str:
@@ -56,21 +57,20 @@ def _kafka(cfg: JobConfig, topic: str, *, key: bool = False, group_suffix: str =
 
 
 def click_classes(cfg: JobConfig) -> list[LatenessClass]:
-    """The clickstream's lateness classes (flink_jobs.lateness): the OVER chain's two views
-    form one branch, the sessions another."""
-    chain = click_chain()
+    """The clickstream's lateness classes (flink_jobs.lateness): each windowed view, the lags
+    and the sessions are branches of their own."""
+    branches = [(v,) for v in windowed_views("clickstream")]
     return lateness_classes(
-        [(chain.windowed, chain.lagged), (USER_SESSIONS,)],
+        [*branches, (USER_LAGS,), (USER_SESSIONS,)],
         default_ms=cfg.max_out_of_orderness_ms,
         overrides=cfg.allowed_lateness_ms,
     )
 
 
 def orders_lateness_ms(cfg: JobConfig) -> int:
-    """The orders' watermark bound: the lateness of the order chain's two views."""
-    chain = order_chain()
+    """The orders' watermark bound: one source table, so every order view shares it."""
     return branch_lateness(
-        (chain.windowed, chain.lagged),
+        (*windowed_views("orders"), ORDER_LAGS),
         default_ms=cfg.max_out_of_orderness_ms,
         overrides=cfg.allowed_lateness_ms,
     )
@@ -365,15 +365,10 @@ def payload(view: FeatureView, values: dict[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Chain:
-    """Per-event features of one event stream: lags and rolling windows, for two views.
-
-    Flink allows one OVER window per SELECT, so each window is its own OVER aggregation.
-    They are chained, each over the previous one's output (the 7 d window first, whose
-    state lives longest and so keeps only the narrow input columns; the lags last): all on
-    the same key, so the planner chains them in one task without a shuffle between them.
-    One row per event comes out with every window's values and the lags, and becomes one
-    feature row for each of the two views (UNNEST), all with the event's version: 2 rows
-    per event, where one query per window made 4 (plus 4 shuffled copies of every event)."""
+    """Lag features of one event stream: one OVER aggregation (LAG) on the entity key, one
+    feature row per event, versioned by the event. The rolling windows are tiles
+    (:func:`tile_updates`), not OVER windows: an OVER window buffers and sorts every event
+    until the watermark and answers only at the entity's events."""
 
     source: str
     """The valid events (a view with ``ts``, the event-time attribute)."""
@@ -382,61 +377,36 @@ class Chain:
     columns: tuple[str, ...]
     """The input columns the features and the version need (besides entity and ts)."""
     version: str
-    measures: dict[str, str]
-    """Measure name -> aggregate over the window; features ``<measure>_<window>``."""
     lags: dict[str, str]
     """Column name -> the LAG expression."""
-    windowed: FeatureView
     lagged: FeatureView
     lag_values: dict[str, str]
     """Feature of ``lagged`` -> its value (SQL over the columns and the lags)."""
 
     def over_query(self) -> str:
-        query = f"SELECT {self.entity}, ts, {', '.join(self.columns)} FROM {self.source}"
-        for window in reversed(WINDOW_INTERVALS):  # 7d, 24h, 1h
-            aggs = ", ".join(f"{a} OVER w AS {m}_{window}" for m, a in self.measures.items())
-            query = (
-                f"SELECT *, {aggs} FROM ({query})\nWINDOW w AS (PARTITION BY {self.entity} "
-                f"ORDER BY ts RANGE BETWEEN {WINDOW_INTERVALS[window]} PRECEDING AND CURRENT ROW)"
-            )
         lags = ", ".join(f"LAG({expr}) OVER w AS {name}" for name, expr in self.lags.items())
         return (
-            f"SELECT *, {lags} FROM ({query})\nWINDOW w AS (PARTITION BY {self.entity} ORDER BY ts)"
+            f"SELECT {self.entity}, ts, {', '.join(self.columns)}, {lags} FROM {self.source}\n"
+            f"WINDOW w AS (PARTITION BY {self.entity} ORDER BY ts)"
         )
 
     def rows(self) -> str:
-        windowed = {
-            f"{m}_{w}": f"CAST({m}_{w} AS STRING)" for m in self.measures for w in WINDOW_INTERVALS
-        }
-        # UNNEST of an array built from the row's own columns: a per-row (correlated)
-        # expansion; an array of constants would be planned as a stateful cross join.
-        views = ", ".join(
-            f"ROW('{v.name}', {features_map(v, values)}, {payload(v, values)})"
-            for v, values in ((self.windowed, windowed), (self.lagged, self.lag_values))
-        )
         return f"""
-SELECT view, CAST(NULL AS STRING) AS grp, {self.entity} AS entity_id, {self.time_ms} AS event_time,
-  {self.version} AS version, features, payload
-FROM ({self.over_query()})
-CROSS JOIN UNNEST(ARRAY[{views}]) AS t(view, features, payload)"""
+SELECT '{self.lagged.name}' AS view, CAST(NULL AS STRING) AS grp, {self.entity} AS entity_id,
+  {self.time_ms} AS event_time, {self.version} AS version,
+  {feature_columns(self.lagged, self.lag_values)}
+FROM ({self.over_query()})"""
 
 
 def click_chain(source: str = "valid_clicks") -> Chain:
-    """user_activity (clicks, carts, purchases over 1 h / 24 h / 7 d) and user_lags, over
-    ``source`` (the valid clicks of the chain's lateness class)."""
+    """user_lags over ``source`` (the valid clicks of its lateness class)."""
     return Chain(
         source=source,
         entity="user_id",
         time_ms="event_time",
         columns=("event_time", "kp", "ko", "event_type"),
         version=_click_version(),
-        measures={
-            "clicks": "COUNT(*)",
-            "carts": "SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END)",
-            "purchases": "SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END)",
-        },
         lags={"prev_type": "event_type", "prev_time": "event_time"},
-        windowed=USER_ACTIVITY,
         lagged=USER_LAGS,
         lag_values={
             "last_event_type": "event_type",
@@ -447,17 +417,15 @@ def click_chain(source: str = "valid_clicks") -> Chain:
 
 
 def order_chain() -> Chain:
-    """customer_orders (order count and spend over 1 h / 24 h / 7 d) and order_lags, at each
-    order's creation time (flink_jobs.logic.lags.order_lags: NULL at the first order)."""
+    """order_lags at each order's creation time (flink_jobs.logic.lags.order_lags: NULL at
+    the first order)."""
     return Chain(
         source="order_creations",
         entity="customer_id",
         time_ms="order_ms",
         columns=("order_ms", "commit_lsn", "lsn", "amount_cents"),
         version=_order_version(),
-        measures={"orders": "COUNT(*)", "spend_cents": "SUM(amount_cents)"},
         lags={"prev_amount": "amount_cents", "prev_ms": "order_ms"},
-        windowed=CUSTOMER_ORDERS,
         lagged=ORDER_LAGS,
         lag_values={
             "last_order_cents": "CAST(amount_cents AS STRING)",
@@ -466,6 +434,110 @@ def order_chain() -> Chain:
             "ms_since_prev_order": "CAST(order_ms - prev_ms AS STRING)",
         },
     )
+
+
+def windowed_views(source: str | None = None) -> tuple[FeatureView, ...]:
+    """The declared windowed views (core.windows), of one event source when named."""
+    return tuple(
+        v
+        for v in FEATURE_VIEWS
+        if v.aggregations is not None and source in (None, v.aggregations.source.name)
+    )
+
+
+def tile_events_name(view: FeatureView) -> str:
+    return f"tile_events_{view.name}"
+
+
+def tile_events(view: FeatureView, source: str) -> str:
+    """The events of a windowed view: entity, event time (ms and the time attribute ``ts``)
+    and the fields its measures read, after the view's filter."""
+    aggs = _aggs(view)
+    fields = "".join(f", {f}" for f in aggs.source.fields)
+    where = f" WHERE {_filter_sql(aggs.where)}" if aggs.where else ""
+    return (
+        f"CREATE TEMPORARY VIEW {tile_events_name(view)} AS SELECT {aggs.source.entity_field} "
+        f"AS entity_id, {aggs.source.time_field} AS t_ms, ts{fields} FROM {source}{where}"
+    )
+
+
+def _aggs(view: FeatureView) -> Aggregations:
+    if view.aggregations is None:
+        raise ValueError(f"feature view {view.name!r} is not windowed")
+    return view.aggregations
+
+
+def _filter_sql(f: Filter) -> str:
+    values = ", ".join("'" + v.replace("'", "''") + "'" for v in f.values)
+    return f"{f.field} IN ({values})"
+
+
+def _measure_sql(m: Measure) -> str:
+    """One stored measure of a tile (core.windows.tiles_of): a count with a filter counts the
+    matching events (0 when none), a sum adds the column (0 when none), min/max NULL when
+    no event takes part."""
+    cond = _filter_sql(m.where) if m.where else "TRUE"
+    if m.function == "count":
+        return f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)"
+    value = f"CASE WHEN {cond} THEN {m.column} END"
+    if m.function == "sum":
+        return f"COALESCE(SUM({value}), 0)"
+    return f"{m.function.upper()}({value})"
+
+
+def _packed(aggs: Aggregations) -> str:
+    """core.windows.pack in SQL: ``n`` then the stored measures, ``,``-separated."""
+    parts = ["CAST(COUNT(*) AS STRING)"]
+    parts += [f"COALESCE(CAST({_measure_sql(m)} AS STRING), '')" for m in aggs.stored]
+    return " || ',' || ".join(parts)
+
+
+def tile_updates(view: FeatureView, cfg: JobConfig) -> str:
+    """The online tiles of a windowed view: per tile size a group aggregation on (entity,
+    tile) -- two-phase and mini-batched (``table.exec.mini-batch``: each key's state is
+    touched once per batch, no per-event timers) -- emitting each changed tile's absolute
+    value (an upsert stream) for the version-guarded online write. Its state lives
+    ``tile + lateness + grace`` (a STATE_TTL hint): the watermark closes a tile after its
+    end plus the allowed lateness, later events go to the DLQ as late, so an older tile
+    never changes again."""
+    aggs = _aggs(view)
+    lateness = view_lateness(
+        view, default_ms=cfg.max_out_of_orderness_ms, overrides=cfg.allowed_lateness_ms
+    )
+    parts = []
+    for size in aggs.tile_sizes:
+        ttl_ms = size + lateness + cfg.tile_state_grace_ms
+        parts.append(f"""
+SELECT /*+ STATE_TTL('e' = '{ttl_ms} ms') */ '{view.name}' AS view, CAST(tile AS STRING) AS grp,
+  entity_id, MAX(t_ms) AS event_time, CAST(COUNT(*) AS STRING) AS version,
+  {_packed(aggs)} AS payload
+FROM (SELECT *, (t_ms / {size}) * {SLOTS} + {aggs.slot(size)} AS tile
+      FROM {tile_events_name(view)}) AS e
+GROUP BY entity_id, tile""")
+    return "\nUNION ALL\n".join(f"({p})" for p in parts)
+
+
+def final_tiles(view: FeatureView) -> str:
+    """The offline tiles of a windowed view: each tile once, final, when the watermark
+    passes its end (a tumbling window per tile size; append-only, as the offline table
+    needs). ``features`` holds ``n`` and every stored measure by name, ``version`` the
+    encoded ``n``."""
+    aggs = _aggs(view)
+    parts = []
+    values = {"n": "CAST(COUNT(*) AS STRING)"} | {
+        m.name: f"CAST({_measure_sql(m)} AS STRING)" for m in aggs.stored
+    }
+    pairs = ", ".join(f"'{k}', {v}" for k, v in values.items())
+    for size in aggs.tile_sizes:
+        parts.append(f"""
+SELECT '{view.name}' AS view,
+  CAST((MIN(t_ms) / {size}) * {SLOTS} + {aggs.slot(size)} AS STRING) AS grp,
+  entity_id, MAX(t_ms) AS event_time, {encoded_num("COUNT(*)")} AS version,
+  CAST(MAP[{pairs}] AS MAP<STRING, STRING>) AS features, {_packed(aggs)} AS payload
+FROM TABLE(TUMBLE(TABLE {tile_events_name(view)}, DESCRIPTOR(ts),
+                  INTERVAL '{size // 1000}' SECOND(9)))
+GROUP BY entity_id, window_start, window_end""")
+    return "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
 def valid_clicks_name(c: LatenessClass) -> str:
@@ -520,16 +592,47 @@ FROM (
 
 
 def computed_views() -> tuple[FeatureView, ...]:
-    """The views :func:`feature_rows` computes (the job's lineage outputs)."""
-    chains = (click_chain(), order_chain())
-    return (*(v for c in chains for v in (c.windowed, c.lagged)), USER_SESSIONS)
+    """The views the job computes (its lineage outputs)."""
+    return (*windowed_views(), USER_LAGS, ORDER_LAGS, USER_SESSIONS)
 
 
-def feature_rows(cfg: JobConfig) -> str:
+def event_sources(cfg: JobConfig) -> dict[str, str]:
+    """Event source name (core.windows.EVENT_SOURCES) -> the job's table of its valid events;
+    a clickstream view reads the valid clicks of its lateness class."""
     classes = click_classes(cfg)
-    chain = click_chain(valid_clicks_name(class_of(classes, USER_ACTIVITY)))
+    out = {v.name: valid_clicks_name(class_of(classes, v)) for v in windowed_views("clickstream")}
+    out |= {v.name: "order_creations" for v in windowed_views("orders")}
+    return out
+
+
+def tile_event_views(cfg: JobConfig) -> list[str]:
+    sources = event_sources(cfg)
+    return [tile_events(v, sources[v.name]) for v in windowed_views()]
+
+
+def event_rows(cfg: JobConfig) -> str:
+    """Per-event feature rows (sql.FEATURE_ROW): lags and sessions (one row per event or
+    closed session), written online and offline alike."""
+    classes = click_classes(cfg)
+    chain = click_chain(valid_clicks_name(class_of(classes, USER_LAGS)))
     session_source = valid_clicks_name(class_of(classes, USER_SESSIONS))
     parts = [chain.rows(), sessions(cfg, session_source), order_chain().rows()]
+    return "CREATE TEMPORARY VIEW event_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
+
+
+def online_rows(cfg: JobConfig) -> str:
+    """What the online store receives (sql.ONLINE_ROW): the per-event rows and every change
+    of a tile (an upsert stream: each row is a tile's absolute value)."""
+    tiles = [tile_updates(v, cfg) for v in windowed_views()]
+    parts = [f"SELECT {ONLINE_ROW} FROM event_rows", *tiles]
+    return "CREATE TEMPORARY VIEW online_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
+
+
+def offline_feature_rows() -> str:
+    """What the offline table receives (sql.FEATURE_ROW, append-only): the per-event rows
+    and each final tile."""
+    tiles = [final_tiles(v) for v in windowed_views()]
+    parts = [f"SELECT {FEATURE_ROW} FROM event_rows", *tiles]
     return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
@@ -627,8 +730,8 @@ CREATE TABLE offline_rows (
 
 def online_insert(cfg: JobConfig) -> str:
     if not cfg.online_writes:
-        return "INSERT INTO online_writes SELECT CAST(entity_id AS INT) FROM feature_rows"
-    return f"INSERT INTO online_writes SELECT write_rows({ONLINE_ROW}) FROM feature_rows"
+        return "INSERT INTO online_writes SELECT CAST(entity_id AS INT) FROM online_rows"
+    return f"INSERT INTO online_writes SELECT write_rows({ONLINE_ROW}) FROM online_rows"
 
 
 def _view_source() -> str:

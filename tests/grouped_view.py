@@ -12,5 +12,15 @@ GROUPED_ACTIVITY = replace(
     USER_ACTIVITY,
     name="grouped_activity",
     short="ga",
-    groups=tuple((w, tuple(f"{p}_{w}" for p in ("clicks", "carts", "purchases"))) for w in WINDOWS),
+    groups=tuple(
+        (w.name, tuple(f"{p}_{w.name}" for p in ("clicks", "carts", "purchases"))) for w in WINDOWS
+    ),
+    aggregations=None,  # values stored as they are, not tiles
+    ttl_s=86_400,
 )
+
+PLAIN_ACTIVITY = replace(
+    USER_ACTIVITY, name="plain_activity", short="pla", aggregations=None, ttl_s=86_400
+)
+"""user_activity's features as one view-scoped row (values stored as they are): the online
+store's row contract, apart from tiles."""

@@ -38,6 +38,15 @@ router = APIRouter(
 FeatureNames = Annotated[
     list[str] | None, Query(description="Feature names (repeat); all when absent.")
 ]
+AsOf = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=MAX_ENTITY_ID,
+        description="Windowed views only: answer as of this past instant (epoch ms, within "
+        "the last hour) from complete tiles; absent: live, counting the open head tile.",
+    ),
+]
 
 
 def _json(content: dict[str, Any]) -> Response:
@@ -53,6 +62,7 @@ async def get_entity_features(
     now: NowMs,
     snapshot: Snapshot,
     features: FeatureNames = None,
+    as_of: AsOf = None,
 ) -> Response:
     fv = service.resolve_view(name=view, registered=snapshot.current.views)
     chosen = service.resolve_features(view=fv, names=features)
@@ -63,6 +73,7 @@ async def get_entity_features(
         entity_ids=[entity_id],
         now_ms=now,
         max_batch=settings.max_batch,
+        as_of=as_of,
     )
     return _json({"view": fv.name, "served_at": now, "entity_id": entity_id, "features": states})
 
@@ -89,6 +100,7 @@ async def get_batch_features(
         entity_ids=body.entity_ids,
         now_ms=now,
         max_batch=settings.max_batch,
+        as_of=body.as_of,
     )
     results = [
         {"entity_id": eid, "features": states}

@@ -13,18 +13,20 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from core.features import CUSTOMER_PROFILE, USER_ACTIVITY, USER_SESSIONS
+from core.features import CLICK_AGGREGATIONS, CUSTOMER_PROFILE, USER_ACTIVITY, USER_SESSIONS
 from core.online import (
     ROW_EVENT_TIME,
     ROW_VERSION,
     AttributeWrite,
     RedisOnlineStore,
     RowWrite,
+    TileWrite,
     attribute_version_field,
     entity_key,
 )
 from core.settings import StackSettings
 from core.version import cdc_version, click_version, crm_version
+from core.windows import combine, pack, tiles_of
 from feature_api.app import create_app
 from feature_api.settings import ApiSettings, Role, dev_key
 
@@ -101,30 +103,79 @@ def test_attribute_view_present_expired_by_event_time_and_missing(
 
 
 def test_view_scoped_rows_one_version_per_view(api: httpx.Client, store: RedisOnlineStore) -> None:
-    """A view-scoped row is dated by its one version: every window of user_activity is
+    """A view-scoped row is dated by its one version: every feature of user_sessions is
     PRESENT while the row is fresh, every one EXPIRED (never stale values) once it is older
     than the TTL by event time — also while Redis still holds it. (Views with per-group
     versions: tests/unit/feature_api/test_freshness.py.)"""
     uid, old_uid, now = _entity(), _entity(), _now()
-    counts = {"clicks_1h": 1, "clicks_7d": 40}
+    counts = {"sessions_24h": 1, "last_session_events": 40}
     old = now - 2 * DAY_MS
-    store.write([RowWrite(USER_ACTIVITY, uid, counts, click_version(now - 500, 2, 9))])
+    store.write([RowWrite(USER_SESSIONS, uid, counts, click_version(now - 500, 2, 9))])
     store.client.hset(
-        entity_key(USER_ACTIVITY, old_uid),
+        entity_key(USER_SESSIONS, old_uid),
         mapping={
-            USER_ACTIVITY.feature("clicks_7d").short: "40",
+            USER_SESSIONS.feature("last_session_events").short: "40",
             ROW_VERSION: click_version(old, 2, 1).encode(),
             ROW_EVENT_TIME: str(old),
         },
     )
-    query = "features=clicks_1h&features=clicks_7d&features=carts_1h"
-    f = api.get(f"/v1/features/user_activity/{uid}?{query}").json()["features"]
-    assert (f["clicks_1h"]["status"], f["clicks_1h"]["value"]) == ("PRESENT", 1)
-    assert (f["clicks_7d"]["value"], f["clicks_7d"]["event_time"]) == (40, now - 500)
-    assert f["carts_1h"]["status"] == "MISSING"
-    f = api.get(f"/v1/features/user_activity/{old_uid}?{query}").json()["features"]
-    assert (f["clicks_7d"]["status"], f["clicks_7d"]["event_time"]) == ("EXPIRED", old)
-    assert f["clicks_7d"]["value"] is None
+    query = "features=sessions_24h&features=last_session_events&features=last_session_pages"
+    f = api.get(f"/v1/features/user_sessions/{uid}?{query}").json()["features"]
+    assert (f["sessions_24h"]["status"], f["sessions_24h"]["value"]) == ("PRESENT", 1)
+    assert (f["last_session_events"]["value"], f["last_session_events"]["event_time"]) == (
+        40,
+        now - 500,
+    )
+    assert f["last_session_pages"]["status"] == "MISSING"
+    f = api.get(f"/v1/features/user_sessions/{old_uid}?{query}").json()["features"]
+    assert (f["last_session_events"]["status"], f["last_session_events"]["event_time"]) == (
+        "EXPIRED",
+        old,
+    )
+    assert f["last_session_events"]["value"] is None
+
+
+def test_windowed_views_are_answered_as_of_the_request(
+    api: httpx.Client, store: RedisOnlineStore
+) -> None:
+    """Tiles combined at read time: live counts include the open minute, ``as_of`` counts
+    complete tiles only, a window without events answers 0 (PRESENT), and ``as_of`` outside
+    the online horizon or on a non-windowed view is a 422 naming the fix."""
+    uid, unseen, now = _entity(), _entity(), _now()
+    events = [
+        {"user_id": uid, "event_time": now - 90 * 60_000, "event_type": "page_view"},
+        {"user_id": uid, "event_time": now - 30 * 60_000, "event_type": "purchase"},
+        {"user_id": uid, "event_time": now - 1000, "event_type": "add_to_cart"},
+    ]
+    tiles = tiles_of(CLICK_AGGREGATIONS, events)
+    store.write(
+        TileWrite(USER_ACTIVITY, uid, f, v[0] or 0, pack(v), now - 1000) for f, v in tiles.items()
+    )
+    got = api.get(f"/v1/features/user_activity/{uid}").json()["features"]
+    served_at = api.get(f"/v1/features/user_activity/{uid}").json()["served_at"]
+    want = combine(CLICK_AGGREGATIONS, tiles, served_at, open_head=True)
+    assert {k: v["value"] for k, v in got.items()} == want
+    assert (got["clicks_1h"]["status"], got["clicks_24h"]["value"]) == ("PRESENT", 3)
+    assert (got["clicks_1h"]["event_time"], got["clicks_1h"]["source"]) == (
+        now - 1000,
+        "clickstream",
+    )
+    as_of = now - 20 * 60_000
+    past = api.get(f"/v1/features/user_activity/{uid}?as_of={as_of}").json()["features"]
+    assert {k: v["value"] for k, v in past.items()} == combine(
+        CLICK_AGGREGATIONS, tiles, as_of, open_head=False
+    )
+    assert past["carts_1h"]["value"] == 0  # the cart is after as_of
+    batch = api.post(
+        "/v1/features/user_activity:batch",
+        json={"entity_ids": [uid, unseen], "features": ["clicks_7d"], "as_of": as_of},
+    ).json()["results"]
+    assert [r["features"]["clicks_7d"]["value"] for r in batch] == [past["clicks_7d"]["value"], 0]
+    assert batch[1]["features"]["clicks_7d"]["status"] == "PRESENT"
+    too_old = api.get(f"/v1/features/user_activity/{uid}?as_of={now - 2 * 3_600_000}")
+    assert too_old.status_code == 422 and too_old.json()["error"]["code"] == "bad_as_of"
+    not_windowed = api.get(f"/v1/features/user_sessions/{uid}?as_of={as_of}")
+    assert not_windowed.status_code == 422 and "windowed" in not_windowed.json()["error"]["message"]
 
     sid = _entity()
     store.write([RowWrite(USER_SESSIONS, sid, {"sessions_24h": 3}, click_version(now - 100, 0, 1))])

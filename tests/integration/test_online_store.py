@@ -9,11 +9,12 @@ import uuid
 
 import pytest
 
-from core.features import CUSTOMER_PROFILE, USER_ACTIVITY
+from core.features import CUSTOMER_PROFILE
 from core.online import AttributeWrite, RedisOnlineStore, RowWrite, entity_key
 from core.settings import StackSettings
 from core.version import cdc_version, click_version, crm_version
 from tests.grouped_view import GROUPED_ACTIVITY
+from tests.grouped_view import PLAIN_ACTIVITY as USER_ACTIVITY
 
 
 @pytest.fixture

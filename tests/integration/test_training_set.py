@@ -85,13 +85,13 @@ def test_build_is_point_in_time_correct_on_the_stack(
     s = stack_settings
     a = 9_300_000 + random.randrange(100_000)  # this test's customer
     b = a + 1  # in the spine only: no offline rows
-    ua, cp = "user_activity", "customer_profile"
+    ua, cp = "user_sessions", "customer_profile"
     day1 = [
-        _row(ua, a, {"clicks_1h": "2", "carts_1h": "0"}, T, click_version(T, 3, 1)),
+        _row(ua, a, {"sessions_24h": "2", "last_session_pages": "0"}, T, click_version(T, 3, 1)),
         _row(
             ua,
             a,
-            {"clicks_1h": "5", "carts_1h": "1"},
+            {"sessions_24h": "5", "last_session_pages": "1"},
             T + 10 * MIN,
             click_version(T + 10 * MIN, 3, 9),
         ),
@@ -126,7 +126,7 @@ def test_build_is_point_in_time_correct_on_the_stack(
         _row(
             ua,
             a,
-            {"clicks_1h": "99", "carts_1h": "7"},
+            {"sessions_24h": "99", "last_session_pages": "7"},
             T + 2 * HOUR,
             click_version(T + 2 * HOUR, 3, 20),
         ),
@@ -136,13 +136,13 @@ def test_build_is_point_in_time_correct_on_the_stack(
         _row(
             ua,
             a,
-            {"clicks_1h": "4", "carts_1h": "4"},
+            {"sessions_24h": "4", "last_session_pages": "4"},
             T + 10 * MIN,
             click_version(T + 10 * MIN, 3, 8),
         )
     ]
     two_days_before = [
-        _row(ua, a, {"clicks_24h": "9"}, T - 2 * DAY, click_version(T - 2 * DAY, 3, 0))
+        _row(ua, a, {"last_session_events": "9"}, T - 2 * DAY, click_version(T - 2 * DAY, 3, 0))
     ]
     files = [
         _write_part(s, "2026-03-01", day1),
@@ -178,7 +178,7 @@ def test_build_is_point_in_time_correct_on_the_stack(
     args = [
         "training-set", "build", "--name", name,
         "--spine", f"s3://{s.s3.lake_bucket}/{spine_key}",
-        "--features", "user_activity:clicks_1h,user_activity:clicks_24h",
+        "--features", "user_sessions:sessions_24h,user_sessions:last_session_events",
         "--features", "customer_profile:tier", "-f", "customer_profile:email",
         "--entity-column", "customer_id", "--timestamp-column", "label_time",
         "--label-column", "churned",
@@ -190,8 +190,8 @@ def test_build_is_point_in_time_correct_on_the_stack(
     assert manifest["rows"] == len(spine_rows)
     assert manifest["offline"]["snapshot_id"] == result.snapshot_id
     assert manifest["features"] == [
-        "user_activity:clicks_1h",
-        "user_activity:clicks_24h",
+        "user_sessions:sessions_24h",
+        "user_sessions:last_session_events",
         "customer_profile:tier",
         "customer_profile:email",
     ]
@@ -206,8 +206,8 @@ def test_build_is_point_in_time_correct_on_the_stack(
                 "customer_id",
                 "label_time",
                 "churned",
-                "user_activity__clicks_1h",
-                "user_activity__clicks_24h",
+                "user_sessions__sessions_24h",
+                "user_sessions__last_session_events",
                 "customer_profile__tier",
                 "customer_profile__email",
             ]
@@ -227,9 +227,9 @@ def test_build_is_point_in_time_correct_on_the_stack(
     lake = s.s3.lake_bucket
     with api_client(s) as api:
         up = edges(fetch_graph(api, f"training_set:{name}", "upstream", depth=2))
-        down = edges(fetch_graph(api, "feature_view:user_activity", "downstream", depth=2))
+        down = edges(fetch_graph(api, "feature_view:user_sessions", "downstream", depth=2))
     assert {
-        ("feature_view:user_activity", job),
+        ("feature_view:user_sessions", job),
         ("feature_view:customer_profile", job),
         (f"s3:{lake}/{OFFLINE_PREFIX}", job),
         (f"s3:{lake}/{spine_key}", job),

@@ -25,7 +25,9 @@ class FakeStore:
         self.rows = rows
         self.reads: list[list[object]] = []
 
-    async def read(self, view: FeatureView, entity_ids: Sequence[object]) -> list[dict[str, Any]]:
+    async def read(
+        self, view: FeatureView, entity_ids: Sequence[object], **_: Any
+    ) -> list[dict[str, Any]]:
         self.reads.append(list(entity_ids))
         return [dict(self.rows.get((view.name, int(str(e))), {})) for e in entity_ids]
 

@@ -48,9 +48,10 @@ def test_a_view_with_its_own_lateness_gets_its_own_read_of_the_source() -> None:
     assert "ts - INTERVAL '300.0' SECOND" in source
     assert f"'properties.group.id' = '{cfg.group_id}_l300000'" in source  # offsets never mix
     # the sessions read the class's clicks, the chain the primary's
-    rows = sql.feature_rows(cfg)
+    rows = sql.event_rows(cfg)
     assert "TABLE valid_clicks_l300000 PARTITION BY user_id" in rows
-    assert "event_type FROM valid_clicks)" in rows
+    assert "FROM valid_clicks\nWINDOW" in rows
+    assert "FROM valid_clicks WHERE" not in "".join(sql.tile_event_views(cfg))
 
 
 def test_only_the_primary_class_files_failed_expectations() -> None:
@@ -62,8 +63,15 @@ def test_only_the_primary_class_files_failed_expectations() -> None:
 
 
 def test_views_computed_together_must_agree() -> None:
-    with pytest.raises(ValueError, match="user_activity 1000 ms, user_lags 50 ms"):
-        sql.click_classes(_cfg(user_lags=50))
+    # the clicks' views are computed apart (tiles, lags, sessions): each may differ
+    primary, lags = sql.click_classes(_cfg(user_lags=50))
+    assert (primary.views, lags.views, lags.lateness_ms) == (
+        (USER_ACTIVITY, USER_SESSIONS),
+        (USER_LAGS,),
+        50,
+    )
+    assert "FROM valid_clicks_l50\nWINDOW" in sql.event_rows(_cfg(user_lags=50))
+    # the orders have one source table: one watermark for every order view
     with pytest.raises(ValueError, match="customer_orders 7 ms, order_lags 1000 ms"):
         sql.orders_lateness_ms(_cfg(customer_orders=7))
     assert sql.orders_lateness_ms(_cfg(customer_orders=7, order_lags=7)) == 7

@@ -42,8 +42,8 @@ def test_replay_and_savepoint_together_are_refused_before_anything_runs(tmp_path
 
 def test_lateness_the_plan_cannot_have_is_refused_before_anything_runs(tmp_path: Path) -> None:
     settings = StackSettings(home=tmp_path)
-    cfg = job_config(settings, allowed_lateness_ms={"user_lags": 5})
-    with pytest.raises(StackError, match="user_activity 10000 ms, user_lags 5 ms"):
+    cfg = job_config(settings, allowed_lateness_ms={"customer_orders": 5})
+    with pytest.raises(StackError, match="customer_orders 5 ms, order_lags 10000 ms"):
         deploy(settings, cfg)
 
 

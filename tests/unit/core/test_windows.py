@@ -1,0 +1,183 @@
+"""Tiles and their combine rule (core.windows): hand-computed windows at chosen instants, and
+properties over any events and any order of tile updates."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.features import CLICK_AGGREGATIONS, ORDER_AGGREGATIONS, USER_ACTIVITY
+from core.online import TileWrite, tile_args
+from core.windows import (
+    HOUR_MS,
+    MINUTE_MS,
+    Aggregations,
+    Measure,
+    Window,
+    combine,
+    newer,
+    pack,
+    split_field,
+    tile_field,
+    tiles_of,
+    unpack,
+)
+
+H = 1_800_000_000_000 // HOUR_MS * HOUR_MS  # an hour boundary
+TYPES = ("page_view", "search", "add_to_cart", "purchase")
+
+
+def click(t: int, event_type: str = "page_view") -> dict[str, object]:
+    return {"user_id": 1, "event_time": t, "event_type": event_type}
+
+
+def test_tile_fields_are_compact_integers_per_size() -> None:
+    minute = tile_field(CLICK_AGGREGATIONS, MINUTE_MS, H + 61_000)
+    hour = tile_field(CLICK_AGGREGATIONS, HOUR_MS, H + 61_000)
+    assert split_field(CLICK_AGGREGATIONS, minute) == (MINUTE_MS, (H + 60_000) // MINUTE_MS)
+    assert split_field(CLICK_AGGREGATIONS, hour) == (HOUR_MS, H // HOUR_MS)
+    assert minute < 2**31 and hour < 2**23  # listpack 32- and 24-bit integers
+
+
+def test_pack_keeps_n_first_and_empty_min_max() -> None:
+    assert pack([3]) == "3" and unpack(b"3") == (3,)
+    assert unpack(pack([4, None, 7])) == (4, None, 7)
+
+
+def test_windows_at_chosen_instants() -> None:
+    t0 = H - 3 * HOUR_MS + 10 * MINUTE_MS
+    events = [
+        click(t0),
+        click(t0 + HOUR_MS // 2, "add_to_cart"),
+        click(t0 + HOUR_MS, "purchase"),
+        click(t0 + HOUR_MS + 1),
+        click(t0 + 2 * HOUR_MS),
+    ]
+    tiles = tiles_of(CLICK_AGGREGATIONS, events)
+
+    def at(t: int, live: bool) -> tuple[int | None, ...]:
+        got = combine(CLICK_AGGREGATIONS, tiles, t, open_head=live)
+        return tuple(got[f.name] for f in USER_ACTIVITY.features)
+
+    # features order: clicks 1h/24h/7d, carts 1h/24h/7d, purchases 1h/24h/7d
+    assert at(t0 + HOUR_MS + MINUTE_MS, False) == (3, 4, 4, 1, 1, 1, 1, 1, 1)
+    assert at(t0 + 2 * HOUR_MS, False) == (2, 4, 4, 0, 1, 1, 1, 1, 1)  # boundary: open tile out
+    assert at(t0 + 2 * HOUR_MS + 20_000, True) == (1, 5, 5, 0, 1, 1, 0, 1, 1)  # inside a tile
+    assert at(t0 + 3 * HOUR_MS + MINUTE_MS, True) == (0, 5, 5, 0, 1, 1, 0, 1, 1)  # 1 h empty
+    assert at(t0 + 8 * 24 * HOUR_MS, True) == (0,) * 9  # every window empty
+    assert at(t0 - 1, True) == (0,) * 9  # before any event: nothing from the future
+
+
+def brute(events: list[dict[str, object]], t: int, window: Window, head: int, live: bool) -> int:
+    """The window's documented coverage, event by event: from the first tile boundary at or
+    after t - W, up to the last head-tile boundary at or before t (live: up to t's tile end)."""
+    start = -((window.length_ms - t) // window.tile_ms) * window.tile_ms
+    end = (t // head + (1 if live else 0)) * head
+    return sum(1 for e in events if start <= e["event_time"] < end)  # type: ignore[operator]
+
+
+spans = st.integers(0, 9 * 24 * HOUR_MS)
+
+
+@given(
+    st.lists(st.tuples(spans, st.sampled_from(TYPES)), max_size=60),
+    spans,
+    st.booleans(),
+)
+def test_combine_equals_the_events_it_covers(
+    spec: list[tuple[int, str]], offset: int, live: bool
+) -> None:
+    base = H - 8 * 24 * HOUR_MS
+    events = [click(base + t, kind) for t, kind in spec]
+    t = base + offset
+    got = combine(CLICK_AGGREGATIONS, tiles_of(CLICK_AGGREGATIONS, events), t, open_head=live)
+    for w in CLICK_AGGREGATIONS.windows:
+        assert got[f"clicks_{w.name}"] == brute(events, t, w, MINUTE_MS, live)
+        carts = [e for e in events if e["event_type"] == "add_to_cart"]
+        assert got[f"carts_{w.name}"] == brute(carts, t, w, MINUTE_MS, live)
+        # never older than the window, never after the instant (as of a past instant)
+        if not live:
+            assert got[f"clicks_{w.name}"] <= sum(
+                1
+                for e in events
+                if t - w.length_ms <= e["event_time"] < t  # type: ignore[operator]
+            )
+
+
+@given(st.lists(st.tuples(spans, st.integers(0, 10_000)), min_size=1, max_size=40), st.randoms())
+def test_any_order_of_tile_updates_gives_the_same_answer(
+    spec: list[tuple[int, int]], rnd: random.Random
+) -> None:
+    """The job writes each tile's running value (n grows with every event folded in); the
+    store keeps the greatest n. Replayed, redelivered or reordered updates end in the same
+    tiles, hence the same windows."""
+    base = H - 8 * 24 * HOUR_MS
+    events = [{"customer_id": 1, "order_ms": base + t, "amount_cents": a} for t, a in spec]
+    updates = []  # every intermediate tile value, as the mini-batch aggregation emits them
+    for i in range(1, len(events) + 1):
+        updates += list(tiles_of(ORDER_AGGREGATIONS, events[:i]).items())
+    updates += updates[: len(updates) // 2]  # redelivered
+    rnd.shuffle(updates)
+    held: dict[int, tuple[int | None, ...]] = {}
+    for f, v in updates:
+        if newer(held.get(f), v):
+            held[f] = v
+    assert held == tiles_of(ORDER_AGGREGATIONS, events)
+    t = base + max(t for t, _ in spec) + 1
+    assert combine(ORDER_AGGREGATIONS, held, t, open_head=True) == combine(
+        ORDER_AGGREGATIONS, tiles_of(ORDER_AGGREGATIONS, events), t, open_head=True
+    )
+
+
+def test_min_and_max_over_no_event_are_none_and_sums_zero() -> None:
+    aggs = Aggregations(
+        source=ORDER_AGGREGATIONS.source,
+        measures=(
+            Measure("big", "b", "max", column="amount_cents"),
+            Measure("small", "m", "min", column="amount_cents"),
+            Measure("spend", "s", "sum", column="amount_cents"),
+        ),
+        windows=(Window("1h", HOUR_MS, MINUTE_MS),),
+    )
+    tiles = tiles_of(
+        aggs, [{"order_ms": H + 5, "amount_cents": 7}, {"order_ms": H, "amount_cents": 3}]
+    )
+    assert combine(aggs, tiles, H + MINUTE_MS, open_head=False) == {
+        "big_1h": 7,
+        "small_1h": 3,
+        "spend_1h": 10,
+    }
+    assert combine(aggs, tiles, H + 2 * HOUR_MS, open_head=True) == {
+        "big_1h": None,
+        "small_1h": None,
+        "spend_1h": 0,
+    }
+
+
+def test_declarations_that_cannot_tile_are_refused() -> None:
+    source = CLICK_AGGREGATIONS.source
+    count = (Measure("n", "n", "count"),)
+    with pytest.raises(ValueError, match="multiple of its tile"):
+        Aggregations(source, count, (Window("90s", 90_000, MINUTE_MS),))
+    with pytest.raises(ValueError, match="not an int64 field"):
+        Aggregations(
+            source, (Measure("x", "x", "sum", column="page"),), (Window("1h", HOUR_MS, MINUTE_MS),)
+        )
+
+
+def test_tile_writes_drop_what_no_window_reads() -> None:
+    """The store's pruning bound per tile size: head (minute) tiles back to the largest tile
+    plus the as_of horizon, hour tiles back to the 7 d window."""
+    newest = H + 30 * MINUTE_MS
+    w = TileWrite(
+        USER_ACTIVITY, 1, tile_field(CLICK_AGGREGATIONS, MINUTE_MS, newest), 1, "1,0,0", newest
+    )
+    args = tile_args(CLICK_AGGREGATIONS, USER_ACTIVITY.ttl_s, [w])
+    expire_at, _, nslots, keep_minute, keep_hour = (int(a) for a in args[:5])
+    assert nslots == 2
+    assert keep_minute == (newest - 2 * HOUR_MS - MINUTE_MS) // MINUTE_MS
+    assert keep_hour == (newest - 7 * 24 * HOUR_MS - HOUR_MS) // HOUR_MS
+    assert expire_at == newest + 7 * 24 * HOUR_MS + HOUR_MS
