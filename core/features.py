@@ -58,8 +58,8 @@ class FeatureView:
     allowed_lateness_ms: int | None = None
     """How far behind its source's newest event time an event may arrive and still count in
     this view (the feature job's watermark bound for it); later ones go to the DLQ as
-    ``late``. None: the job's default (``JobConfig.max_out_of_orderness_ms``). Views computed
-    together (one OVER chain) must agree."""
+    ``late``. None: the job's default (``JobConfig.max_out_of_orderness_ms``). Views read
+    through one source table (the order views) must agree."""
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """View scope only: features computed by separate operators (e.g. one per window) and
     written independently, each group with its own version field ``<group>@``."""

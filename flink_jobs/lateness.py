@@ -10,8 +10,8 @@ The class of the first branch is the *primary* one: it alone sends the records t
 an expectation (bad JSON, missing fields) to the DLQ, so they are filed once. A record late
 for several classes gets one ``late`` entry per class, each naming the views it missed.
 
-Views computed together (an OVER chain's two views) form one branch and must agree on
-their lateness: their rows come from one operator with one watermark.
+Views computed together (the order views, read through one source table) form one branch
+and must agree on their lateness: their rows come from one watermark.
 """
 
 from __future__ import annotations

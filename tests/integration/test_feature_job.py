@@ -161,7 +161,7 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
     last event)."""
     s = feature_job
     user = 700_000 + int(uuid.uuid4().int % 100_000)
-    hour = (int(time.time() * 1000) - 10 * 60_000) // HOUR * HOUR  # <= now - 10 min
+    hour = (int(time.time() * 1000) - 25 * 60_000) // HOUR * HOUR  # <= now - 25 min
     t0 = hour - 3 * HOUR + 10 * 60_000  # on a minute boundary, 10 min into its hour
     events = [
         _click(user, t0, "page_view"),
@@ -311,7 +311,7 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
             return None
         assert len(rows) == len(got)  # one row per tile
         names = ["n", "carts", "purchases"]
-        return {f: tuple(int(r["features"][k]) for k in names) for f, r in got.items()}
+        return {f: tuple(int(dict(r["features"])[k]) for k in names) for f, r in got.items()}
 
     assert _wait_for("the final tiles in the offline table", offline_tiles) == want_tiles
     lag = _wait_for(
@@ -568,8 +568,8 @@ def test_order_features_snapshot_and_live_match_hand_computed_and_pure_rules(
         best = latest([r for r in rows if r["view"] in (CUSTOMER_ORDERS.name, ORDER_LAGS.name)])
         tiles = {
             (r["entity_id"], int(r["grp"])): (
-                int(r["features"]["n"]),
-                int(r["features"]["spend_cents"]),
+                int(dict(r["features"])["n"]),
+                int(dict(r["features"])["spend_cents"]),
             )
             for r in rows
             if r["view"] == CUSTOMER_ORDERS.name
@@ -601,6 +601,12 @@ def _order_event(e: Any) -> dict[str, Any]:
         "order_ms": e.order_time_ms,
         "amount_cents": e.amount_cents,
     }
+
+
+def _n_spend(row: dict[str, Any]) -> tuple[int, int]:
+    """(n, spend_cents) of an offline customer_orders tile row."""
+    features = dict(row["features"])
+    return int(features["n"]), int(features["spend_cents"])
 
 
 def _tile_end(aggs: Any, field: int) -> int:
@@ -715,11 +721,7 @@ def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
         k: (version, {n: None if v is None else str(v) for n, v in values.items()})
         for k, (version, values) in want.items()
     }
-    tiles = {
-        int(r["grp"]): (int(r["features"]["n"]), int(r["features"]["spend_cents"]))
-        for r in rows
-        if r["view"] == CUSTOMER_ORDERS.name
-    }
+    tiles = {int(r["grp"]): _n_spend(r) for r in rows if r["view"] == CUSTOMER_ORDERS.name}
     assert tiles == want_tiles
 
 

@@ -64,7 +64,7 @@ def test_a_replay_rebuilds_window_state_from_the_topics(ingestion: StackSettings
     store = RedisOnlineStore.from_url(s.redis_url)
 
     def clicks_7d_at(t: int) -> int | None:
-        row = store.read(USER_ACTIVITY, [user])[0]
+        row = store.read(USER_ACTIVITY, [user], now_ms=t + 1)[0]  # the clicks are ahead of now
         return row["clicks_7d"] if row.get("_t") == str(t) else None
 
     deploy(s, cfg)
