@@ -299,6 +299,13 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         "the tiles with the click 40 min on",
         lambda: store.raw_tiles(USER_ACTIVITY, user) == kept,
     )
+    lag = _wait_for(
+        "user_lags at t0 + 2 h",
+        lambda: (
+            r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0 + 2 * HOUR) else None
+        ),
+    )
+    assert (lag["prev_event_type"], lag["ms_since_prev_event"]) == ("page_view", HOUR - 1)
     # offline: each closed tile once, final, equal to the pure tiles (a later click from
     # another user moves the watermark past the hour of the last ones)
     flusher = user + 1
@@ -314,13 +321,6 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         return {f: tuple(int(dict(r["features"])[k]) for k in names) for f, r in got.items()}
 
     assert _wait_for("the final tiles in the offline table", offline_tiles) == want_tiles
-    lag = _wait_for(
-        "user_lags at t0 + 2 h",
-        lambda: (
-            r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0 + 2 * HOUR) else None
-        ),
-    )
-    assert (lag["prev_event_type"], lag["ms_since_prev_event"]) == ("page_view", HOUR - 1)
 
 
 def _cdc(
