@@ -256,9 +256,14 @@ def tile_args(aggs: Aggregations, ttl_s: int, writes: Sequence[TileWrite]) -> li
         if held is None or w.n > held.n:
             best[w.field] = w
     newest = max(w.event_time for w in writes)
-    keep = [str((newest - aggs.retention_ms(size)) // size) for size in aggs.tile_sizes]
-    args = [str(newest + ttl_s * 1000), str(newest), str(len(keep)), *keep, str(len(best))]
-    for w in best.values():
+    keep = [(newest - aggs.retention_ms(size)) // size for size in aggs.tile_sizes]
+    # a tile the script would drop at once is not sent: a replay's batch may carry a week of
+    # one entity's minute tiles, and a hash once past Redis' listpack limit stays a
+    # hashtable (~4x the bytes) even after the pruning shrinks it
+    live = [w for w in best.values() if w.field // SLOTS >= keep[w.field % SLOTS]]
+    args = [str(newest + ttl_s * 1000), str(newest), str(len(keep)), *map(str, keep)]
+    args.append(str(len(live)))
+    for w in live:
         args += [str(w.field), str(w.n), w.packed]
     return args
 

@@ -201,14 +201,23 @@ def job_deploy(
             "records (7 days of clicks): the upgrade path for a changed SQL plan."
         ),
     ] = False,
+    parallelism: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Parallelism of every operator (default 1; the clickstream has 12 partitions). "
+            "With --from-savepoint: a rescale.",
+        ),
+    ] = None,
 ) -> None:
     """Submit flink_jobs/feature_job.py (one job graph) and wait until it runs."""
-    from streamfeat.job import deploy
+    from streamfeat.job import deploy, job_config
 
     settings = load_settings()
     try:
         deployed = deploy(
             settings,
+            job_config(settings, parallelism=parallelism) if parallelism else None,
             from_savepoint=from_savepoint,
             allow_non_restored_state=allow_non_restored_state,
             replay=replay,

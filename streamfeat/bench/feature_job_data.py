@@ -20,6 +20,7 @@ from connectors.crm.rows import CrmRow
 from core.domain import SEGMENTS, TIERS
 from core.features import FeatureView
 from core.online import entity_key
+from core.windows import MINUTE_MS
 from flink_jobs.logic.events import Rejection
 from flink_jobs.logic.records import parse_click
 
@@ -52,6 +53,8 @@ class ScratchClicks:
     last_time: dict[int, int]
     """user -> greatest event_time: what the user's hashes hold once every event is in."""
     sessions: int
+    minute_tiles: int
+    """Distinct (user, minute) of the events: user_activity's smallest tiles."""
     malformed: int
     late: int
 
@@ -64,9 +67,11 @@ class ScratchClicks:
         return max(self.last_time.values())
 
     def expected_rows(self) -> int:
-        """Feature rows the job emits for them: two per event (user_activity with every
-        window, user_lags), plus one per (closed) session."""
-        return 2 * self.events + self.sessions
+        """Feature rows each sink receives at least: a user_lags row per event, a row per
+        (closed) session, and user_activity's tiles — online, at least one update per
+        (user, minute tile), more when a tile's events span mini-batches; offline, every
+        minute tile (all closed: the flush events are later) plus the closed hour tiles."""
+        return self.events + self.sessions + self.minute_tiles
 
 
 def scratch_clicks(
@@ -95,8 +100,9 @@ def scratch_clicks(
         records.append((b"%d" % user, orjson.dumps(obj)))
         times.setdefault(user, []).append(event.event_time)
     sessions = sum(count_sessions(t, gap_ms) for t in times.values())
+    minutes = sum(len({x // MINUTE_MS for x in t}) for t in times.values())
     last = {user: max(t) for user, t in times.items()}
-    return ScratchClicks(records, last, sessions, malformed, late)
+    return ScratchClicks(records, last, sessions, minutes, malformed, late)
 
 
 def flush_records(

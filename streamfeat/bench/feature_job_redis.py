@@ -24,10 +24,11 @@ from core.features import (
     USER_SESSIONS,
     FeatureView,
 )
-from core.online import entity_key
+from core.online import RedisOnlineStore, TileWrite, entity_key
 from core.settings import StackSettings
+from core.windows import HOUR_MS, pack, tiles_of
 from streamfeat.bench.baselines import REDIS_SCRATCH_PREFIX
-from streamfeat.bench.feature_job_data import in_scratch, padded
+from streamfeat.bench.feature_job_data import SCRATCH_IDS, in_scratch, padded
 from streamfeat.bench.scratch import failing, redis_client
 from streamfeat.bench.stats import Measurement
 
@@ -117,6 +118,70 @@ def redis_bytes(
             "redis bytes/entity per view",
         )
     )
+    r.close()
+    return out
+
+
+ACTIVE_HOURS = (1, 20, 168)
+"""Users active in this many hours of the last week (the issue's 1, 20 and 168)."""
+CLICK_MINUTES = (0, 10, 20, 30, 40, 50)
+"""Minutes of an active hour with a click (six minute tiles per active hour)."""
+CLICK_TYPES = ("page_view", "page_view", "add_to_cart", "page_view", "purchase", "page_view")
+TILE_GOAL_B = 16
+
+
+def _active_user_clicks(hours: int, now_ms: int) -> list[dict[str, object]]:
+    """Clicks of a user active in ``hours`` hours of the week before ``now_ms``, the hours
+    spread evenly with the current one first, six clicks in each (none after now)."""
+    step = 168 // hours
+    top = now_ms // HOUR_MS * HOUR_MS
+    return [
+        {"user_id": 0, "event_time": t, "event_type": kind}
+        for i in range(hours)
+        for minute, kind in zip(CLICK_MINUTES, CLICK_TYPES, strict=True)
+        if (t := top - i * step * HOUR_MS + minute * 60_000 + 5_000) <= now_ms
+    ]
+
+
+def tile_bytes(settings: StackSettings, now_ms: int) -> list[Measurement]:
+    """MEMORY USAGE of user_activity hashes of users active in 1, 20 and 168 hours of the
+    week, written through the job's own tile path (core.online.TileWrite: the version-guarded
+    script that also drops the tiles no window reads any more), and the bytes each non-empty
+    tile adds over the hash holding only ``_t``. Baseline: the plain 20-field hash of
+    :func:`redis_bytes`."""
+    r = redis_client(settings)
+    store = RedisOnlineStore(r)
+    aggs = USER_ACTIVITY.aggregations
+    assert aggs is not None
+    out: list[Measurement] = []
+    with failing(settings, "redis", "writing and measuring scratch tiles"):
+        for i, hours in enumerate(ACTIVE_HOURS):
+            user = SCRATCH_IDS[-1] - i
+            key = entity_key(USER_ACTIVITY, user)
+            r.delete(key)
+            clicks = _active_user_clicks(hours, now_ms)
+            newest = max(int(c["event_time"]) for c in clicks)  # type: ignore[call-overload]
+            tiles = tiles_of(aggs, clicks)
+            store.write(
+                TileWrite(USER_ACTIVITY, user, f, v[0] or 0, pack(v), newest)
+                for f, v in tiles.items()
+            )
+            usage, encoding, fields = _usage(r, key)
+            empty = _copy_usage(r, key, {b"_t": str(newest).encode()})
+            per_tile = (usage - empty) / max(fields - 1, 1)
+            out.append(
+                Measurement(
+                    f"redis bytes/user user_activity, active {hours} h of the week",
+                    usage,
+                    "B",
+                    f"{len(clicks)} clicks in {hours} hour(s); {fields - 1} tiles kept of "
+                    f"{len(tiles)} written (minute tiles older than the 1 h window + the "
+                    f"as_of hour are dropped); encoding {encoding}; {per_tile:.1f} B per "
+                    f"non-empty tile with its 3 measures over the hash with only _t "
+                    f"({empty} B); goal <= {TILE_GOAL_B} B per tile",
+                )
+            )
+            r.delete(key)
     r.close()
     return out
 

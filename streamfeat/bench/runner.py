@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -272,6 +273,25 @@ def run_baselines(
     return run_suite(settings, "baselines", quick=quick, progress=progress)
 
 
+def code_commit(cwd: Path | None = None) -> str:
+    """The checkout's commit (short hash), ``+dirty`` when tracked files differ from it;
+    ``unknown`` outside a git checkout."""
+    where = cwd or Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=True
+        )
+        return done.stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short=10", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def write_report(measurements: Sequence[Measurement], out_dir: Path) -> Path:
     """Write ``latest.md`` and ``latest.json`` under ``out_dir``; returns the .md path.
 
@@ -292,10 +312,12 @@ def write_report(measurements: Sequence[Measurement], out_dir: Path) -> Path:
         return "not recorded" if s is None else " / ".join(f"{x:.2f}" for x in s.loadavg)
 
     when = ref.at.isoformat(timespec="seconds")
+    commit = code_commit()
     lines = [
         "# streamfeat benchmark report",
         "",
         f"- date (UTC): {when}" + ("" if start else " (report time; run start not recorded)"),
+        f"- commit: {commit}",
         f"- nproc: {ref.nproc}",
         f"- load average at start (1/5/15 min): {load(start)}",
         f"- load average at end (1/5/15 min): {load(end)}",
@@ -311,6 +333,7 @@ def write_report(measurements: Sequence[Measurement], out_dir: Path) -> Path:
     meta = {
         "date": when,
         "written": written.at.isoformat(timespec="seconds"),
+        "commit": commit,
         "nproc": ref.nproc,
         "loadavg_start": list(start.loadavg) if start else None,
         "loadavg_end": list(end.loadavg) if end else None,

@@ -52,6 +52,11 @@ class Redis(Service):
                 # such hashes in the compact listpack encoding too (default limit 64 bytes)
                 "--hash-max-listpack-value",
                 "128",
+                # a windowed view's hash holds up to ~300 tiles (minute tiles of 2 h, hour
+                # tiles of 7 d: core.windows.Aggregations.retention_ms); past the default 128
+                # entries Redis converts it to a hashtable, ~4x the bytes per field
+                "--hash-max-listpack-entries",
+                "512",
             ]
         )
 

@@ -181,3 +181,19 @@ def test_tile_writes_drop_what_no_window_reads() -> None:
     assert keep_minute == (newest - 2 * HOUR_MS - MINUTE_MS) // MINUTE_MS
     assert keep_hour == (newest - 7 * 24 * HOUR_MS - HOUR_MS) // HOUR_MS
     assert expire_at == newest + 7 * 24 * HOUR_MS + HOUR_MS
+
+
+def test_a_tile_the_store_would_drop_at_once_is_not_sent() -> None:
+    """A batch holding tiles older than the pruning bound (a replay's backlog) sends only
+    those a window still reads, so the hash never outgrows Redis' compact encoding."""
+    newest = H + 30 * MINUTE_MS
+    old = newest - 3 * HOUR_MS  # its minute tile is past the 2 h bound, its hour tile is not
+    writes = [
+        TileWrite(USER_ACTIVITY, 1, tile_field(CLICK_AGGREGATIONS, size, t), 1, "1,0,0", t)
+        for t in (old, newest)
+        for size in CLICK_AGGREGATIONS.tile_sizes
+    ]
+    args = tile_args(CLICK_AGGREGATIONS, USER_ACTIVITY.ttl_s, writes)
+    sent = {int(f) for f in args[6::3]}
+    assert int(args[5]) == len(sent) == 3
+    assert sent == {w.field for w in writes} - {tile_field(CLICK_AGGREGATIONS, MINUTE_MS, old)}

@@ -60,7 +60,8 @@ def test_scratch_clicks_drops_malformed_and_possibly_late_records() -> None:
     assert (got.events, got.malformed, got.late) == (4, 3, 1)
     assert got.last_time == {USER_BASE + 1: 100_000, USER_BASE + 2: 101_000 + GAP}
     assert got.sessions == 2 + 2  # both users' two events are at least GAP apart
-    assert got.expected_rows() == 2 * 4 + got.sessions
+    assert got.minute_tiles == 1 + 1  # 95 s and 100 s; 101 s and 102 s: one minute each
+    assert got.expected_rows() == 4 + got.sessions + got.minute_tiles
     assert got.max_time == 101_000 + GAP
     for key, value in got.records:
         event = parse_click(value, 0, 0)
