@@ -59,6 +59,12 @@ class BatchFeaturesRequest(BaseModel):
         description="Windowed views only: answer as of this past instant (epoch ms, within the "
         "last hour) from complete tiles; absent: live, counting the open head tile.",
     )
+    format: Literal["full", "compact"] = Field(
+        "full",
+        description="`full`: value, status, event time, age and source per feature. "
+        "`compact`: per entity the values in the order of `features`, and the freshness once "
+        "per version field (`meta`) -- about a sixth of the bytes for a batch of 100.",
+    )
 
 
 class BatchFeaturesPublic(BaseModel):
@@ -67,6 +73,37 @@ class BatchFeaturesPublic(BaseModel):
     view: str
     served_at: int
     results: list[EntityFeaturesPublic]
+
+
+class FreshnessMeta(BaseModel):
+    """Freshness of the values one version field dates (a compact answer's ``meta``)."""
+
+    features: list[int] = Field(description="Indexes into the answer's `features`.")
+    event_time: int | None = Field(description="Event time of these values, epoch ms UTC.")
+    age_ms: int | None = Field(description="Served time minus event_time (negative: skew).")
+    source: Source | None = Field(description="Source whose version won (last-writer-wins).")
+    expired: bool = Field(
+        description="Older than the view's TTL by event time: the values are withheld (null)."
+    )
+
+
+class CompactEntityPublic(BaseModel):
+    entity_id: int
+    values: list[Any] = Field(
+        description="In the order of `features`; null when MISSING, or withheld when its meta "
+        "is expired."
+    )
+    meta: list[FreshnessMeta]
+
+
+class CompactBatchPublic(BaseModel):
+    """A batch answered in the compact form (``"format": "compact"``), in the order of
+    ``entity_ids``."""
+
+    view: str
+    served_at: int
+    features: list[str] = Field(description="The feature names `values` follow.")
+    results: list[CompactEntityPublic]
 
 
 class ErrorBody(BaseModel):

@@ -24,7 +24,7 @@ from feature_api.errors import (
     UnknownFeature,
     UnknownView,
 )
-from feature_api.freshness import row_values, version_field
+from feature_api.freshness import compact_values, row_values, version_field
 
 
 def resolve_view(*, name: str, registered: Mapping[str, FeatureView]) -> FeatureView:
@@ -80,11 +80,13 @@ async def read_features(
     now_ms: int,
     max_batch: int,
     as_of: int | None = None,
-) -> list[dict[str, dict[str, Any]]]:
+    compact: bool = False,
+) -> list[dict[str, Any]]:
     """Per entity, in ``entity_ids`` order: feature name -> value, status, event time, age
-    and source (:func:`feature_api.freshness.row_values`); one round trip to Redis. A
-    windowed view is answered live at ``now_ms`` or, given ``as_of``, as of that past
-    instant (:func:`check_as_of`)."""
+    and source (:func:`feature_api.freshness.row_values`), or with ``compact`` the values
+    and their freshness once per version field (:func:`~feature_api.freshness.compact_values`);
+    one round trip to Redis. A windowed view is answered live at ``now_ms`` or, given
+    ``as_of``, as of that past instant (:func:`check_as_of`)."""
     check_as_of(view=view, as_of=as_of, now_ms=now_ms)
     if len(entity_ids) > max_batch:
         raise BatchTooLarge(
@@ -97,8 +99,9 @@ async def read_features(
             view, list(entity_ids), now_ms=now_ms, as_of=as_of
         )
     vfields = [version_field(view, f) for f in features]
+    answer = compact_values if compact else row_values
     return [
-        row_values(view=view, features=features, row=row, now_ms=now_ms, vfields=vfields)
+        answer(view=view, features=features, row=row, now_ms=now_ms, vfields=vfields)
         for row in rows
     ]
 

@@ -19,6 +19,7 @@ from feature_api.models import (
     MAX_ENTITY_ID,
     BatchFeaturesPublic,
     BatchFeaturesRequest,
+    CompactBatchPublic,
     ErrorPublic,
     FeaturesPublic,
 )
@@ -80,7 +81,7 @@ async def get_entity_features(
 
 @router.post(
     "/{view}:batch",
-    response_model=BatchFeaturesPublic,
+    response_model=BatchFeaturesPublic | CompactBatchPublic,
     responses={413: {"model": ErrorPublic, "description": "More entity ids than max_batch."}},
 )
 async def get_batch_features(
@@ -101,7 +102,15 @@ async def get_batch_features(
         now_ms=now,
         max_batch=settings.max_batch,
         as_of=body.as_of,
+        compact=body.format == "compact",
     )
+    if body.format == "compact":
+        compact = [
+            {"entity_id": eid, **answer}
+            for eid, answer in zip(body.entity_ids, per_entity, strict=True)
+        ]
+        names = [f.name for f in chosen]
+        return _json({"view": fv.name, "served_at": now, "features": names, "results": compact})
     results = [
         {"entity_id": eid, "features": states}
         for eid, states in zip(body.entity_ids, per_entity, strict=True)

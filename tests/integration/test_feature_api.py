@@ -204,6 +204,46 @@ def test_batch(api: httpx.Client, store: RedisOnlineStore, stack_settings: Stack
     assert r.status_code == 413 and r.json()["error"]["code"] == "batch_too_large"
 
 
+def test_compact_batch_dates_each_version_field_once(
+    api: httpx.Client, store: RedisOnlineStore
+) -> None:
+    """The compact form answers the same values as the full one, with the freshness once per
+    distinct version: per written attribute for customer_profile, once per entity for
+    user_activity."""
+    cid, absent, now = _entity(), _entity(), _now()
+    v = cdc_version({"ts_ms": now - 5_000, "lsn": 1, "sequence": None})
+    store.write([AttributeWrite(CUSTOMER_PROFILE, cid, "tier", "gold", v)])
+    for view, ids in (("customer_profile", [cid, absent]), ("user_activity", [cid, absent])):
+        body = {"entity_ids": ids}
+        full = api.post(f"/v1/features/{view}:batch", json=body)
+        compact = api.post(f"/v1/features/{view}:batch", json=body | {"format": "compact"})
+        assert full.status_code == compact.status_code == 200, compact.text
+        got = compact.json()
+        if view == "user_activity":  # 9 features, one meta
+            assert len(compact.content) < len(full.content) / 4
+        for entity, answer in zip(full.json()["results"], got["results"], strict=True):
+            assert answer["entity_id"] == entity["entity_id"]
+            assert [entity["features"][n]["value"] for n in got["features"]] == answer["values"]
+            for meta in answer["meta"]:
+                for i in meta["features"]:
+                    state = entity["features"][got["features"][i]]
+                    assert (meta["event_time"], meta["source"]) == (
+                        state["event_time"],
+                        state["source"],
+                    )
+    profile = api.post(
+        "/v1/features/customer_profile:batch", json={"entity_ids": [cid], "format": "compact"}
+    ).json()
+    tier = profile["features"].index("tier")
+    (dated,) = [m for m in profile["results"][0]["meta"] if m["event_time"] is not None]
+    assert (dated["features"], dated["event_time"], dated["source"]) == (
+        [tier],
+        now - 5_000,
+        "pg_cdc",
+    )
+    assert len(profile["results"][0]["meta"]) == 2  # email and segment: one undated meta
+
+
 def test_client_errors(api: httpx.Client) -> None:
     r = api.get("/v1/features/no_such_view/1")
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_view"

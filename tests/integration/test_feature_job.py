@@ -9,13 +9,16 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
+from batch.point_in_time import Requested, join
 from connectors.kafka_clients import producer
 from core.features import (
     CLICK_AGGREGATIONS,
@@ -321,6 +324,30 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         return {f: tuple(int(dict(r["features"])[k]) for k in names) for f, r in got.items()}
 
     assert _wait_for("the final tiles in the offline table", offline_tiles) == want_tiles
+
+    # online == offline: at instants the API answers as of (from the newest click - 1 h on:
+    # the online store keeps every tile those read), sampled and on tile boundaries, the
+    # read the API serves equals the training-set join over the offline tiles
+    rng = random.Random(user)
+    now = int(time.time() * 1000)
+    instants = sorted(
+        {newest - HOUR, t0 + 2 * HOUR, t0 + 2 * HOUR + 1, hour - HOUR, hour, newest, newest + 1}
+        | {rng.randrange(newest - HOUR, now) for _ in range(24)}
+    )
+    spine = pa.table({"user": [user] * len(instants), "at": instants})
+    requested = [Requested(USER_ACTIVITY, f) for f in USER_ACTIVITY.features]
+    offline = join(
+        spine,
+        read_rows(s, view=USER_ACTIVITY.name, entity_id=user),
+        requested,
+        entity_column="user",
+        timestamp_column="at",
+    )
+    for i, t in enumerate(instants):
+        online = store.read(USER_ACTIVITY, [user], as_of=t)[0]
+        joined = {r.feature.name: offline[r.column][i].as_py() for r in requested}
+        assert joined == {f.name: online[f.name] for f in USER_ACTIVITY.features}, t
+    assert {offline[r.column][0].as_py() for r in requested} != {0}  # the samples see clicks
 
 
 def _cdc(

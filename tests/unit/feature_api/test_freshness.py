@@ -6,9 +6,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.events import Source
-from core.features import CUSTOMER_PROFILE, USER_ACTIVITY, USER_SESSIONS
+from core.features import CUSTOMER_PROFILE, USER_ACTIVITY, USER_SESSIONS, FeatureView
 from core.version import EncodedVersion, cdc_version, click_version, crm_version
-from feature_api.freshness import Status, feature_state, row_states, version_field
+from feature_api.freshness import (
+    Status,
+    compact_values,
+    feature_state,
+    row_states,
+    row_values,
+    version_field,
+)
 from tests.grouped_view import GROUPED_ACTIVITY
 
 NOW = 1_800_000_000_000
@@ -149,3 +156,50 @@ def test_a_group_is_judged_by_its_own_version_never_by_the_row_time(
         now_ms=NOW,
     )
     assert [s.event_time for s in states] == [t1, t24]
+
+
+_VIEWS = (CUSTOMER_PROFILE, GROUPED_ACTIVITY, USER_SESSIONS, USER_ACTIVITY)
+
+
+@st.composite
+def _rows(draw: st.DrawFn) -> tuple[FeatureView, dict[str, object]]:
+    """A view and a row of it as the store returns them: any subset of values, version
+    fields of any age (some expired, some from the future), or none."""
+    view = draw(st.sampled_from(_VIEWS))
+    ages = st.integers(min_value=-60_000, max_value=2 * DAY_MS)
+    row: dict[str, object] = {}
+    for f in view.features:
+        if draw(st.booleans()):
+            row[f.name] = draw(st.integers(0, 99)) if f.dtype == "int64" else "x"
+    for vfield in {version_field(view, f) for f in view.features} | {"_t"}:
+        if draw(st.booleans()):
+            t = NOW - draw(ages)
+            row[vfield] = str(t) if vfield == "_t" else click_version(t, 0, 1).encode()
+    return view, row
+
+
+@given(_rows())
+def test_the_compact_answer_agrees_with_the_full_one(case: tuple[FeatureView, dict]) -> None:
+    view, row = case
+    full = row_values(view=view, features=view.features, row=row, now_ms=NOW)
+    compact = compact_values(view=view, features=view.features, row=row, now_ms=NOW)
+    indexes = sorted(i for m in compact["meta"] for i in m["features"])
+    assert indexes == list(range(len(view.features)))  # each feature dated by one meta
+    for i, f in enumerate(view.features):
+        meta = next(m for m in compact["meta"] if i in m["features"])
+        state, value = full[f.name], compact["values"][i]
+        assert (meta["event_time"], meta["age_ms"], meta["source"]) == (
+            state["event_time"],
+            state["age_ms"],
+            state["source"],
+        )
+        if state["status"] is Status.PRESENT:
+            assert value == state["value"] and not meta["expired"]
+        elif state["status"] is Status.EXPIRED:
+            assert value is None and meta["expired"]
+        else:
+            assert value is None
+    keys = [(m["event_time"], m["source"], m["expired"]) for m in compact["meta"]]
+    assert len(keys) == len(set(keys))  # each distinct freshness once
+    if view is not CUSTOMER_PROFILE and not view.groups:
+        assert len(compact["meta"]) == 1  # freshness once per entity
