@@ -25,6 +25,21 @@ SOURCE_PRIORITY: dict[Source, int] = {
 """Higher wins when two sources carry the same event_time for one attribute."""
 
 
+EVENT_TIME_FLOOR_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z: an event dated before it is implausible (a zero, a unit mistake
+such as seconds for milliseconds, a default date), whatever its source."""
+
+
+def plausible_event_time(
+    event_time: int, ingest_ms: int, *, floor_ms: int = EVENT_TIME_FLOOR_MS, ahead_ms: int
+) -> bool:
+    """Whether an event time may be believed: not before ``floor_ms`` and at most
+    ``ahead_ms`` ahead of the time the event was ingested (its Kafka record timestamp). An
+    implausible one must never reach a watermark: one event from a client with a wrong
+    clock would otherwise make every later event late."""
+    return floor_ms <= event_time <= ingest_ms + ahead_ms
+
+
 def ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.events import EVENT_TIME_FLOOR_MS
 from core.features import SESSION_GAP_MS, view
 from core.topics import CDC_CUSTOMERS, CDC_ORDERS, CLICKSTREAM, CRM_CUSTOMERS
 
@@ -47,6 +48,20 @@ class JobConfig(BaseModel):
         "be behind the watermark (late).",
     )
     session_gap_ms: int = Field(SESSION_GAP_MS, gt=0)
+    event_time_floor_ms: int = Field(
+        EVENT_TIME_FLOOR_MS,
+        gt=0,
+        description="A click dated before this (epoch ms; default 2000-01-01) is implausible: "
+        "DLQ reason `implausible_event_time`, never reaching the watermark.",
+    )
+    max_event_time_ahead_ms: int = Field(
+        3_600_000,
+        gt=0,
+        le=30 * 86_400_000,
+        description="A click dated more than this ahead of its Kafka record timestamp (the "
+        "producer's send time, or the broker's append time) is implausible: DLQ reason "
+        "`implausible_event_time`; it never moves the watermark.",
+    )
     tile_batch_ms: int = Field(
         200,
         gt=0,

@@ -87,10 +87,45 @@ CREATE TABLE clicks_raw{c.suffix} (
   kp INT METADATA FROM 'partition' VIRTUAL,
   ko BIGINT METADATA FROM 'offset' VIRTUAL,
   kts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-  ts AS TO_TIMESTAMP_LTZ(COALESCE(
-        TRY_CAST(JSON_VALUE(CAST(v AS STRING), '$.event_time') AS BIGINT), 0), 3),
+  ts AS {click_ts(cfg)},
   WATERMARK FOR ts AS ts - INTERVAL '{lag_s}' SECOND
 ) WITH ({_kafka(cfg, cfg.clickstream_topic, group_suffix=c.suffix)})"""
+
+
+IMPLAUSIBLE_TS = "TO_TIMESTAMP_LTZ(0, 3)"
+"""The rowtime of a click whose event time is absent, malformed or implausible: the epoch,
+behind every watermark, so it never advances one (the gate files it in the DLQ)."""
+
+MAX_TIMESTAMP_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z, the last instant a SQL timestamp holds."""
+
+
+def day_to_second(ms: int) -> str:
+    """An interval literal of ``ms`` milliseconds (under 100 days). Flink plans a SECOND
+    interval of more than two digits only as DAY TO SECOND."""
+    if not 0 <= ms < 100 * 86_400_000:
+        raise ValueError(f"interval of {ms} ms: must be in [0, 100 days)")
+    days, rest = divmod(ms, 86_400_000)
+    hours, rest = divmod(rest, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    text = f"{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+    return f"INTERVAL '{text}' DAY TO SECOND(3)"
+
+
+def click_ts(cfg: JobConfig) -> str:
+    """A click's rowtime: its ``event_time`` when plausible -- not before
+    ``event_time_floor_ms`` and at most ``max_event_time_ahead_ms`` ahead of its Kafka record
+    timestamp -- else :data:`IMPLAUSIBLE_TS`. Any input gives a timestamp: the number is
+    clamped into the range a timestamp holds before it is converted (out-of-range values gave
+    NULL, and a NULL rowtime fails the job), and the JSON is parsed once (the bounds are
+    applied by LEAST/GREATEST + NULLIF, which evaluate their input once)."""
+    raw = "COALESCE(TRY_CAST(JSON_VALUE(CAST(v AS STRING), '$.event_time') AS BIGINT), 0)"
+    clamped = f"TO_TIMESTAMP_LTZ(LEAST(GREATEST({raw}, 0), {MAX_TIMESTAMP_MS}), 3)"
+    beyond = f"kts + {day_to_second(cfg.max_event_time_ahead_ms + 1)}"
+    not_ahead = f"NULLIF(LEAST({clamped}, {beyond}), {beyond})"
+    below = f"TO_TIMESTAMP_LTZ({cfg.event_time_floor_ms - 1}, 3)"
+    return f"COALESCE(NULLIF(GREATEST({not_ahead}, {below}), {below}), {IMPLAUSIBLE_TS})"
 
 
 def clicks_gated(c: LatenessClass) -> str:
@@ -112,13 +147,14 @@ def clicks_gate(c: LatenessClass) -> str:
     return f"""
 SELECT kp, ko, kts, ts AS t0, v, user_id, event_type, page, event_time,
   CASE
-    WHEN user_id > 0 AND event_time > 0 AND event_type IN ({types})
+    WHEN user_id > 0 AND event_time > 0 AND event_type IN ({types}) AND ts > {IMPLAUSIBLE_TS}
       THEN CASE WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late' END
     WHEN NOT (js IS JSON OBJECT) THEN 'invalid_json'
     WHEN NOT JSON_EXISTS(js, '$.user_id') OR NOT JSON_EXISTS(js, '$.event_time')
       OR NOT JSON_EXISTS(js, '$.event_type') THEN 'missing_field'
     WHEN user_id IS NULL OR user_id <= 0 THEN 'bad_user_id'
     WHEN event_time IS NULL OR event_time <= 0 THEN 'bad_event_time'
+    WHEN ts <= {IMPLAUSIBLE_TS} THEN 'implausible_event_time'
     ELSE 'unknown_event_type'
   END AS reason
 FROM (
@@ -318,14 +354,21 @@ def dlq_insert(cfg: JobConfig, c: LatenessClass) -> str:
         f"'event time at or behind the watermark on arrival: not counted in {c.view_names} "
         f"(allowed lateness {c.lateness_ms} ms)'"
     )
+    implausible = (
+        "'failed clickstream expectation: implausible_event_time (event_time ' || "
+        f"CAST(event_time AS STRING) || ' is before {cfg.event_time_floor_ms} or more than "
+        f"{cfg.max_event_time_ahead_ms} ms ahead of the Kafka timestamp ' || "
+        "CAST(kts AS STRING) || ')'"
+    )
     return f"""
 INSERT INTO dlq
 SELECT
   CASE reason WHEN 'late' THEN {late}
+    WHEN 'implausible_event_time' THEN {implausible}
     ELSE 'failed clickstream expectation: ' || reason END,
   ROW('{cfg.clickstream_topic}', kp, ko),
   TO_BASE64(CAST(v AS STRING)),
-  DATE_FORMAT(CASE WHEN event_time > 0 THEN ts ELSE kts END, 'yyyy-MM-dd'),
+  DATE_FORMAT(CASE WHEN ts > {IMPLAUSIBLE_TS} THEN ts ELSE kts END, 'yyyy-MM-dd'),
   'clickstream',
   reason
 FROM clicks{c.suffix} WHERE {"reason IS NOT NULL" if c.primary else "reason = 'late'"}"""

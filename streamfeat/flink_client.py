@@ -241,6 +241,14 @@ class FlinkClient:
                 "flink", f"POST {path} failed: {exc}", fix="is the stack up? `streamfeat status`"
             ) from None
 
+    def restarts(self, job_id: str) -> int:
+        """How often the job restarted since it was submitted (Flink's ``numRestarts``)."""
+        got: object = self._get(f"/jobs/{job_id}/metrics?get=numRestarts")
+        found = (
+            [m.get("value") for m in got if isinstance(m, dict)] if isinstance(got, list) else []
+        )
+        return int(found[0]) if found and found[0] is not None else 0
+
     def exceptions(self, job_id: str) -> str:
         data = self._get(f"/jobs/{job_id}/exceptions")
         root = data.get("root-exception") or ""

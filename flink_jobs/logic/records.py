@@ -66,6 +66,8 @@ REASONS: Final[dict[str, str]] = {
     "missing_field": "a required key is absent",
     "bad_type": "a field has the wrong JSON type (null included)",
     "bad_event_time": "event_time / source.ts_ms is not an int in [1, 2^63-1]",
+    "implausible_event_time": "event_time is before the floor (2000-01-01) or too far ahead "
+    "of the Kafka record timestamp (core.events.plausible_event_time)",
     "bad_user_id": "clickstream user_id is not an int in [1, 2^63-1]",
     "bad_customer_id": "a customer id is not an int in [1, 2^63-1]",
     "bad_order_id": "an order id is not an int in [1, 2^63-1]",

@@ -15,8 +15,14 @@ beside a hello-JSON route of the same server and a raw redis-py HGETALL loop, in
 - Baselines: HGETALL of one of those hashes in a closed redis-py loop, and a pipeline of 100
   (what the batch route sends Redis), from this process.
 
-Goals (issue 5, 2 CPUs): 1-entity p99 <= 2 ms at 500 requests/s; batch-100 p99 <= 5x the
-1-entity p99 at the same rate.
+Then the same open-loop load against the API server ``streamfeat up`` runs, as configured
+for users (its port, its settings), on ``user_activity``: tiles combined at each read, for
+``ENTITIES`` scratch users active 20 hours of the week (about 25 tiles each), one entity and
+batches of 100 in the full and the compact form; its ``/healthz`` is the same-server
+baseline.
+
+Goals (2 CPUs): 1-entity p99 <= 2 ms at 500 requests/s; batch-100 p99 <= 5x the 1-entity
+p99 at the same rate.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +81,28 @@ class Scenario:
     method: str
     path: str
     body: str | None = None
+
+
+def stack_scenarios(entity: int, batch_ids: Sequence[int]) -> list[Scenario]:
+    """On the stack's own server: its public probe, then user_activity (tiles)."""
+    path = "/v1/features/user_activity"
+    ids = list(batch_ids)
+    return [
+        Scenario("stack /healthz", "GET", "/healthz"),
+        Scenario("stack user_activity 1 entity", "GET", f"{path}/{entity}"),
+        Scenario(
+            f"stack user_activity batch {len(ids)}",
+            "POST",
+            f"{path}:batch",
+            json.dumps({"entity_ids": ids}),
+        ),
+        Scenario(
+            f"stack user_activity batch {len(ids)} compact",
+            "POST",
+            f"{path}:batch",
+            json.dumps({"entity_ids": ids, "format": "compact"}),
+        ),
+    ]
 
 
 def scenarios(entity: int, batch_ids: Sequence[int]) -> list[Scenario]:
@@ -221,6 +249,46 @@ def write_entities(settings: StackSettings, view: Any) -> list[int]:
     return ids
 
 
+def write_tiles(settings: StackSettings, now_ms: int) -> list[int]:
+    """user_activity tiles of ``ENTITIES`` scratch users active 20 h of the week (written
+    through the job's tile path); their ids."""
+    from core.features import USER_ACTIVITY
+    from core.online import RedisOnlineStore, TileWrite
+    from core.windows import pack, tiles_of
+    from streamfeat.bench.feature_job_redis import active_user_clicks
+
+    aggs = USER_ACTIVITY.aggregations
+    assert aggs is not None
+    clicks = active_user_clicks(20, now_ms)
+    newest = max(int(c["event_time"]) for c in clicks)  # type: ignore[call-overload]
+    tiles = tiles_of(aggs, clicks)
+    ids = list(range(ENTITY_BASE, ENTITY_BASE + ENTITIES))
+    store = RedisOnlineStore.from_url(settings.redis_url)
+    try:
+        for start in range(0, len(ids), 100):
+            store.write(
+                TileWrite(USER_ACTIVITY, eid, f, v[0] or 0, pack(v), newest)
+                for eid in ids[start : start + 100]
+                for f, v in tiles.items()
+            )
+    finally:
+        store.client.close()
+    return ids
+
+
+def delete_tiles(settings: StackSettings, ids: Sequence[int]) -> None:
+    import redis
+
+    from core.features import USER_ACTIVITY
+    from core.online import entity_key
+
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        client.delete(*(entity_key(USER_ACTIVITY, i) for i in ids))
+    finally:
+        client.close()
+
+
 # ---- load ----
 
 
@@ -305,45 +373,16 @@ def api_latency(
     baselines (µs), and the two goals as rows (detail: met / NOT met)."""
     log = settings.home.parent / "bench" / "api-server.log"
     out: list[Measurement] = []
-    p99: dict[tuple[str, float], float] = {}
     with api_server(settings, log) as port:
         base = f"http://{settings.host}:{port}"
         view = register_view(base)
         ids = write_entities(settings, view)
         plan = scenarios(ids[0], ids[:BATCH])
-        headers = {"X-API-Key": dev_key(Role.READER)}
-        for sc in plan:  # warm up every route (imports, pools, caches)
-            load(_spec(settings, port, sc, headers, 50, 1.0), 60)
-        saturated: set[str] = set()
-        for rate in sorted(rates):
-            for sc in plan:
-                if sc.name in saturated:
-                    continue
-                res = load(_spec(settings, port, sc, headers, rate, seconds), seconds * 6 + 60)
-                s = summarize(v / 1000 for v in res["latency_us"])
-                detail = _row(s, rate, res)
-                target = "feature API retrieval latency" if sc.name == "hello JSON" else None
-                if res["achieved_rate"] < SATURATED * rate:
-                    saturated.add(sc.name)
-                    out.append(
-                        Measurement(
-                            f"api {sc.name} @{rate:g}/s: SATURATED, achieved",
-                            res["achieved_rate"],
-                            "req/s",
-                            f"{detail} (open-loop latency then measures the queue)",
-                            target,
-                        )
-                    )
-                    got = res["achieved_rate"]
-                    progress(f"      {sc.name} @{rate:g}/s: saturated at {got:.0f}/s")
-                    continue
-                p99[(sc.name, rate)] = s.p99
-                out += [
-                    Measurement(f"api {sc.name} @{rate:g}/s p50", s.p50, "ms", detail, target),
-                    Measurement(f"api {sc.name} @{rate:g}/s p99", s.p99, "ms", detail, target),
-                ]
-                progress(f"      {sc.name} @{rate:g}/s: p50 {s.p50:.2f} ms, p99 {s.p99:.2f} ms")
+        p99 = _run_rates(
+            settings, port, plan, rates=rates, seconds=seconds, progress=progress, out=out
+        )
         hg50, hg99, pl50, pl99 = redis_baselines(settings, view, ids, redis_calls)
+    stack_p99 = _stack_server(settings, rates=rates, seconds=seconds, progress=progress, out=out)
     target = "feature API retrieval latency"
     note = f"redis-py (hiredis parser) closed loop on the bench's {N_FEATURES}-field hashes"
     out += [
@@ -352,7 +391,96 @@ def api_latency(
         Measurement(f"redis pipeline {BATCH} x HGETALL p50", pl50, "µs", note, target),
         Measurement(f"redis pipeline {BATCH} x HGETALL p99", pl99, "µs", note, target),
     ]
-    return out + goals(p99, single=plan[1].name, batch=plan[2].name)
+    out += goals(p99, single=plan[1].name, batch=plan[2].name)
+    stack = stack_scenarios(0, range(BATCH))
+    for batch in stack[2:]:
+        for m in goals(stack_p99, single=stack[1].name, batch=batch.name):
+            out.append(replace(m, name=m.name.replace("goal:", f"goal ({batch.name}):")))
+    return out
+
+
+def _run_rates(
+    settings: StackSettings,
+    port: int,
+    plan: Sequence[Scenario],
+    *,
+    rates: Sequence[float],
+    seconds: float,
+    progress: Any,
+    out: list[Measurement],
+) -> dict[tuple[str, float], float]:
+    """Every scenario of ``plan`` at every rate up to its saturation: p50/p99 rows (or a
+    SATURATED row) appended to ``out``; the p99 of each unsaturated run."""
+    headers = {"X-API-Key": dev_key(Role.READER)}
+    for sc in plan:  # warm up every route (imports, pools, caches)
+        load(_spec(settings, port, sc, headers, 50, 1.0), 60)
+    p99: dict[tuple[str, float], float] = {}
+    saturated: set[str] = set()
+    for rate in sorted(rates):
+        for sc in plan:
+            if sc.name in saturated:
+                continue
+            res = load(_spec(settings, port, sc, headers, rate, seconds), seconds * 6 + 60)
+            s = summarize(v / 1000 for v in res["latency_us"])
+            detail = _row(s, rate, res)
+            base = sc.name in ("hello JSON", "stack /healthz")
+            target = "feature API retrieval latency" if base else None
+            if res["achieved_rate"] < SATURATED * rate:
+                saturated.add(sc.name)
+                out.append(
+                    Measurement(
+                        f"api {sc.name} @{rate:g}/s: SATURATED, achieved",
+                        res["achieved_rate"],
+                        "req/s",
+                        f"{detail} (open-loop latency then measures the queue)",
+                        target,
+                    )
+                )
+                got = res["achieved_rate"]
+                progress(f"      {sc.name} @{rate:g}/s: saturated at {got:.0f}/s")
+                continue
+            p99[(sc.name, rate)] = s.p99
+            out += [
+                Measurement(f"api {sc.name} @{rate:g}/s p50", s.p50, "ms", detail, target),
+                Measurement(f"api {sc.name} @{rate:g}/s p99", s.p99, "ms", detail, target),
+            ]
+            progress(f"      {sc.name} @{rate:g}/s: p50 {s.p50:.2f} ms, p99 {s.p99:.2f} ms")
+    return p99
+
+
+def _stack_server(
+    settings: StackSettings,
+    *,
+    rates: Sequence[float],
+    seconds: float,
+    progress: Any,
+    out: list[Measurement],
+) -> dict[tuple[str, float], float]:
+    """The scenarios of :func:`stack_scenarios` against the API ``streamfeat up`` runs."""
+    import httpx
+
+    url = f"http://{settings.host}:{settings.ports.api}/healthz"
+    try:
+        httpx.get(url, timeout=2).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise StackError(
+            "bench api", f"the stack's API at {url} does not answer: {exc}", fix="streamfeat up"
+        ) from exc
+    ids = write_tiles(settings, time.time_ns() // 1_000_000)
+    try:
+        plan = stack_scenarios(ids[0], ids[:BATCH])
+        progress(f"      the stack's API server (port {settings.ports.api}), user_activity tiles")
+        return _run_rates(
+            settings,
+            settings.ports.api,
+            plan,
+            rates=rates,
+            seconds=seconds,
+            progress=progress,
+            out=out,
+        )
+    finally:
+        delete_tiles(settings, ids)
 
 
 def goals(p99: dict[tuple[str, float], float], *, single: str, batch: str) -> list[Measurement]:

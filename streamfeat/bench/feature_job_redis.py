@@ -130,7 +130,7 @@ CLICK_TYPES = ("page_view", "page_view", "add_to_cart", "page_view", "purchase",
 TILE_GOAL_B = 16
 
 
-def _active_user_clicks(hours: int, now_ms: int) -> list[dict[str, object]]:
+def active_user_clicks(hours: int, now_ms: int) -> list[dict[str, object]]:
     """Clicks of a user active in ``hours`` hours of the week before ``now_ms``, the hours
     spread evenly with the current one first, six clicks in each (none after now)."""
     step = 168 // hours
@@ -159,7 +159,7 @@ def tile_bytes(settings: StackSettings, now_ms: int) -> list[Measurement]:
             user = SCRATCH_IDS[-1] - i
             key = entity_key(USER_ACTIVITY, user)
             r.delete(key)
-            clicks = _active_user_clicks(hours, now_ms)
+            clicks = active_user_clicks(hours, now_ms)
             newest = max(int(c["event_time"]) for c in clicks)  # type: ignore[call-overload]
             tiles = tiles_of(aggs, clicks)
             store.write(

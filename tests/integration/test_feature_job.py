@@ -833,6 +833,73 @@ def test_malformed_clicks_reach_the_dlq_with_their_reason(feature_job: StackSett
     _wait_for("every malformed record under its reason", lambda: not missing())
 
 
+def test_implausible_event_times_reach_the_dlq_and_never_move_the_watermark(
+    feature_job: StackSettings,
+) -> None:
+    """Clicks dated far ahead of their Kafka timestamp (up to 2^63 - 1 ms) or before 2000 go
+    to the DLQ as ``implausible_event_time`` (the minimum int64 as ``bad_event_time``), the
+    job never restarts, and a valid click sent after them is counted: the watermark did not
+    follow them. (After the malformed test: its clicks are 'now'.)"""
+    from streamfeat.flink_client import FlinkClient
+    from streamfeat.job import running_job
+    from streamfeat.stack.base import StackContext
+
+    s = feature_job
+    client = FlinkClient(StackContext(s))
+    job_id = running_job(s)
+    assert job_id
+    restarts = client.restarts(job_id)
+    mark, now = uuid.uuid4().hex, int(time.time() * 1000)
+    user = 900_000 + int(uuid.uuid4().int % 50_000)
+
+    def rec(t: int) -> bytes:
+        return json.dumps(
+            {
+                "event_id": mark,
+                "user_id": user,
+                "event_type": "search",
+                "page": "/",
+                "event_time": t,
+            }
+        ).encode()
+
+    implausible = [
+        now + 2 * HOUR,  # a client clock two hours fast
+        4_102_444_800_000,  # 2100-01-01
+        253_402_300_799_999,  # 9999-12-31, the last instant a timestamp holds
+        10**15,  # past what a timestamp holds
+        2**63 - 1,
+        5_000,  # 1970
+        now // 1000,  # seconds, not milliseconds
+    ]
+    bad = rec(-(2**63))
+    _send(s, CLICKSTREAM, [(str(user).encode(), rec(t)) for t in implausible] + [(b"1", bad)])
+    valid_t = int(time.time() * 1000)
+    _send(s, CLICKSTREAM, [(str(user).encode(), _click(user, valid_t, "page_view")[1])])
+    store = RedisOnlineStore.from_url(s.redis_url)
+
+    def counted() -> dict[str, Any] | None:
+        row = store.read(USER_ACTIVITY, [user], now_ms=valid_t + 1)[0]
+        return row if row.get("_t") == str(valid_t) else None
+
+    row = _wait_for("the valid click after the implausible ones, counted", counted)
+    assert (row["clicks_1h"], row["clicks_7d"]) == (1, 1)  # the implausible ones count nowhere
+    day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))  # filed under the Kafka time
+
+    def filed() -> list[bytes] | None:
+        got = _dlq_originals(s, "clickstream", "implausible_event_time", day)
+        mine = [v for v in got if mark.encode() in v]
+        return mine if len(mine) >= len(implausible) else None
+
+    found = _wait_for("the implausible clicks in the DLQ", filed)
+    assert sorted(json.loads(v)["event_time"] for v in found) == sorted(implausible)
+    _wait_for(
+        "the minimum int64 as bad_event_time",
+        lambda: bad in _dlq_originals(s, "clickstream", "bad_event_time", day),
+    )
+    assert client.restarts(job_id) == restarts
+
+
 def test_offline_commit_every_keeps_committing(feature_job: StackSettings) -> None:
     """`streamfeat offline commit --every` commits round after round until stopped."""
     import subprocess
