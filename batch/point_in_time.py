@@ -358,8 +358,8 @@ def windowed_columns(
     names = ["n", *(m.name for m in aggs.stored)]
     per_entity: dict[int, dict[int, tuple[str, tuple[int | None, ...]]]] = {}
     for r in rows.select(["entity_id", "grp", "features", "version"]).to_pylist():
-        if r["entity_id"] is None or r["version"] is None or not r["grp"]:
-            continue
+        if r["entity_id"] is None or r["version"] is None or not str(r["grp"]).isdigit():
+            continue  # not a tile: a row of the per-event layout before tiles
         tiles = per_entity.setdefault(r["entity_id"], {})
         field_ = int(r["grp"])
         held = tiles.get(field_)

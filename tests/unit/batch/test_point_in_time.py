@@ -344,3 +344,45 @@ def test_an_unaligned_version_still_wins_by_version(
 def test_user_sessions_is_one_slot() -> None:
     assert {Requested(USER_SESSIONS, f).slot for f in USER_SESSIONS.features} == {""}
     assert Requested(CUSTOMER_PROFILE, CUSTOMER_PROFILE.features[0]).slot == "email"
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=3 * DAY),
+            st.sampled_from(["page_view", "add_to_cart", "purchase"]),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.lists(st.integers(min_value=0, max_value=4 * DAY), min_size=1, max_size=8),
+)
+def test_windowed_views_combine_the_final_tiles_as_of_each_spine_time(
+    clicks: list[tuple[int, str]], instants: list[int]
+) -> None:
+    """The join's windowed columns equal core.windows.combine over the final tiles, as of the
+    spine time and from complete tiles only; rows of the per-event layout before tiles (grp
+    '' or a window name) are not tiles and are passed over."""
+    from core.features import CLICK_AGGREGATIONS, USER_ACTIVITY
+    from core.windows import combine, tiles_of
+
+    base = 1_800_000_000_000 // DAY * DAY
+    events = [{"user_id": 1, "event_time": base + t, "event_type": k} for t, k in clicks]
+    tiles = tiles_of(CLICK_AGGREGATIONS, events)
+    names = ["n", "carts", "purchases"]
+    rows = [
+        row("user_activity", 1, str(f), dict(zip(names, map(str, v), strict=True)), base, n)
+        for n, (f, v) in enumerate(tiles.items())
+    ]
+    rows += [  # the old layout: one row per event with every window, grp '' or per window
+        row("user_activity", 1, "", {"clicks_1h": "99"}, base),
+        row("user_activity", 1, "1h", {"clicks_1h": "98"}, base),
+    ]
+    spine = [(1, base + t) for t in instants]
+    got = _join(_spine(spine), rows, ["user_activity"])
+    for i, (_, t) in enumerate(spine):
+        want = combine(CLICK_AGGREGATIONS, tiles, t, open_head=False)
+        assert {
+            f.name: got.column(f"user_activity__{f.name}")[i].as_py()
+            for f in USER_ACTIVITY.features
+        } == want
