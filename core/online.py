@@ -399,7 +399,8 @@ def decode_windowed(
     plus ``_t`` (the newest event time, text) when stored. No hash: no event within the
     longest window, so counts and sums are 0."""
     assert view.aggregations is not None
-    row: dict[str, Any] = combine(view.aggregations, stored_tiles(raw), at_ms, open_head=open_head)
+    packed = {int(f): v for f, v in raw.items() if f[:1].isdigit()}  # unpacked when counted
+    row: dict[str, Any] = combine(view.aggregations, packed, at_ms, open_head=open_head)
     t = raw.get(ROW_EVENT_TIME.encode())
     if t is not None:
         row[ROW_EVENT_TIME] = _decode_text(t)

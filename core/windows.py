@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 AggFunction = Literal["count", "sum", "min", "max"]
@@ -137,14 +138,14 @@ class Aggregations:
                 if flt is not None and known.get(flt.field) != "string":
                     raise ValueError(f"measure {m.name}: filter on unknown field {flt.field!r}")
 
-    @property
+    @cached_property
     def tile_sizes(self) -> tuple[int, ...]:
         return tuple(sorted({w.tile_ms for w in self.windows}))
 
     def slot(self, tile_ms: int) -> int:
         return self.tile_sizes.index(tile_ms)
 
-    @property
+    @cached_property
     def stored(self) -> tuple[Measure, ...]:
         """The measures a tile stores after ``n`` (plain counts are ``n`` itself)."""
         return tuple(m for m in self.measures if not m.plain_count)
@@ -162,6 +163,13 @@ class Aggregations:
     def horizon_ms(self) -> int:
         """After this long without events every window is empty (the key's expiry)."""
         return max(self.retention_ms(s) for s in self.tile_sizes)
+
+    @cached_property
+    def columns(self) -> tuple[tuple[int, AggFunction], ...]:
+        """Per measure: where a tile holds its value (0: ``n``, for plain counts) and how
+        two values merge."""
+        stored = {m.name: i for i, m in enumerate(self.stored, start=1)}
+        return tuple((0 if m.plain_count else stored[m.name], m.function) for m in self.measures)
 
     def feature_names(self) -> list[tuple[str, Measure, Window]]:
         return [(f"{m.name}_{w.name}", m, w) for m in self.measures for w in self.windows]
@@ -231,39 +239,59 @@ def newer(held: Tile | tuple[int | None, ...] | None, incoming: tuple[int | None
 
 def combine(
     aggs: Aggregations,
-    tiles: Mapping[int, tuple[int | None, ...]],
+    tiles: Mapping[int, Tile | tuple[int | None, ...] | bytes | str],
     t: int,
     *,
     open_head: bool,
 ) -> dict[str, int | None]:
     """Every feature of the view at instant ``t`` from its tiles (module docstring): feature
-    name -> value. The API (live and ``as_of``) and the offline join both call this."""
+    name -> value. The API (live and ``as_of``) and the offline join both call this.
+
+    ``tiles`` maps stored fields to unpacked values or to the packed text as stored (each
+    tile inside a window is unpacked once; the others never are): this is the read path of
+    every windowed request."""
     head = aggs.tile_sizes[0]
-    spans = []  # per window: (tile size, first index, end index) of the body, head range
-    for w in aggs.windows:
+    head_end = t // head + (1 if open_head else 0)
+    # per size slot: (window, first index, end index) of the tiles of that size it counts
+    ranges: dict[int, list[tuple[int, int, int]]] = {}
+    for wi, w in enumerate(aggs.windows):
         big = w.tile_ms
-        cur_big = t // big
         first = -((w.length_ms - t) // big)  # ceil((t - W) / big)
-        head_first = cur_big * big // head
-        head_end = t // head + (1 if open_head else 0)
-        spans.append((big, first, cur_big, head_first, head_end))
-    stored_index = {m.name: i for i, m in enumerate(aggs.stored, start=1)}
-    acc: list[list[int | None]] = [[None] * len(aggs.measures) for _ in aggs.windows]
-    for stored_field, values in tiles.items():
-        size, index = split_field(aggs, stored_field)
-        for wi, (big, first, cur_big, head_first, head_end) in enumerate(spans):
-            inside = (size == big and first <= index < cur_big) or (
-                size == head and head_first <= index < head_end
-            )
-            if not inside:
+        cur_big = t // big
+        if big == head:  # body and head are one run of head tiles
+            ranges.setdefault(aggs.slot(head), []).append((wi, first, head_end))
+        else:
+            ranges.setdefault(aggs.slot(big), []).append((wi, first, cur_big))
+            ranges.setdefault(aggs.slot(head), []).append((wi, cur_big * big // head, head_end))
+    columns = aggs.columns
+    acc: list[list[int | None]] = [[None] * len(columns) for _ in aggs.windows]
+    for stored_field, packed in tiles.items():
+        hits = ranges.get(stored_field % SLOTS)
+        if not hits:
+            continue
+        index = stored_field // SLOTS
+        values: tuple[int | None, ...] | None = None
+        for wi, lo, hi in hits:
+            if not lo <= index < hi:
                 continue
+            if values is None:
+                values = packed if isinstance(packed, tuple) else unpack(packed)
             row = acc[wi]
-            for mi, m in enumerate(aggs.measures):
-                v = values[0] if m.plain_count else values[stored_index[m.name]]
-                row[mi] = _merge(m.function, row[mi], v)
+            for mi, (col, function) in enumerate(columns):
+                v = values[col]
+                if v is None:
+                    continue
+                held = row[mi]
+                if held is None:
+                    row[mi] = v
+                elif function in ("count", "sum"):
+                    row[mi] = held + v
+                else:
+                    row[mi] = min(held, v) if function == "min" else max(held, v)
     out: dict[str, int | None] = {}
     for mi, m in enumerate(aggs.measures):
+        additive = m.function in ("count", "sum")
         for wi, w in enumerate(aggs.windows):
             v = acc[wi][mi]
-            out[f"{m.name}_{w.name}"] = 0 if v is None and m.function in ("count", "sum") else v
+            out[f"{m.name}_{w.name}"] = 0 if v is None and additive else v
     return out
