@@ -31,7 +31,7 @@ from typing import Any
 
 from core.features import Feature, FeatureView
 from core.version import EncodedVersion, Version
-from core.windows import SLOTS, Aggregations, combine, unpack
+from core.windows import SLOTS, Aggregations, Combiner, combiner, unpack
 
 KEY_PREFIX = "sf"
 ROW_VERSION = "_v"
@@ -399,12 +399,21 @@ def decode_windowed(
     plus ``_t`` (the newest event time, text) when stored. No hash: no event within the
     longest window, so counts and sums are 0."""
     assert view.aggregations is not None
-    packed = {int(f): v for f, v in raw.items() if f[:1].isdigit()}  # unpacked when counted
-    row: dict[str, Any] = combine(view.aggregations, packed, at_ms, open_head=open_head)
-    t = raw.get(ROW_EVENT_TIME.encode())
-    if t is not None:
-        row[ROW_EVENT_TIME] = _decode_text(t)
+    (row,) = _decode_windowed(combiner(view.aggregations, at_ms, open_head=open_head), [raw])
     return row
+
+
+def _decode_windowed(apply: Combiner, raws: Sequence[Mapping[bytes, bytes]]) -> list[dict]:
+    out = []
+    t_field = ROW_EVENT_TIME.encode()
+    for raw in raws:
+        packed = {int(f): v for f, v in raw.items() if f[:1].isdigit()}  # unpacked if counted
+        row: dict[str, Any] = apply(packed)
+        t = raw.get(t_field)
+        if t is not None:
+            row[ROW_EVENT_TIME] = _decode_text(t)
+        out.append(row)
+    return out
 
 
 def decode_rows(
@@ -419,9 +428,9 @@ def decode_rows(
     only: core.windows); any other view by :func:`decode_row`."""
     if view.aggregations is not None:
         if as_of is not None:
-            return [decode_windowed(view, raw, at_ms=as_of, open_head=False) for raw in raws]
+            return _decode_windowed(combiner(view.aggregations, as_of, open_head=False), raws)
         t = int(time.time() * 1000) if now_ms is None else now_ms
-        return [decode_windowed(view, raw, at_ms=t, open_head=True) for raw in raws]
+        return _decode_windowed(combiner(view.aggregations, t, open_head=True), raws)
     decoders = field_decoders(view)
     return [decode_row(decoders, raw) for raw in raws]
 

@@ -31,10 +31,11 @@ has arrived. With no event in it a count or sum is 0 and a min or max is None.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 AggFunction = Literal["count", "sum", "min", "max"]
 SLOTS = 8
@@ -198,8 +199,13 @@ def pack(values: Iterable[int | None]) -> str:
 
 
 def unpack(raw: bytes | str) -> tuple[int | None, ...]:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    return tuple(int(p) if p else None for p in text.split(","))
+    try:  # the common case: every value present (int() takes the bytes as they are)
+        if isinstance(raw, bytes):
+            return tuple(map(int, raw.split(b",")))
+        return tuple(map(int, raw.split(",")))
+    except ValueError:  # a min/max over no event is empty
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        return tuple(int(p) if p else None for p in text.split(","))
 
 
 def tiles_of(
@@ -248,8 +254,16 @@ def combine(
     name -> value. The API (live and ``as_of``) and the offline join both call this.
 
     ``tiles`` maps stored fields to unpacked values or to the packed text as stored (each
-    tile inside a window is unpacked once; the others never are): this is the read path of
-    every windowed request."""
+    tile inside a window is unpacked once; the others never are)."""
+    return combiner(aggs, t, open_head=open_head)(tiles)
+
+
+Combiner = Callable[[Mapping[int, "Tile | tuple[int | None, ...] | bytes | str"]], dict]
+
+
+def combiner(aggs: Aggregations, t: int, *, open_head: bool) -> Combiner:
+    """:func:`combine` at one instant, its tile ranges computed once: the read path of a
+    batch applies it to every entity."""
     head = aggs.tile_sizes[0]
     head_end = t // head + (1 if open_head else 0)
     # per size slot: (window, first index, end index) of the tiles of that size it counts
@@ -264,34 +278,99 @@ def combine(
             ranges.setdefault(aggs.slot(big), []).append((wi, first, cur_big))
             ranges.setdefault(aggs.slot(head), []).append((wi, cur_big * big // head, head_end))
     columns = aggs.columns
-    acc: list[list[int | None]] = [[None] * len(columns) for _ in aggs.windows]
-    for stored_field, packed in tiles.items():
-        hits = ranges.get(stored_field % SLOTS)
-        if not hits:
-            continue
-        index = stored_field // SLOTS
-        values: tuple[int | None, ...] | None = None
-        for wi, lo, hi in hits:
-            if not lo <= index < hi:
+    nwin = len(aggs.windows)
+    names = [
+        (f"{m.name}_{w.name}", wi, mi, m.function in ("count", "sum"))
+        for mi, m in enumerate(aggs.measures)
+        for wi, w in enumerate(aggs.windows)
+    ]
+    if all(f in ("count", "sum") for _, f in columns):
+        return _additive(ranges, columns, names, nwin)
+
+    def apply(tiles: Mapping[int, Tile | tuple[int | None, ...] | bytes | str]) -> dict:
+        acc: list[list[Any]] = [[None] * len(columns) for _ in range(nwin)]
+        for stored_field, packed in tiles.items():
+            hits = ranges.get(stored_field % SLOTS)
+            if not hits:
                 continue
-            if values is None:
-                values = packed if isinstance(packed, tuple) else unpack(packed)
-            row = acc[wi]
-            for mi, (col, function) in enumerate(columns):
-                v = values[col]
-                if v is None:
+            index = stored_field // SLOTS
+            values: tuple[int | None, ...] | None = None
+            for wi, lo, hi in hits:
+                if not lo <= index < hi:
                     continue
-                held = row[mi]
-                if held is None:
-                    row[mi] = v
-                elif function in ("count", "sum"):
-                    row[mi] = held + v
-                else:
-                    row[mi] = min(held, v) if function == "min" else max(held, v)
+                if values is None:
+                    values = packed if isinstance(packed, tuple) else unpack(packed)
+                row = acc[wi]
+                for mi, (col, function) in enumerate(columns):
+                    v = values[col]
+                    if v is None:
+                        continue
+                    held = row[mi]
+                    if held is None:
+                        row[mi] = v
+                    elif function in ("count", "sum"):
+                        row[mi] = held + v
+                    else:
+                        row[mi] = min(held, v) if function == "min" else max(held, v)
+        return _named(acc, names)
+
+    return apply
+
+
+def _named(acc: list[list[Any]], names: list[tuple[str, int, int, bool]]) -> dict:
     out: dict[str, int | None] = {}
-    for mi, m in enumerate(aggs.measures):
-        additive = m.function in ("count", "sum")
-        for wi, w in enumerate(aggs.windows):
-            v = acc[wi][mi]
-            out[f"{m.name}_{w.name}"] = 0 if v is None and additive else v
+    for name, wi, mi, zero in names:
+        v = acc[wi][mi]
+        out[name] = 0 if v is None and zero else v
     return out
+
+
+def _additive(
+    ranges: dict[int, list[tuple[int, int, int]]],
+    columns: tuple[tuple[int, AggFunction], ...],
+    names: list[tuple[str, int, int, bool]],
+    nwin: int,
+) -> Combiner:
+    """The combiner of a view of counts and sums only: per size slot, the window ranges cut
+    the tile indexes into segments, each counted by a fixed set of windows; a tile is added
+    to its segment (one bisection), and each segment's sum to its windows at the end."""
+    cuts: dict[int, list[int]] = {}
+    members: dict[tuple[int, int], list[int]] = {}
+    for slot, hits in ranges.items():
+        bounds = sorted({b for _, lo, hi in hits for b in (lo, hi)})
+        cuts[slot] = bounds
+        for seg in range(1, len(bounds)):
+            lo_b = bounds[seg - 1]
+            inside = [wi for wi, lo, hi in hits if lo <= lo_b < hi]
+            if inside:
+                members[(slot, seg)] = inside
+    cols = [c for c, _ in columns]
+    width = max(cols) + 1
+
+    def apply(tiles: Mapping[int, Tile | tuple[int | None, ...] | bytes | str]) -> dict:
+        sums: dict[tuple[int, int], list[int]] = {}
+        for stored_field, packed in tiles.items():
+            slot = stored_field % SLOTS
+            bounds = cuts.get(slot)
+            if bounds is None:
+                continue
+            key = (slot, bisect_right(bounds, stored_field // SLOTS))
+            if key not in members:
+                continue
+            values = packed if isinstance(packed, tuple) else unpack(packed)
+            held = sums.get(key)
+            if held is None:
+                sums[key] = [v or 0 for v in values[:width]]
+            else:
+                sums[key] = [a + (v or 0) for a, v in zip(held, values[:width], strict=True)]
+        acc: list[list[Any]] = [[None] * len(cols) for _ in range(nwin)]
+        for key, total in sums.items():
+            picked = [total[c] for c in cols]
+            for wi in members[key]:
+                row = acc[wi]
+                acc[wi] = (
+                    picked if row[0] is None else [a + b for a, b in zip(row, picked, strict=True)]
+                )
+        return _named(acc, names)
+
+    return apply
