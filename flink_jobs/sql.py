@@ -114,14 +114,21 @@ def day_to_second(ms: int) -> str:
 
 
 def click_ts(cfg: JobConfig) -> str:
-    """A click's rowtime: its ``event_time`` when plausible -- not before
-    ``event_time_floor_ms`` and at most ``max_event_time_ahead_ms`` ahead of its Kafka record
-    timestamp -- else :data:`IMPLAUSIBLE_TS`. Any input gives a timestamp: the number is
-    clamped into the range a timestamp holds before it is converted (out-of-range values gave
-    NULL, and a NULL rowtime fails the job), and the JSON is parsed once (the bounds are
-    applied by LEAST/GREATEST + NULLIF, which evaluate their input once)."""
+    """A click's rowtime: :func:`plausible_ts` of its ``event_time`` (the JSON is parsed
+    once for it)."""
     raw = "COALESCE(TRY_CAST(JSON_VALUE(CAST(v AS STRING), '$.event_time') AS BIGINT), 0)"
-    clamped = f"TO_TIMESTAMP_LTZ(LEAST(GREATEST({raw}, 0), {MAX_TIMESTAMP_MS}), 3)"
+    return plausible_ts(raw, cfg)
+
+
+def plausible_ts(ms: str, cfg: JobConfig) -> str:
+    """The rowtime of a record whose event time is the BIGINT expression ``ms``: that time
+    when plausible -- not before ``event_time_floor_ms`` and at most
+    ``max_event_time_ahead_ms`` ahead of the Kafka record timestamp ``kts`` -- else
+    :data:`IMPLAUSIBLE_TS`. Any input gives a timestamp: the number is clamped into the
+    range a timestamp holds before it is converted (out-of-range values gave NULL, and a
+    NULL rowtime fails the job), and ``ms`` is evaluated once (the bounds are applied by
+    LEAST/GREATEST + NULLIF, which evaluate their input once)."""
+    clamped = f"TO_TIMESTAMP_LTZ(LEAST(GREATEST({ms}, 0), {MAX_TIMESTAMP_MS}), 3)"
     beyond = f"kts + {day_to_second(cfg.max_event_time_ahead_ms + 1)}"
     not_ahead = f"NULLIF(LEAST({clamped}, {beyond}), {beyond})"
     below = f"TO_TIMESTAMP_LTZ({cfg.event_time_floor_ms - 1}, 3)"
@@ -199,13 +206,14 @@ def orders_source(cfg: JobConfig) -> str:
     event-time order and the watermark holds for snapshot and stream alike. The watermark
     lags by the order views' allowed lateness (:func:`orders_lateness_ms`)."""
     lag_s = orders_lateness_ms(cfg) / 1000
+    order_ts = plausible_ts(f"COALESCE({_order_ms('CAST(v AS STRING)')}, 0)", cfg)
     return f"""
 CREATE TABLE orders_raw (
   v BYTES,
   kp INT METADATA FROM 'partition' VIRTUAL,
   ko BIGINT METADATA FROM 'offset' VIRTUAL,
   kts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-  ts AS TO_TIMESTAMP_LTZ(COALESCE({_order_ms("CAST(v AS STRING)")}, 0), 3),
+  ts AS {order_ts},
   WATERMARK FOR ts AS ts - INTERVAL '{lag_s}' SECOND
 ) WITH ({_kafka(cfg, cfg.cdc_orders_topic)},
   'scan.watermark.idle-timeout' = '{cfg.orders_idle_timeout_ms} ms')"""
@@ -233,6 +241,7 @@ SELECT kp, ko, kts, ts AS t0, v, op, order_id, customer_id, amount_cents, order_
     WHEN order_ms IS NULL THEN 'bad_created_at'
     WHEN src_ms IS NULL OR src_ms <= 0 THEN 'bad_event_time'
     WHEN lsn IS NULL THEN 'bad_source'
+    WHEN ts <= {IMPLAUSIBLE_TS} THEN 'implausible_event_time'
     WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late'
   END AS reason
 FROM (
@@ -299,10 +308,14 @@ def orders_dlq_insert(cfg: JobConfig) -> str:
 INSERT INTO dlq
 SELECT
   CASE reason WHEN 'late' THEN 'order created_at at or behind the watermark on arrival'
+    WHEN 'implausible_event_time' THEN 'failed CDC order expectation: implausible_event_time '
+      || '(created_at ' || CAST(order_ms AS STRING) || ' ms is before '
+      || '{cfg.event_time_floor_ms} or more than {cfg.max_event_time_ahead_ms} ms ahead of the '
+      || 'Kafka timestamp ' || CAST(kts AS STRING) || ')'
     ELSE 'failed CDC order expectation: ' || reason END,
   ROW('{cfg.cdc_orders_topic}', kp, ko),
   TO_BASE64(CAST(v AS STRING)),
-  DATE_FORMAT(CASE WHEN order_ms IS NOT NULL THEN ts ELSE kts END, 'yyyy-MM-dd'),
+  DATE_FORMAT(CASE WHEN ts > {IMPLAUSIBLE_TS} THEN ts ELSE kts END, 'yyyy-MM-dd'),
   'pg_cdc',
   reason
 FROM orders WHERE reason IS NOT NULL"""

@@ -761,6 +761,45 @@ def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
     assert tiles == want_tiles
 
 
+def test_implausible_order_times_reach_the_dlq_and_never_move_the_watermark(
+    feature_job: StackSettings,
+) -> None:
+    """Orders created in 2100 or in 1999 go to the DLQ as ``implausible_event_time`` and
+    count nowhere; a valid order after them is counted once a later order passes it (with a
+    watermark moved to 2100 it would be late). (After the redelivery test: its orders reach
+    'now' + 20 min.)"""
+    from core.features import CUSTOMER_ORDERS
+    from core.topics import CDC_ORDERS
+
+    s = feature_job
+    customer, flusher = (600_000 + int(uuid.uuid4().int % 50_000) * 2 + i for i in (0, 1))
+    ids = [10**12 + int(uuid.uuid4().int % 10**9) * 4 + i for i in range(4)]
+    now = int(time.time() * 1000)
+    future = _order_change(ids[0], customer, 4_102_444_800_000, 500, op="c", commit_ms=now, lsn=1)
+    ancient = _order_change(ids[1], customer, 915_148_800_000, 600, op="c", commit_ms=now, lsn=2)
+    created = now + 30 * 60_000  # after the redelivery test's orders, within the hour ahead
+    valid = _order_change(ids[2], customer, created, 700, op="c", commit_ms=now, lsn=3)
+    later = _order_change(ids[3], flusher, created + 5 * 60_000, 1, op="c", commit_ms=now, lsn=4)
+    key = json.dumps({"id": ids[0]}).encode()  # one partition: the order given is the order read
+    _send(s, CDC_ORDERS, [(key, v) for v in (future, ancient, valid, later)])
+    store = RedisOnlineStore.from_url(s.redis_url)
+
+    def counted() -> dict[str, Any] | None:
+        row = store.read(CUSTOMER_ORDERS, [customer], now_ms=created + 1)[0]
+        return row if row.get("_t") == str(created) else None
+
+    row = _wait_for("the valid order after the implausible ones, counted", counted)
+    assert (row["orders_7d"], row["spend_cents_7d"]) == (1, 700)
+    day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))  # filed under the Kafka time
+
+    def filed() -> list[bytes] | None:
+        got = _dlq_originals(s, "pg_cdc", "implausible_event_time", day)
+        mine = [v for v in got if v in (future, ancient)]
+        return mine if len(mine) == 2 else None
+
+    _wait_for("the implausible orders in the DLQ", filed)
+
+
 def test_stop_with_savepoint_and_resume_keeps_window_state_and_offsets(
     feature_job: StackSettings,
 ) -> None:
