@@ -233,13 +233,26 @@ def job_deploy(
 
 @job_app.command("status")
 def job_status() -> None:
-    """Show the feature job's state; exit 1 unless it runs."""
+    """Show the feature job's state, its restarts since the deploy and the last failure's
+    cause (Flink's exception history); exit 1 unless it runs."""
+    from streamfeat.flink_client import FlinkClient
     from streamfeat.job import running_job
+    from streamfeat.stack.base import StackContext
 
-    job_id = running_job(load_settings())
+    settings = load_settings()
+    job_id = running_job(settings)
     if job_id is None:
         fail("job", "the feature job is not running", fix="streamfeat job deploy")
-    out.print(f"  feature job {job_id} RUNNING")
+    client = FlinkClient(StackContext(settings))
+    try:
+        restarts = client.restarts(job_id)
+        cause = client.exceptions(job_id) if restarts else ""
+    except StackError as exc:
+        fail_with(exc)
+    plural = "" if restarts == 1 else "s"
+    out.print(f"  feature job {job_id} RUNNING, {restarts} restart{plural} since deploy")
+    if cause:
+        out.print(f"  last failure: {cause}")
 
 
 @job_app.command("stop")

@@ -937,6 +937,23 @@ def test_implausible_event_times_reach_the_dlq_and_never_move_the_watermark(
         lambda: bad in _dlq_originals(s, "clickstream", "bad_event_time", day),
     )
     assert client.restarts(job_id) == restarts
+    # and the operator sees it: `streamfeat job status` reports the restarts since deploy
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import stack_env
+
+    cli = Path(sys.executable).with_name("streamfeat")
+    done = subprocess.run(
+        [str(cli), "job", "status"],
+        env={**os.environ, **stack_env(s)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{job_id} RUNNING, {restarts} restart" in done.stdout
 
 
 def test_offline_commit_every_keeps_committing(feature_job: StackSettings) -> None:
