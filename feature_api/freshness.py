@@ -103,6 +103,34 @@ def _dated(vfield: str, row: Mapping[str, Any]) -> tuple[int | None, Source | No
     return event_time, source_of(encoded)
 
 
+Freshness = tuple[int | None, int | None, Source | None, bool]
+"""(event_time, age_ms, source, expired) of the values one version field dates."""
+
+
+def _freshness(view: FeatureView, vfield: str, row: Mapping[str, Any], now_ms: int) -> Freshness:
+    """The freshness of the values ``vfield`` dates; a windowed view's is its newest event
+    (``_t``), from its one source, never expired (its windows are combined at the read)."""
+    if view.aggregations is not None:
+        t = _text(row.get(ROW_EVENT_TIME))
+        event_time = None if t is None else int(t)
+        source = view.sources[0] if event_time is not None else None
+        expired = False
+    else:
+        event_time, source = _dated(vfield, row)
+        expired = event_time is not None and is_expired(
+            event_time=event_time, ttl_s=view.ttl_s, now_ms=now_ms
+        )
+    age_ms = None if event_time is None else now_ms - event_time
+    return event_time, age_ms, source, expired
+
+
+def version_fields(view: FeatureView, features: tuple[Feature, ...]) -> list[str]:
+    """Each feature's version field (one shared field for a windowed view: ``_t``)."""
+    if view.aggregations is not None:
+        return [ROW_EVENT_TIME] * len(features)
+    return [version_field(view, f) for f in features]
+
+
 def is_expired(*, event_time: int, ttl_s: int, now_ms: int) -> bool:
     """Expired exactly when Redis's own TTL (``PEXPIREAT event_time + ttl``) would fire."""
     return now_ms - event_time >= ttl_s * 1000
@@ -144,18 +172,10 @@ def row_values(
     ``FeatureValuePublic``, as plain data for orjson): the serving hot path, one small dict
     per feature per entity and nothing else. ``vfields``: the features' version fields, when
     the caller already knows them (once per request, not per row)."""
-    if view.aggregations is not None:
-        return _windowed_values(view, features, row, now_ms)
     if vfields is None:
-        vfields = [version_field(view, f) for f in features]
-    dated = {}  # per version field: every feature it versions shares these
-    for vfield in set(vfields):
-        event_time, source = _dated(vfield, row)
-        age_ms = None if event_time is None else now_ms - event_time
-        expired = event_time is not None and is_expired(
-            event_time=event_time, ttl_s=view.ttl_s, now_ms=now_ms
-        )
-        dated[vfield] = (event_time, age_ms, source, expired)
+        vfields = version_fields(view, features)
+    # per version field: every feature it versions shares these
+    dated = {vfield: _freshness(view, vfield, row, now_ms) for vfield in set(vfields)}
     out = {}
     for f, vfield in zip(features, vfields, strict=True):
         event_time, age_ms, source, expired = dated[vfield]
@@ -169,27 +189,6 @@ def row_values(
         out[f.name] = {
             "value": value,
             "status": status,  # an enum: orjson writes its value
-            "event_time": event_time,
-            "age_ms": age_ms,
-            "source": source,
-        }
-    return out
-
-
-def _windowed_values(
-    view: FeatureView, features: tuple[Feature, ...], row: Mapping[str, Any], now_ms: int
-) -> dict[str, dict[str, Any]]:
-    """:func:`row_values` of a windowed view (the module docstring)."""
-    t = _text(row.get(ROW_EVENT_TIME))
-    event_time = None if t is None else int(t)
-    age_ms = None if event_time is None else now_ms - event_time
-    source = view.sources[0] if event_time is not None else None
-    out = {}
-    for f in features:
-        value = row.get(f.name)
-        out[f.name] = {
-            "value": value,
-            "status": Status.MISSING if value is None else Status.PRESENT,
             "event_time": event_time,
             "age_ms": age_ms,
             "source": source,
@@ -213,42 +212,25 @@ def compact_values(
     one is EXPIRED (withheld) or MISSING when its meta is expired, else MISSING. One meta
     for a plain or windowed view; for ``customer_profile`` one per distinct version
     (attributes written by one record share it), for a view with groups one per group."""
-    values: list[Any] = []
-    if view.aggregations is not None:
-        t = _text(row.get(ROW_EVENT_TIME))
-        event_time = None if t is None else int(t)
-        meta = [
-            {
-                "features": list(range(len(features))),
-                "event_time": event_time,
-                "age_ms": None if event_time is None else now_ms - event_time,
-                "source": view.sources[0] if event_time is not None else None,
-                "expired": False,
-            }
-        ]
-        return {"values": [row.get(f.name) for f in features], "meta": meta}
     if vfields is None:
-        vfields = [version_field(view, f) for f in features]
-    dated: dict[str, tuple[int | None, Source | None, bool]] = {}
-    groups: dict[tuple[int | None, Source | None, bool], dict[str, Any]] = {}
+        vfields = version_fields(view, features)
+    values: list[Any] = []
+    dated: dict[str, Freshness] = {}
+    groups: dict[Freshness, dict[str, Any]] = {}
     for i, (f, vfield) in enumerate(zip(features, vfields, strict=True)):
         key = dated.get(vfield)
         if key is None:
-            event_time, source = _dated(vfield, row)
-            expired = event_time is not None and is_expired(
-                event_time=event_time, ttl_s=view.ttl_s, now_ms=now_ms
-            )
-            key = dated[vfield] = (event_time, source, expired)
+            key = dated[vfield] = _freshness(view, vfield, row, now_ms)
         group = groups.get(key)
         if group is None:
-            event_time, source, expired = key
+            event_time, age_ms, source, expired = key
             group = groups[key] = {
                 "features": [],
                 "event_time": event_time,
-                "age_ms": None if event_time is None else now_ms - event_time,
+                "age_ms": age_ms,
                 "source": source,
                 "expired": expired,
             }
         group["features"].append(i)
-        values.append(None if key[2] else row.get(f.name))
+        values.append(None if key[3] else row.get(f.name))
     return {"values": values, "meta": list(groups.values())}

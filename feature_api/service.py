@@ -24,7 +24,7 @@ from feature_api.errors import (
     UnknownFeature,
     UnknownView,
 )
-from feature_api.freshness import compact_values, row_values, version_field
+from feature_api.freshness import compact_values, row_values, version_fields
 
 
 def resolve_view(*, name: str, registered: Mapping[str, FeatureView]) -> FeatureView:
@@ -98,7 +98,7 @@ async def read_features(
         rows: list[dict[str, Any]] = await store.read(
             view, list(entity_ids), now_ms=now_ms, as_of=as_of
         )
-    vfields = [version_field(view, f) for f in features]
+    vfields = version_fields(view, features)
     answer = compact_values if compact else row_values
     return [
         answer(view=view, features=features, row=row, now_ms=now_ms, vfields=vfields)
