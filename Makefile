@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 STAMPS := .local/stamps
 LOGS := .local/logs
 JVM_DIR := $(CURDIR)/.local/jvm
-POMS := deploy/jvm/pom.xml $(wildcard deploy/jvm/*/pom.xml)
+POMS := deploy/jvm/pom.xml $(wildcard deploy/jvm/*/pom.xml) flink_jobs/jvm/pom.xml
+JAVA_SRC := $(shell find flink_jobs/jvm/src -name '*.java')
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo up down status test unit bench lint fmt lock clean-stack
@@ -32,8 +33,9 @@ $(STAMPS)/python: pyproject.toml constraints.txt | $(STAMPS)/system
 	@echo "python: done"
 	@touch $@
 
-$(STAMPS)/jvm: $(POMS) | $(STAMPS)/system
-	@echo "jvm: fetching jars from Maven Central into $(JVM_DIR) (log: $(LOGS)/mvn-install.log) ..."
+$(STAMPS)/jvm: $(POMS) $(JAVA_SRC) | $(STAMPS)/system
+	@echo "jvm: fetching jars from Maven Central and building the job's functions into $(JVM_DIR) (log: $(LOGS)/mvn-install.log) ..."
+	@rm -rf $(JVM_DIR)/udf  # the job ships every jar in it: none left from an older build
 	@mvn -B -f deploy/jvm/pom.xml package -Dstreamfeat.jvm.dir=$(JVM_DIR) > $(LOGS)/mvn-install.log 2>&1 \
 	  || { grep -E "ERROR" $(LOGS)/mvn-install.log | head -20; echo "error: Maven failed (log: $(LOGS)/mvn-install.log)"; exit 1; }
 	@echo "jvm: done"

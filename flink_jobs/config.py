@@ -76,6 +76,11 @@ class JobConfig(BaseModel):
         "a savepoint while events of a then-open tile are still unread, restarts that tile's "
         "count: deploy such a restart with --replay instead.",
     )
+    function_jars: tuple[str, ...] = Field(
+        (),
+        description="The job's Java functions and what they need (flink_jobs/jvm, built by "
+        "`make install` into .local/jvm/udf): shipped with the job (`pipeline.jars`).",
+    )
     parallelism: int = Field(1, gt=0)
     python_bundle_time_ms: int = Field(
         50,

@@ -2,7 +2,8 @@
 
 Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_jobs.sql.
 
-- clickstream: parsed and gated in SQL, once per record (:func:`gate`; event-time
+- clickstream: parsed once per record by the job's Java parser (flink_jobs/jvm) and gated
+  in SQL (:func:`gate`; event-time
   watermarks, idle partitions ignored after ``idle_timeout_ms``); bad or late events -> DLQ
   on S3; valid ones -> feature rows (sql.FEATURE_ROW): tiles of the windowed views
   (core.windows: mini-batch group aggregations online, final tumbling tiles offline), lags
@@ -23,8 +24,8 @@ Run by `streamfeat job deploy` as ``flink run -py flink_jobs/feature_job.py --co
 from __future__ import annotations
 
 import argparse
-import base64
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,7 @@ PROFILE_TYPES = [
     DataTypes.STRING(),
     DataTypes.STRING(),
     DataTypes.BIGINT(),
-    *[DataTypes.STRING()] * 4,
+    *[DataTypes.STRING()] * 3,
 ]
 """Columns of ``ingest_profile``'s rows: sql.PROFILE_COLUMNS."""
 
@@ -142,20 +143,8 @@ class IngestProfile(TableFunction):  # type: ignore[misc]
         cdc = topic == self.cdc_topic
         parsed = parse_cdc_customer(key, value) if cdc else parse_crm(value)
         source = "pg_cdc" if cdc else "s3_crm"
-        if isinstance(parsed, Rejection):
-            original = base64.b64encode(value or b"").decode()
-            yield (
-                "r",
-                None,
-                None,
-                None,
-                None,
-                None,
-                source,
-                parsed.reason,
-                parsed.detail,
-                original,
-            )
+        if isinstance(parsed, Rejection):  # the DLQ row keeps the record's own bytes (sql)
+            yield ("r", None, None, None, None, None, source, parsed.reason, parsed.detail)
             return
         self.store.write(
             [
@@ -172,7 +161,6 @@ class IngestProfile(TableFunction):  # type: ignore[misc]
                 u.version.encode(),
                 u.version.event_time,
                 source,
-                None,
                 None,
                 None,
             )
@@ -202,6 +190,9 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     (the DLQ's lateness check and the windows see the same watermarks)."""
     env.set_parallelism(cfg.parallelism)
     env.enable_checkpointing(cfg.checkpoint_interval_ms)
+    if not cfg.function_jars:
+        raise ValueError("function_jars is empty: the job's Java functions are needed")
+    env.add_jars(*(Path(j).resolve().as_uri() for j in cfg.function_jars))  # + pipeline.jars
     t_env = StreamTableEnvironment.create(env)
     conf = t_env.get_config()
     conf.set("table.exec.source.idle-timeout", f"{cfg.idle_timeout_ms} ms")
@@ -209,6 +200,8 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     conf.set("pipeline.object-reuse", "true")  # SQL operators copy nothing between chained ones
     conf.set("pipeline.name", JOB_NAME)
     conf.set("python.fn-execution.bundle.time", str(cfg.python_bundle_time_ms))
+    for name, java_class in sql.JAVA_FUNCTIONS.items():
+        t_env.create_java_temporary_system_function(name, java_class)
 
     t_env.create_temporary_function(
         "write_rows",

@@ -1,9 +1,8 @@
 """The feature job's SQL (the hot path stays in Flink SQL operators).
 
-Clickstream records are parsed and gated in SQL: the ``reason`` column is NULL for a valid,
-on-time event, else the DLQ reason. A valid event takes the first branch (its fields parsed
-imply a JSON object holding them), so the costlier checks that name a reason (is it JSON at
-all, which field is missing) run only for rejected records. ``late`` means the event's time
+Clickstream records are parsed once, strictly, by the job's Java parser (flink_jobs/jvm,
+the rules of flink_jobs.logic.records.parse_click) and gated in SQL: the ``reason`` column
+is NULL for a valid, on-time event, else the DLQ reason. ``late`` means the event's time
 is at or behind the current watermark when it arrives (``CURRENT_WATERMARK``): OVER
 aggregations would drop it silently, so it goes to the DLQ instead. Rolling windows are
 tiles (core.windows): the job keeps each tile's partial aggregate and the readers combine
@@ -83,13 +82,14 @@ def clicks_source(cfg: JobConfig, c: LatenessClass) -> str:
     lag_s = c.lateness_ms / 1000
     return f"""
 CREATE TABLE clicks_raw{c.suffix} (
+  k BYTES,
   v BYTES,
   kp INT METADATA FROM 'partition' VIRTUAL,
   ko BIGINT METADATA FROM 'offset' VIRTUAL,
   kts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   ts AS {click_ts(cfg)},
   WATERMARK FOR ts AS ts - INTERVAL '{lag_s}' SECOND
-) WITH ({_kafka(cfg, cfg.clickstream_topic, group_suffix=c.suffix)})"""
+) WITH ({_kafka(cfg, cfg.clickstream_topic, key=True, group_suffix=c.suffix)})"""
 
 
 IMPLAUSIBLE_TS = "TO_TIMESTAMP_LTZ(0, 3)"
@@ -113,11 +113,29 @@ def day_to_second(ms: int) -> str:
     return f"INTERVAL '{text}' DAY TO SECOND(3)"
 
 
+JAVA_FUNCTIONS = {
+    "parse_click": "io.streamfeat.flink.ParseClick",
+    "click_time": "io.streamfeat.flink.ClickTime",
+    "bytes_base64": "io.streamfeat.flink.BytesBase64",
+    "epoch_ms": "io.streamfeat.flink.EpochMillis",
+}
+"""The job's Java functions (flink_jobs/jvm): SQL name -> class, registered by the job."""
+
+EVENT_TYPES = "|".join(CLICK_EVENT_TYPES)
+"""The known click event types as the Java parser takes them (core.domain)."""
+
+
+def parse_click(value: str = "v") -> str:
+    """The strict parse of a click value (ParseClick: flink_jobs.logic.records.parse_click's
+    rules): ROW<event_id, user_id, event_type, page, event_time, reason, detail>."""
+    return f"parse_click({value}, '{EVENT_TYPES}')"
+
+
 def click_ts(cfg: JobConfig) -> str:
-    """A click's rowtime: :func:`plausible_ts` of its ``event_time`` (the JSON is parsed
-    once for it)."""
-    raw = "COALESCE(TRY_CAST(JSON_VALUE(CAST(v AS STRING), '$.event_time') AS BIGINT), 0)"
-    return plausible_ts(raw, cfg)
+    """A click's rowtime: :func:`plausible_ts` of its ``event_time`` if the click is valid,
+    else the epoch (ClickTime: the parse the gate then reuses, so a record the gate rejects
+    never moves the watermark)."""
+    return plausible_ts(f"COALESCE(click_time(v, '{EVENT_TYPES}'), 0)", cfg)
 
 
 def plausible_ts(ms: str, cfg: JobConfig) -> str:
@@ -144,42 +162,30 @@ def clicks_gated(c: LatenessClass) -> str:
 def clicks_gate(c: LatenessClass) -> str:
     """Every click parsed and gated: the query behind the ``clicks`` view.
 
-    The JSON is parsed here once per record. As a view, the planner would inline this
-    query into each of its consumers (the DLQ, the windows, the sessions, the lags) and
-    parse every record once per consumer — ~20 JSON parses per click, most of the job's
-    CPU. The job computes it once behind a DataStream boundary instead (feature_job.gate);
-    the event time leaves as ``t0`` (the rowtime: it becomes the record timestamps) and
-    comes back as ``ts``, with the source's own watermarks."""
-    types = ", ".join(f"'{t}'" for t in CLICK_EVENT_TYPES)
+    Each record is parsed once, strictly, by the job's Java parser (:func:`parse_click`; the
+    watermark's :func:`click_ts` asked first and the parse is reused). As a view, the
+    planner would inline this query into each of its consumers (the DLQ, the windows, the
+    sessions, the lags); the job computes it once behind a DataStream boundary instead
+    (feature_job.gate): the event time leaves as ``t0`` (the rowtime: it becomes the record
+    timestamps) and comes back as ``ts``, with the source's own watermarks. ``reason`` is
+    the parser's, else ``implausible_event_time`` (:func:`plausible_ts`), else ``late``."""
     return f"""
-SELECT kp, ko, kts, ts AS t0, v, user_id, event_type, page, event_time,
+SELECT kp, ko, kts, ts AS t0, k, v, c.user_id, c.event_type, c.page, c.event_time,
   CASE
-    WHEN user_id > 0 AND event_time > 0 AND event_type IN ({types}) AND ts > {IMPLAUSIBLE_TS}
-      THEN CASE WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late' END
-    WHEN NOT (js IS JSON OBJECT) THEN 'invalid_json'
-    WHEN NOT JSON_EXISTS(js, '$.user_id') OR NOT JSON_EXISTS(js, '$.event_time')
-      OR NOT JSON_EXISTS(js, '$.event_type') THEN 'missing_field'
-    WHEN user_id IS NULL OR user_id <= 0 THEN 'bad_user_id'
-    WHEN event_time IS NULL OR event_time <= 0 THEN 'bad_event_time'
+    WHEN c.reason IS NOT NULL THEN c.reason
     WHEN ts <= {IMPLAUSIBLE_TS} THEN 'implausible_event_time'
-    ELSE 'unknown_event_type'
-  END AS reason
-FROM (
-  SELECT kp, ko, kts, ts, v, js,
-    {_json_int("user_id")} AS user_id,
-    JSON_VALUE(js, '$.event_type') AS event_type,
-    JSON_VALUE(js, '$.page') AS page,
-    {_json_int("event_time")} AS event_time
-  FROM (SELECT *, CAST(v AS STRING) AS js FROM clicks_raw{c.suffix})
-)"""
+    WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late'
+  END AS reason,
+  c.detail AS detail
+FROM (SELECT *, {parse_click()} AS c FROM clicks_raw{c.suffix})"""
 
 
 def clicks_view(c: LatenessClass) -> str:
     """The gated clicks with ``ts`` as their event-time attribute again (the record
     timestamps and watermarks that crossed the boundary), for the DLQ and the features."""
     return (
-        f"CREATE TEMPORARY VIEW clicks{c.suffix} AS SELECT kp, ko, kts, ts, v, user_id, "
-        f"event_type, page, event_time, reason FROM {clicks_gated(c)}"
+        f"CREATE TEMPORARY VIEW clicks{c.suffix} AS SELECT kp, ko, kts, ts, k, v, user_id, "
+        f"event_type, page, event_time, reason, detail FROM {clicks_gated(c)}"
     )
 
 
@@ -209,13 +215,14 @@ def orders_source(cfg: JobConfig) -> str:
     order_ts = plausible_ts(f"COALESCE({_order_ms('CAST(v AS STRING)')}, 0)", cfg)
     return f"""
 CREATE TABLE orders_raw (
+  k BYTES,
   v BYTES,
   kp INT METADATA FROM 'partition' VIRTUAL,
   ko BIGINT METADATA FROM 'offset' VIRTUAL,
   kts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   ts AS {order_ts},
   WATERMARK FOR ts AS ts - INTERVAL '{lag_s}' SECOND
-) WITH ({_kafka(cfg, cfg.cdc_orders_topic)},
+) WITH ({_kafka(cfg, cfg.cdc_orders_topic, key=True)},
   'scan.watermark.idle-timeout' = '{cfg.orders_idle_timeout_ms} ms')"""
 
 
@@ -229,7 +236,7 @@ def orders_gate() -> str:
     when created) and are passed over; a value that is not JSON is rejected whatever its op.
     Computed once, like :func:`clicks_gate`."""
     return f"""
-SELECT kp, ko, kts, ts AS t0, v, op, order_id, customer_id, amount_cents, order_ms, src_ms,
+SELECT kp, ko, kts, ts AS t0, k, v, op, order_id, customer_id, amount_cents, order_ms, src_ms,
   commit_lsn, lsn,
   CASE
     WHEN NOT (js IS JSON OBJECT) THEN 'invalid_json'
@@ -245,11 +252,12 @@ SELECT kp, ko, kts, ts AS t0, v, op, order_id, customer_id, amount_cents, order_
     WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late'
   END AS reason
 FROM (
-  SELECT kp, ko, kts, ts, v, js, op, order_id, customer_id, amount_cents, order_ms, src_ms, lsn,
+  SELECT kp, ko, kts, ts, k, v, js, op, order_id, customer_id, amount_cents, order_ms, src_ms,
+    lsn,
     COALESCE(TRY_CAST(JSON_VALUE(JSON_VALUE(js, '$.source.sequence'), '$[0]') AS BIGINT), lsn)
       AS commit_lsn
   FROM (
-    SELECT kp, ko, kts, ts, v, js,
+    SELECT kp, ko, kts, ts, k, v, js,
       JSON_VALUE(js, '$.op') AS op,
       {_json_int("id", "$.after")} AS order_id,
       {_json_int("customer_id", "$.after")} AS customer_id,
@@ -262,7 +270,7 @@ FROM (
 
 def orders_view() -> str:
     return (
-        "CREATE TEMPORARY VIEW orders AS SELECT kp, ko, kts, ts, v, op, order_id, customer_id, "
+        "CREATE TEMPORARY VIEW orders AS SELECT kp, ko, kts, ts, k, v, op, order_id, customer_id, "
         f"amount_cents, order_ms, src_ms, commit_lsn, lsn, reason FROM {ORDERS_GATED}"
     )
 
@@ -313,8 +321,7 @@ SELECT
       || '{cfg.event_time_floor_ms} or more than {cfg.max_event_time_ahead_ms} ms ahead of the '
       || 'Kafka timestamp ' || CAST(kts AS STRING) || ')'
     ELSE 'failed CDC order expectation: ' || reason END,
-  ROW('{cfg.cdc_orders_topic}', kp, ko),
-  TO_BASE64(CAST(v AS STRING)),
+  {kafka_original(f"'{cfg.cdc_orders_topic}'")},
   DATE_FORMAT(CASE WHEN ts > {IMPLAUSIBLE_TS} THEN ts ELSE kts END, 'yyyy-MM-dd'),
   'pg_cdc',
   reason
@@ -341,11 +348,14 @@ def _json_int(field: str, parent: str = "$") -> str:
 
 def dlq_sink(cfg: JobConfig) -> str:
     """The DLQ layout of core/dlq.py: date/source/reason partitions, JSON Lines entries;
-    files become visible only when the checkpoint that covers them completes."""
+    files become visible only when the checkpoint that covers them completes. An entry keeps
+    the record's key and value bytes exactly as they arrived (:func:`kafka_original`; NULL
+    for an absent key or a tombstone) and its Kafka coordinates, timestamp in epoch ms."""
     return f"""
 CREATE TABLE dlq (
   detail STRING,
-  coordinates ROW<topic STRING, `partition` INT, `offset` BIGINT>,
+  coordinates ROW<topic STRING, `partition` INT, `offset` BIGINT, `timestamp` BIGINT>,
+  original_key_b64 STRING,
   original_b64 STRING,
   `date` STRING,
   source STRING,
@@ -357,6 +367,12 @@ CREATE TABLE dlq (
   'sink.rolling-policy.rollover-interval' = '1 min',
   'sink.rolling-policy.check-interval' = '10 s'
 )"""
+
+
+def kafka_original(topic: str) -> str:
+    """The DLQ columns ``coordinates, original_key_b64, original_b64`` of a Kafka record
+    (``kp, ko, kts, k, v``) read from ``topic`` (an SQL expression)."""
+    return f"ROW({topic}, kp, ko, epoch_ms(kts)), bytes_base64(k), bytes_base64(v)"
 
 
 def dlq_insert(cfg: JobConfig, c: LatenessClass) -> str:
@@ -378,9 +394,8 @@ INSERT INTO dlq
 SELECT
   CASE reason WHEN 'late' THEN {late}
     WHEN 'implausible_event_time' THEN {implausible}
-    ELSE 'failed clickstream expectation: ' || reason END,
-  ROW('{cfg.clickstream_topic}', kp, ko),
-  TO_BASE64(CAST(v AS STRING)),
+    ELSE 'failed clickstream expectation: ' || reason || ' (' || detail || ')' END,
+  {kafka_original(f"'{cfg.clickstream_topic}'")},
   DATE_FORMAT(CASE WHEN ts > {IMPLAUSIBLE_TS} THEN ts ELSE kts END, 'yyyy-MM-dd'),
   'clickstream',
   reason
@@ -717,7 +732,6 @@ PROFILE_COLUMNS = (
     "source",
     "reason",
     "detail",
-    "original_b64",
 )
 
 
@@ -731,15 +745,15 @@ def profile_view(cfg: JobConfig) -> str:
         ("crm_raw", cfg.crm_topic),
     ):
         parts.append(f"""
-SELECT '{topic}' AS topic, kp, ko, DATE_FORMAT(kts, 'yyyy-MM-dd') AS kdate, T.*
+SELECT '{topic}' AS topic, kp, ko, kts, k, v, DATE_FORMAT(kts, 'yyyy-MM-dd') AS kdate, T.*
 FROM {table}, LATERAL TABLE(ingest_profile('{topic}', k, v)) AS T({", ".join(PROFILE_COLUMNS)})""")
     return "CREATE TEMPORARY VIEW profile AS" + "\nUNION ALL".join(parts)
 
 
 def profile_dlq_insert() -> str:
-    return """
+    return f"""
 INSERT INTO dlq
-SELECT detail, ROW(topic, kp, ko), original_b64, kdate, source, reason
+SELECT detail, {kafka_original("topic")}, kdate, source, reason
 FROM profile WHERE kind = 'r'"""
 
 

@@ -27,12 +27,20 @@ def job_config(settings: StackSettings, **overrides: object) -> JobConfig:
     recorded = _state(StackContext(settings)).get("group_id")
     if recorded and "group_id" not in overrides:
         overrides = {**overrides, "group_id": recorded}
+    if "function_jars" not in overrides:
+        overrides = {**overrides, "function_jars": function_jars(settings)}
     return JobConfig(
         bootstrap=settings.kafka_bootstrap,
         redis_url=settings.redis_url,
         lake_bucket=settings.s3.lake_bucket,
         **overrides,
     )  # type: ignore[arg-type]
+
+
+def function_jars(settings: StackSettings) -> tuple[str, ...]:
+    """The jars of the job's Java functions (flink_jobs/jvm), as `make install` built them."""
+    folder = StackContext(settings).jvm_path("udf", service="feature job")
+    return tuple(str(p) for p in sorted(folder.glob("*.jar")))
 
 
 _REPLAY_SUFFIX = re.compile(r"-r\d{8}T\d{6}$")

@@ -829,8 +829,8 @@ def test_stop_with_savepoint_and_resume_keeps_window_state_and_offsets(
     assert (row["purchases_1h"], row["carts_1h"]) == (1, 0)
 
 
-def _dlq_originals(s: StackSettings, source: str, reason: str, day: str) -> list[bytes]:
-    """Original bytes of the committed DLQ entries under date/source/reason."""
+def _dlq_entries(s: StackSettings, source: str, reason: str, day: str) -> list[dict[str, Any]]:
+    """The committed DLQ entries under date/source/reason."""
     client = s3_client(s)
     prefix = f"dlq/date={day}/source={source}/reason={reason}/"
     found = []
@@ -838,38 +838,102 @@ def _dlq_originals(s: StackSettings, source: str, reason: str, day: str) -> list
         if obj["Key"].rsplit("/", 1)[-1].startswith(("_", ".")):  # in progress: hidden
             continue
         body = client.get_object(Bucket=s.s3.lake_bucket, Key=obj["Key"])["Body"].read()
-        found += [base64.b64decode(json.loads(line)["original_b64"]) for line in body.splitlines()]
+        found += [json.loads(line) for line in body.splitlines()]
     return found
 
 
+def _b64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text, validate=True)
+
+
+def _dlq_originals(s: StackSettings, source: str, reason: str, day: str) -> list[bytes | None]:
+    """Original value bytes of the committed DLQ entries under date/source/reason."""
+    return [_b64(e["original_b64"]) for e in _dlq_entries(s, source, reason, day)]
+
+
 def test_malformed_clicks_reach_the_dlq_with_their_reason(feature_job: StackSettings) -> None:
-    """One record per gate reason, each in the DLQ under its reason with its original bytes.
-    (Last in the module: these event times are 'now', they move the clicks' watermark.)"""
+    """Records broken in every way the gate knows, each in the DLQ under its reason with its
+    key and value bytes exactly as sent and its Kafka coordinates, and the job never
+    restarts. (Last in the module: these event times are 'now', they move the clicks'
+    watermark.)"""
+    from streamfeat.flink_client import FlinkClient
+    from streamfeat.job import running_job
+    from streamfeat.stack.base import StackContext
+
     s = feature_job
+    client = FlinkClient(StackContext(s))
+    job_id = running_job(s)
+    assert job_id
+    restarts = client.restarts(job_id)
     mark = uuid.uuid4().hex
     now = int(time.time() * 1000)
 
     def rec(**fields: Any) -> bytes:
         return json.dumps({"event_id": mark, "page": f"/{mark}", **fields}).encode()
 
-    cases = {
-        "invalid_json": b'{"user_id": 5, "page": "/' + mark.encode() + b'", broken',
-        "missing_field": rec(user_id=5, event_type="search"),
-        "bad_user_id": rec(user_id="17", event_time=now, event_type="search"),
-        "bad_event_time": rec(user_id=5, event_time=0, event_type="search"),
-        "unknown_event_type": rec(user_id=5, event_time=now, event_type="dance"),
+    valid = rec(user_id=5, event_time=now, event_type="search")
+    cases: dict[str, list[bytes | None]] = {
+        "invalid_json": [
+            b'{"user_id": 5, "page": "/' + mark.encode() + b'", broken',
+            valid + b" trailing",  # one JSON value and nothing after it
+            valid + valid,
+            valid.replace(mark.encode(), mark.encode() + b"\xff\xfe\x80"),  # not UTF-8
+            b"\xef\xbb\xbf" + valid,  # a byte order mark
+            valid.replace(b'"search"', b"NaN"),
+            valid.replace(f"/{mark}".encode(), f"/{mark}\\ud800".encode()),  # lone surrogate
+            mark.encode() + b"\x00\x01\x02",
+        ],
+        "not_an_object": [json.dumps([mark, 5]).encode()],
+        "missing_field": [rec(user_id=5, event_type="search")],
+        "bad_type": [
+            rec(user_id=5, event_time=now, event_type=None),  # null is not missing
+            rec(user_id=5, event_time=now, event_type="search", properties=[mark]),
+        ],
+        "bad_user_id": [
+            rec(user_id="17", event_time=now, event_type="search"),
+            rec(user_id=None, event_time=now, event_type="search"),
+            rec(user_id=2**64, event_time=now, event_type="search"),
+        ],
+        "bad_event_time": [
+            rec(user_id=5, event_time=0, event_type="search"),
+            rec(user_id=5, event_time=float(now), event_type="search"),
+        ],
+        "unknown_event_type": [rec(user_id=5, event_time=now, event_type="dance")],
     }
-    _send(s, CLICKSTREAM, [(b"5", value) for value in cases.values()])
+    key = b"\x00\xffkey-" + mark.encode()  # a key that is not text either
+    sent = [(key, value) for values in cases.values() for value in values]
+    coords = _send(s, CLICKSTREAM, sent)
+    tombstone_at = _send(s, CLICKSTREAM, [(key, None)])[0]  # type: ignore[list-item]
     day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))
 
     def missing() -> list[str]:
         return [
-            reason
-            for reason, value in cases.items()
+            f"{reason}: {value!r:.60}"
+            for reason, values in cases.items()
+            for value in values
             if value not in _dlq_originals(s, "clickstream", reason, day)
         ]
 
     _wait_for("every malformed record under its reason", lambda: not missing())
+    entries = {
+        (e["coordinates"]["partition"], e["coordinates"]["offset"]): e
+        for reason in cases
+        for e in _dlq_entries(s, "clickstream", reason, day)
+    }
+    for (key_sent, value), at in zip(sent, coords, strict=True):
+        entry = entries[at]  # filed once, at its own coordinates, with its exact bytes
+        assert (_b64(entry["original_key_b64"]), _b64(entry["original_b64"])) == (key_sent, value)
+        assert abs(entry["coordinates"]["timestamp"] - now) < 600_000
+        assert entry["coordinates"]["topic"] == CLICKSTREAM
+    empty = _wait_for(
+        "the tombstone as empty_value",
+        lambda: [
+            e for e in _dlq_entries(s, "clickstream", "empty_value", day)
+            if (e["coordinates"]["partition"], e["coordinates"]["offset"]) == tombstone_at
+        ],
+    )  # fmt: skip
+    assert empty[0]["original_b64"] is None and _b64(empty[0]["original_key_b64"]) == key
+    assert client.restarts(job_id) == restarts
 
 
 def test_implausible_event_times_reach_the_dlq_and_never_move_the_watermark(

@@ -1,0 +1,43 @@
+package io.streamfeat.flink;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+
+/**
+ * {@link ClickParser} from the command line, to compare it with the Python reference:
+ * {@code java -cp <udf jars> io.streamfeat.flink.ClickParserCheck <event types>} reads one
+ * record value per line (base64; a line "-" is a null value) and prints one line each:
+ * {@code ok <event_id b64> <user_id> <event_type> <page b64> <event_time>} or the reason.
+ */
+public final class ClickParserCheck {
+  private ClickParserCheck() {}
+
+  public static void main(String[] args) throws Exception {
+    Base64.Decoder dec = Base64.getDecoder();
+    Base64.Encoder enc = Base64.getEncoder();
+    BufferedReader in =
+        new BufferedReader(new InputStreamReader(System.in, StandardCharsets.US_ASCII));
+    PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+    for (String line = in.readLine(); line != null; line = in.readLine()) {
+      byte[] value = line.equals("-") ? null : dec.decode(line.trim());
+      ClickParser.Click c = ClickParser.parse(value, args[0]);
+      if (c.reason != null) {
+        out.println(c.reason);
+      } else {
+        out.println(
+            String.join(
+                " ",
+                "ok",
+                enc.encodeToString(c.eventId.getBytes(StandardCharsets.UTF_8)),
+                Long.toString(c.userId),
+                c.eventType,
+                enc.encodeToString(c.page.getBytes(StandardCharsets.UTF_8)),
+                Long.toString(c.eventTime)));
+      }
+    }
+    out.flush();
+  }
+}

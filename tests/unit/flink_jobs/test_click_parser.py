@@ -1,0 +1,202 @@
+"""The job's Java click parser (flink_jobs/jvm ClickParser) against the Python reference
+(flink_jobs.logic.records.parse_click): same reason, or the same fields, for every input.
+
+The Java side runs as one JVM for the module (ClickParserCheck: one base64 line in, one
+line out), built by `make install` like the job that uses it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.domain import CLICK_EVENT_TYPES
+from core.settings import StackSettings
+from flink_jobs import sql
+from flink_jobs.logic.records import ClickEvent, parse_click
+from streamfeat.job import function_jars
+from streamfeat.stack.base import find_java
+from tests.unit.flink_jobs.helpers import click_value
+
+
+class JavaParser:
+    def __init__(self) -> None:
+        settings_ = StackSettings()
+        classpath = ":".join(function_jars(settings_))
+        self.proc = subprocess.Popen(
+            [str(find_java(settings_.java_home)), "-cp", classpath,
+             "io.streamfeat.flink.ClickParserCheck", sql.EVENT_TYPES],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def parse(self, value: bytes | None) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        line = "-" if value is None else base64.b64encode(value).decode()
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def java() -> Iterator[JavaParser]:
+    parser = JavaParser()
+    yield parser
+    parser.close()
+
+
+def python_answer(value: bytes | None) -> str:
+    """What ClickParserCheck prints for ``value``, computed by the reference."""
+    parsed = parse_click(value, 0, 0)
+    if not isinstance(parsed, ClickEvent):
+        return parsed.reason
+    b64 = [base64.b64encode(s.encode()).decode() for s in (parsed.event_id, parsed.page)]
+    return " ".join(
+        ["ok", b64[0], str(parsed.user_id), parsed.event_type, b64[1], str(parsed.event_time)]
+    )
+
+
+EDGES: list[bytes | None] = [
+    None,
+    b"",
+    b" ",
+    b"{}",
+    b"[]",
+    b"null",
+    b"17",
+    b'"text"',
+    click_value(),
+    click_value() + b" ",
+    click_value() + b"\n\t\r ",
+    click_value() + b"x",
+    click_value() + b"{}",
+    click_value() + b"\x00",
+    b"\xef\xbb\xbf" + click_value(),
+    click_value().replace(b"/product/123", b"/p\xff"),
+    click_value().replace(b"/product/123", b"/p\xed\xa0\x80"),  # a surrogate, UTF-8 encoded
+    click_value().replace(b"/product/123", b"/p\xc0\xaf"),  # overlong '/'
+    click_value().replace(b"/product/123", b"/p\xf4\x90\x80\x80"),  # above U+10FFFF
+    click_value().replace(b"/product/123", b"/p\xe2\x82"),  # truncated
+    click_value().replace(b"/product/123", b"/p\\ud800"),  # a lone surrogate escape
+    click_value().replace(b"/product/123", b"/p\\udc00x"),
+    click_value().replace(b"/product/123", b"/p\\ud83d\\ude00"),  # a pair: valid
+    click_value().replace(b"/product/123", "/p😀é".encode()),
+    click_value().replace(b"/product/123", b"/p\x01"),  # a raw control character
+    click_value().replace(b"/product/123", b"/p\\x"),
+    click_value(properties=...).replace(b"}", b', "x": NaN}'),
+    click_value(properties=...).replace(b"}", b', "x": 1e400}'),
+    click_value(properties=...).replace(b"}", b', "x": -1e400}'),
+    click_value(properties=...).replace(b"}", b', "x": 1' + b"0" * 400 + b"}"),
+    click_value(properties=...).replace(b"}", b', "x": 1' + b"0" * 300 + b"}"),
+    click_value(properties=...).replace(b"}", b', "x": 01}'),
+    click_value(properties=...).replace(b"}", b', "x": 1.}'),
+    click_value(properties=...).replace(b"}", b', "x": [1,]}'),
+    click_value(properties=...).replace(b"}", b",}"),
+    click_value(properties=...).replace(b"}", b', "x": ' + b"[" * 1023 + b"]" * 1023 + b"}"),
+    click_value(properties=...).replace(b"}", b', "x": ' + b"[" * 1024 + b"]" * 1024 + b"}"),
+    b"[" * 1024 + b"]" * 1024,
+    b"[" * 1025 + b"]" * 1025,
+    click_value(user_id=2**63 - 1),
+    click_value(user_id=2**63),
+    click_value(user_id=2**64),
+    click_value(user_id=10**30),
+    click_value(user_id=-(2**63)),
+    click_value(user_id=-(2**63) - 1),
+    click_value(user_id=-0.0),
+    click_value().replace(b'"user_id": 17', b'"user_id": -0'),
+    click_value().replace(b'"user_id": 17', b'"user_id": 17, "user_id": "x"'),
+    click_value().replace(b'"user_id": 17', b'"user_id": "x", "user_id": 17'),
+    click_value().replace(b'"user_id": 17', b'"user_id": 1E3'),
+    click_value(event_time=None),
+    click_value(event_time=...),
+    click_value(event_type=""),
+    click_value(event_type="page_view|search"),
+    click_value(page=""),
+    click_value(event_id=None),
+    click_value(properties=None),
+    click_value(properties="x"),
+    click_value(properties=[]),
+    b'{"event_id": "e"',
+    b"\x00\x00\x00{",
+    '{"event_id":"e"}'.encode("utf-16"),
+]
+
+
+@pytest.mark.parametrize("value", EDGES, ids=range(len(EDGES)))
+def test_java_parser_agrees_on_edge_cases(java: JavaParser, value: bytes | None) -> None:
+    assert java.parse(value) == python_answer(value)
+
+
+def test_the_reference_rejects_what_the_edge_cases_are_about(java: JavaParser) -> None:
+    """The edge cases are not all valid by accident: most are rejections, of many reasons."""
+    answers = [python_answer(v) for v in EDGES]
+    reasons = {a for a in answers if not a.startswith("ok ")}
+    assert {"empty_value", "invalid_json", "not_an_object", "missing_field", "bad_type",
+            "bad_user_id", "bad_event_time", "unknown_event_type"} <= reasons  # fmt: skip
+    assert sum(a.startswith("ok ") for a in answers) >= 5
+
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.sampled_from(CLICK_EVENT_TYPES)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+FIELDS = ["event_id", "user_id", "event_type", "page", "event_time", "properties"]
+
+
+@st.composite
+def clicks(draw: st.DrawFn) -> bytes:
+    """A valid click with some fields replaced by any JSON value or removed, some keys
+    repeated, then maybe cut short or followed by something."""
+    obj: dict[str, Any] = json.loads(click_value())
+    for name in draw(st.lists(st.sampled_from(FIELDS), max_size=3)):
+        if draw(st.booleans()):
+            obj.pop(name, None)
+        else:
+            obj[name] = draw(json_values)
+    text = json.dumps(obj, ensure_ascii=draw(st.booleans()))
+    if draw(st.booleans()):
+        name = draw(st.sampled_from(FIELDS))
+        text = text[:-1] + f', "{name}": {json.dumps(draw(json_values))}}}'
+    raw = text.encode("utf-8", "surrogatepass")
+    cut = draw(st.sampled_from(["none", "none", "truncate", "append"]))
+    if cut == "truncate":
+        raw = raw[: draw(st.integers(0, len(raw)))]
+    elif cut == "append":
+        raw += draw(st.binary(max_size=4))
+    return raw
+
+
+@settings(max_examples=400, deadline=None)
+@given(clicks())
+def test_java_parser_agrees_on_generated_clicks(java: JavaParser, value: bytes) -> None:
+    assert java.parse(value) == python_answer(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=40) | st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass"))
+)
+def test_java_parser_agrees_on_any_bytes(java: JavaParser, value: bytes) -> None:
+    assert java.parse(value) == python_answer(value)
