@@ -348,7 +348,10 @@ def _json_int(field: str, parent: str = "$") -> str:
 
 def dlq_sink(cfg: JobConfig) -> str:
     """The DLQ layout of core/dlq.py: date/source/reason partitions, JSON Lines entries;
-    files become visible only when the checkpoint that covers them completes. An entry keeps
+    files become visible only when the checkpoint that covers them completes. JSON is a row
+    format: its part files roll by time, not on checkpoints, so they roll after half a
+    checkpoint interval; an entry is visible within about 1.5 checkpoint intervals plus
+    the checkpoint's own duration (~16 s at the default 10 s). An entry keeps
     the record's key and value bytes exactly as they arrived (:func:`kafka_original`; NULL
     for an absent key or a tombstone) and its Kafka coordinates, timestamp in epoch ms."""
     return f"""
@@ -364,8 +367,8 @@ CREATE TABLE dlq (
   'connector' = 'filesystem',
   'path' = '{cfg.dlq_path}',
   'format' = 'json',
-  'sink.rolling-policy.rollover-interval' = '1 min',
-  'sink.rolling-policy.check-interval' = '10 s'
+  'sink.rolling-policy.rollover-interval' = '{max(cfg.checkpoint_interval_ms // 2, 1000)} ms',
+  'sink.rolling-policy.check-interval' = '1 s'
 )"""
 
 

@@ -140,6 +140,37 @@ def terminate(proc: psutil.Process, sig: int, timeout: float) -> bool:
     return False
 
 
+def leftovers(rec: ProcessRecord) -> list[psutil.Process]:
+    """Processes still in the group of a recorded service whose leader has exited: what it
+    started and left behind (a killed TaskManager's Python workers). A group id is the
+    leader's pid, which Linux does not hand out again while the group has members; members
+    must also be younger than the leader, so nothing of a stranger's is ever matched."""
+    out = []
+    for proc in _group(rec.pid):
+        try:
+            if proc.pid != rec.pid and proc.create_time() >= rec.create_time - 1.0:
+                out.append(proc)
+        except psutil.Error:
+            continue
+    return out
+
+
+def reap(rec: ProcessRecord, timeout: float) -> int:
+    """Stop what an exited service left in its process group (SIGTERM, then SIGKILL after
+    ``timeout``); returns how many processes there were."""
+    members = leftovers(rec)
+    if not members:
+        return 0
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(rec.pid, signal.SIGTERM)
+    _, still = psutil.wait_procs(members, timeout=timeout)
+    if still:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(rec.pid, signal.SIGKILL)
+        psutil.wait_procs(still, timeout=5)
+    return len(members)
+
+
 def _group(pgid: int) -> list[psutil.Process]:
     members = []
     for proc in psutil.process_iter(["pid"]):

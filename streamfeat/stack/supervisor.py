@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import psutil
+
 from core.settings import StackSettings
 from streamfeat.stack.base import Health, Service, StackContext, port_is_free
 from streamfeat.stack.errors import StackError
@@ -23,6 +25,7 @@ from streamfeat.stack.process import (
     ProcessTable,
     exit_sign,
     port_owner,
+    reap,
     spawn,
     tail,
     terminate,
@@ -73,11 +76,16 @@ class Supervisor:
         started: dict[str, float] = {}
         pending: list[Service] = []
         for svc in services:
-            if self.table.alive(svc.name) is not None:
-                pending.append(svc)  # running: confirm health below, start nothing
-                continue
+            if (proc := self.table.alive(svc.name)) is not None:
+                if not self._stuck(svc, proc):
+                    pending.append(svc)  # running: confirm health below, start nothing
+                    continue
+                progress(f"  {svc.name} is running but unhealthy: replacing pid {proc.pid}")
+                terminate(proc, svc.stop_signal, self.ctx.settings.stop_timeout_s)
+                self.table.forget(svc.name)
             if (rec := self.table.exited(svc.name)) is not None:
                 progress(f"  {svc.name} had exited: {self._exit_detail(svc.name, rec)}")
+                self._reap(svc, rec, progress)
             if svc.needs_java:
                 _ = self.ctx.java  # a missing Java is reported before anything starts
             self._check_ports(svc)
@@ -97,6 +105,20 @@ class Supervisor:
                     terminate(proc, self.by_name(name).stop_signal, 10)
                 self.table.forget(name)
             raise
+
+    def _stuck(self, svc: Service, proc: psutil.Process) -> bool:
+        """A running service that has had its whole health timeout to become healthy and
+        is not (a TaskManager alive but no longer registered): `up` replaces it."""
+        try:
+            age = time.time() - proc.create_time()
+        except psutil.Error:
+            return False
+        return age > self.ctx.settings.health_timeout_s and not _safe_check(svc, self.ctx).ok
+
+    def _reap(self, svc: Service, rec: ProcessRecord, progress: Progress) -> None:
+        n = reap(rec, self.ctx.settings.stop_timeout_s)
+        if n:
+            progress(f"  stopped {n} process(es) exited {svc.name} left running (group {rec.pid})")
 
     def _check_ports(self, svc: Service) -> None:
         host = self.ctx.settings.host
@@ -158,6 +180,8 @@ class Supervisor:
             for svc in [s for s in chosen if s.wave == wave]:
                 proc = self.table.alive(svc.name)
                 if proc is None:
+                    if (rec := self.table.record(svc.name)) is not None:
+                        self._reap(svc, rec, progress)
                     self.table.forget(svc.name)
                     continue
                 polite = terminate(proc, svc.stop_signal, self.ctx.settings.stop_timeout_s)

@@ -47,7 +47,8 @@ class Fake(Service):
 
 
 def _settings(tmp_path: Path, **extra: object) -> StackSettings:
-    return StackSettings(home=tmp_path / "stack", health_timeout_s=2.0, stop_timeout_s=5.0, **extra)  # type: ignore[arg-type]
+    values = {"health_timeout_s": 2.0, "stop_timeout_s": 5.0, **extra}
+    return StackSettings(home=tmp_path / "stack", **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -208,3 +209,63 @@ def test_down_forgets_a_service_that_had_exited(tmp_path: Path) -> None:
     psutil.wait_procs([psutil.Process(pid)], timeout=10)
     sup.down(progress=lambda _: None)
     assert sup.status()[0].state == "stopped"
+
+
+# A leader that starts a worker in its own process group (as a TaskManager starts its Python
+# workers), then is killed: the worker outlives it.
+LEADER = [
+    sys.executable,
+    "-c",
+    "import subprocess, sys, time;"
+    "w = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']);"
+    "print('worker', w.pid, flush=True); time.sleep(120)",
+]
+
+
+def _worker_of(sup: Supervisor) -> psutil.Process:
+    leader = psutil.Process(sup.status()[0].pid)  # type: ignore[arg-type]
+    for _ in range(100):
+        children = leader.children()
+        if children:
+            return children[0]
+        psutil.wait_procs([leader], timeout=0.05)
+    raise AssertionError("the leader started no worker")
+
+
+@pytest.mark.parametrize("then", ["down", "up"])
+def test_what_a_killed_service_left_running_is_stopped_by_down_and_up(
+    tmp_path: Path, then: str
+) -> None:
+    sup = Supervisor(_settings(tmp_path), [Fake(argv=LEADER)])
+    sup.up(progress=lambda _: None)
+    worker = _worker_of(sup)
+    leader = psutil.Process(sup.status()[0].pid)  # type: ignore[arg-type]
+    leader.kill()
+    psutil.wait_procs([leader], timeout=10)
+    assert worker.is_running() and sup.status()[0].state == "exited"
+    lines: list[str] = []
+    (sup.down if then == "down" else sup.up)(progress=lines.append)
+    psutil.wait_procs([worker], timeout=10)
+    assert not worker.is_running()
+    assert any("stopped 1 process(es) exited fake left running" in line for line in lines), lines
+    sup.down(progress=lambda _: None)
+
+
+def test_up_replaces_a_service_alive_but_unhealthy_past_its_health_timeout(
+    tmp_path: Path,
+) -> None:
+    fake = Fake()
+    sup = Supervisor(_settings(tmp_path, health_timeout_s=0.5), [fake])
+    sup.up(progress=lambda _: None)
+    first = psutil.Process(sup.status()[0].pid)  # type: ignore[arg-type]
+    lines: list[str] = []
+    sup.up(progress=lines.append)  # healthy: kept
+    assert sup.status()[0].pid == first.pid and not any("replacing" in x for x in lines)
+    fake.healthy = False  # e.g. a TaskManager alive but no longer registered
+    psutil.wait_procs([first], timeout=0.6)  # older than its health timeout
+    fake_recovers = iter([False, True])  # the replacement becomes healthy
+    fake.check = lambda ctx: Health(next(fake_recovers, True), "")  # type: ignore[method-assign]
+    sup.up(progress=lines.append)
+    assert any(f"fake is running but unhealthy: replacing pid {first.pid}" in x for x in lines)
+    assert not first.is_running() and sup.status()[0].pid != first.pid
+    sup.down(progress=lambda _: None)
