@@ -96,28 +96,12 @@ IMPLAUSIBLE_TS = "TO_TIMESTAMP_LTZ(0, 3)"
 """The rowtime of a click whose event time is absent, malformed or implausible: the epoch,
 behind every watermark, so it never advances one (the gate files it in the DLQ)."""
 
-MAX_TIMESTAMP_MS = 253_402_300_799_999
-"""9999-12-31T23:59:59.999Z, the last instant a SQL timestamp holds."""
-
-
-def day_to_second(ms: int) -> str:
-    """An interval literal of ``ms`` milliseconds (under 100 days). Flink plans a SECOND
-    interval of more than two digits only as DAY TO SECOND."""
-    if not 0 <= ms < 100 * 86_400_000:
-        raise ValueError(f"interval of {ms} ms: must be in [0, 100 days)")
-    days, rest = divmod(ms, 86_400_000)
-    hours, rest = divmod(rest, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    seconds, millis = divmod(rest, 1000)
-    text = f"{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
-    return f"INTERVAL '{text}' DAY TO SECOND(3)"
-
-
 JAVA_FUNCTIONS = {
     "parse_click": "io.streamfeat.flink.ParseClick",
     "click_time": "io.streamfeat.flink.ClickTime",
     "bytes_base64": "io.streamfeat.flink.BytesBase64",
     "epoch_ms": "io.streamfeat.flink.EpochMillis",
+    "plausible_time": "io.streamfeat.flink.PlausibleTime",
 }
 """The job's Java functions (flink_jobs/jvm): SQL name -> class, registered by the job."""
 
@@ -135,22 +119,20 @@ def click_ts(cfg: JobConfig) -> str:
     """A click's rowtime: :func:`plausible_ts` of its ``event_time`` if the click is valid,
     else the epoch (ClickTime: the parse the gate then reuses, so a record the gate rejects
     never moves the watermark)."""
-    return plausible_ts(f"COALESCE(click_time(v, '{EVENT_TYPES}'), 0)", cfg)
+    return plausible_ts(f"click_time(v, '{EVENT_TYPES}')", cfg)
 
 
 def plausible_ts(ms: str, cfg: JobConfig) -> str:
-    """The rowtime of a record whose event time is the BIGINT expression ``ms``: that time
-    when plausible -- not before ``event_time_floor_ms`` and at most
-    ``max_event_time_ahead_ms`` ahead of the Kafka record timestamp ``kts`` -- else
-    :data:`IMPLAUSIBLE_TS`. Any input gives a timestamp: the number is clamped into the
-    range a timestamp holds before it is converted (out-of-range values gave NULL, and a
-    NULL rowtime fails the job), and ``ms`` is evaluated once (the bounds are applied by
-    LEAST/GREATEST + NULLIF, which evaluate their input once)."""
-    clamped = f"TO_TIMESTAMP_LTZ(LEAST(GREATEST({ms}, 0), {MAX_TIMESTAMP_MS}), 3)"
-    beyond = f"kts + {day_to_second(cfg.max_event_time_ahead_ms + 1)}"
-    not_ahead = f"NULLIF(LEAST({clamped}, {beyond}), {beyond})"
-    below = f"TO_TIMESTAMP_LTZ({cfg.event_time_floor_ms - 1}, 3)"
-    return f"COALESCE(NULLIF(GREATEST({not_ahead}, {below}), {below}), {IMPLAUSIBLE_TS})"
+    """The rowtime of a record whose event time is the BIGINT expression ``ms`` (NULL when
+    absent or invalid): that time when plausible -- not before ``event_time_floor_ms`` and at
+    most ``max_event_time_ahead_ms`` ahead of the Kafka record timestamp ``kts`` -- else
+    :data:`IMPLAUSIBLE_TS`. Never NULL, for any input (a NULL rowtime fails the job); ``ms``
+    is evaluated once (PlausibleTime, a Java function: in SQL, NULLIF and LEAST/GREATEST
+    are expanded into CASE expressions that repeat their operand)."""
+    return (
+        f"plausible_time({ms}, kts, CAST({cfg.event_time_floor_ms} AS BIGINT), "
+        f"CAST({cfg.max_event_time_ahead_ms} AS BIGINT))"
+    )
 
 
 def clicks_gated(c: LatenessClass) -> str:
@@ -212,7 +194,7 @@ def orders_source(cfg: JobConfig) -> str:
     event-time order and the watermark holds for snapshot and stream alike. The watermark
     lags by the order views' allowed lateness (:func:`orders_lateness_ms`)."""
     lag_s = orders_lateness_ms(cfg) / 1000
-    order_ts = plausible_ts(f"COALESCE({_order_ms('CAST(v AS STRING)')}, 0)", cfg)
+    order_ts = plausible_ts(_order_ms("CAST(v AS STRING)"), cfg)
     return f"""
 CREATE TABLE orders_raw (
   k BYTES,

@@ -281,7 +281,9 @@ def feature_job_bench(
         rows = _produce(settings, clicks, cfg)
         say(f"{clicks.events:,} click events (+{rows - clicks.events} flush) in {CLICK_TOPIC}")
         blackhole = flink.blackhole(settings, client, CLICK_TOPIC, rows, deadline)
-        say(f"blackhole {blackhole[0]:,.0f} rows/s; deploying the feature job ...")
+        say(f"blackhole {blackhole[0]:,.0f} rows/s; the clickstream gate alone, 3 designs ...")
+        gates = flink.gate_rates(settings, client, CLICK_TOPIC, rows, cfg.function_jars, deadline)
+        say(f"gate {gates[2].value:,.0f} rows/s; deploying the feature job ...")
         left = max(deadline - time.monotonic(), 1.0)
         job_id = client.run_python(
             FEATURE_JOB,
@@ -298,6 +300,7 @@ def feature_job_bench(
         counts = flink.sink_counts(job, labels)
         times = (running_ms, first_ms, done_ms)
         out = _throughput_rows(clicks, counts, times, blackhole, events, parallelism)
+        out += gates
         out += flink.vertex_rows(job, labels, done_ms - running_ms)
         say(f"{out[0].value:,.0f} events/s; CRM burst + freshness on {CRM_TOPIC} ...")
         profile_ids, rows_2 = fresh.profile_path(

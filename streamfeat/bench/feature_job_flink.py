@@ -119,6 +119,55 @@ def blackhole(
     return rows * repeat / seconds, detail
 
 
+GATE_ROWS = (
+    ("raw", "clicks read as raw bytes, no parse"),
+    ("json_value", "clicks gate, former design (JSON_VALUE per field, bounds in SQL)"),
+    ("strict", "clicks gate, strict Java parse (the job's)"),
+)
+
+
+def gate_rates(
+    settings: StackSettings, client: FlinkClient, topic: str, rows: int, jars: tuple[str, ...],
+    deadline: float,
+) -> list[Measurement]:  # fmt: skip
+    """The clickstream gate alone (bench_blackhole.py ``--gate``) on ``topic``, read as often
+    as the blackhole baseline: raw bytes, the former JSON_VALUE gate and the job's strict
+    Java parse, rows/s each, and what a parse costs per click over reading the bytes."""
+    repeat = max(1, -(-BLACKHOLE_READS // rows))
+    rates: dict[str, float] = {}
+    out = []
+    for gate, label in GATE_ROWS:
+        args = ["--bootstrap", settings.kafka_bootstrap, "--topic", topic, "--rows", str(rows)]
+        args += ["--repeat", str(repeat), "--gate", gate, "--jars", ";".join(jars)]
+        job, seconds = _run_to_finish(client, BLACKHOLE_JOB, args, f"bench-gate-{gate}", deadline)
+        counted, note = processed_records(job)
+        if counted != rows * repeat:
+            raise StackError(
+                f"job bench-gate-{gate}", f"read {counted} of {rows * repeat} ({note})"
+            )
+        rates[gate] = rows * repeat / seconds
+        detail = (
+            f"{rows:,} records read {repeat} times ({rows * repeat:,}) in {seconds:.2f}s from "
+            "its tasks RUNNING to FINISHED; raw Kafka bytes -> gate columns -> blackhole"
+        )
+        out.append(Measurement(label, rates[gate], "rows/s", detail, _gate_baseline(gate)))
+    for gate in ("json_value", "strict"):
+        cost = max(1e6 / rates[gate] - 1e6 / rates["raw"], 0.0)
+        out.append(
+            Measurement(
+                f"parse cost per click, {'former' if gate == 'json_value' else 'strict Java'}",
+                cost,
+                "µs",
+                "1/gate rate - 1/raw-bytes rate, same run and records",
+            )
+        )
+    return out
+
+
+def _gate_baseline(gate: str) -> str | None:
+    return None if gate == "strict" else "clicks gate, strict Java parse (the job's)"
+
+
 def roles(client: FlinkClient, job_id: str) -> dict[str, str]:
     """Vertex id -> short label (feature_job_data.vertex_role) from the job's plan."""
     nodes = client._get(f"/jobs/{job_id}/plan")["plan"]["nodes"]  # type: ignore[index]

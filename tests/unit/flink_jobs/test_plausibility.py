@@ -1,18 +1,22 @@
-"""Event-time plausibility: the rule (core.events) and the interval literal the job's SQL
-bound is written with. The SQL itself is exercised through the real job
-(tests/integration/test_feature_job.py, implausible event times)."""
+"""Event-time plausibility: the rule (core.events) and the job's Java function that applies
+it (PlausibleTime), compared on generated input. The job's use of it is exercised through
+the real job (tests/integration/test_feature_job.py, implausible event times)."""
 
 from __future__ import annotations
 
-import re
+import subprocess
+from collections.abc import Iterator
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.events import EVENT_TIME_FLOOR_MS, plausible_event_time
+from core.settings import StackSettings
 from flink_jobs.config import JobConfig
-from flink_jobs.sql import click_ts, day_to_second
+from flink_jobs.sql import click_ts
+from streamfeat.job import function_jars
+from streamfeat.stack.base import find_java
 
 HOUR = 3_600_000
 INGEST = 1_800_000_000_000
@@ -27,20 +31,38 @@ def test_the_bounds_are_inclusive() -> None:
     assert not plausible_event_time(-(2**63), INGEST, ahead_ms=HOUR)
 
 
-@given(st.integers(min_value=0, max_value=100 * 86_400_000 - 1))
-def test_day_to_second_spells_the_milliseconds(ms: int) -> None:
-    literal = day_to_second(ms)
-    m = re.fullmatch(r"INTERVAL '(\d+) (\d\d):(\d\d):(\d\d)\.(\d{3})' DAY TO SECOND\(3\)", literal)
-    assert m, literal
-    d, h, mi, s, f = (int(x) for x in m.groups())
-    assert h < 24 and mi < 60 and s < 60
-    assert (((d * 24 + h) * 60 + mi) * 60 + s) * 1000 + f == ms
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+NEAR = st.integers(min_value=-3 * HOUR, max_value=3 * HOUR)
 
 
-def test_day_to_second_refuses_what_the_literal_cannot_hold() -> None:
-    for ms in (-1, 100 * 86_400_000):
-        with pytest.raises(ValueError, match="100 days"):
-            day_to_second(ms)
+@pytest.fixture(scope="module")
+def java_rule() -> Iterator[subprocess.Popen[str]]:
+    settings = StackSettings()
+    proc = subprocess.Popen(
+        [str(find_java(settings.java_home)), "-cp", ":".join(function_jars(settings)),
+         "io.streamfeat.flink.ClickParserCheck", "--plausible"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    yield proc
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(timeout=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(INT64, NEAR.map(lambda d: INGEST + d), st.just(EVENT_TIME_FLOOR_MS)),
+    st.one_of(st.just(INGEST), st.just(-1), INT64),
+    st.integers(min_value=1, max_value=30 * 86_400_000),
+)
+def test_the_jobs_java_rule_is_the_python_rule(
+    java_rule: subprocess.Popen[str], ms: int, ingest: int, ahead: int
+) -> None:
+    assert java_rule.stdin is not None and java_rule.stdout is not None
+    java_rule.stdin.write(f"{ms} {ingest} {EVENT_TIME_FLOOR_MS} {ahead}\n")
+    java_rule.stdin.flush()
+    expected = plausible_event_time(ms, ingest, ahead_ms=ahead)
+    assert java_rule.stdout.readline().strip() == ("1" if expected else "0")
 
 
 def test_the_rowtime_bounds_come_from_the_configuration() -> None:
@@ -52,6 +74,5 @@ def test_the_rowtime_bounds_come_from_the_configuration() -> None:
         max_event_time_ahead_ms=90 * 60_000,
     )
     sql = click_ts(cfg)
-    assert "INTERVAL '0 01:30:00.001' DAY TO SECOND(3)" in sql  # more than 90 min ahead
-    assert "TO_TIMESTAMP_LTZ(999999, 3)" in sql  # below the floor
+    assert "CAST(1000000 AS BIGINT), CAST(5400000 AS BIGINT)" in sql
     assert sql.count("click_time(") == 1  # the value is parsed once

@@ -11,6 +11,8 @@ import java.util.Base64;
  * {@code java -cp <udf jars> io.streamfeat.flink.ClickParserCheck <event types>} reads one
  * record value per line (base64; a line "-" is a null value) and prints one line each:
  * {@code ok <event_id b64> <user_id> <event_type> <page b64> <event_time>} or the reason.
+ * With {@code --plausible} instead: lines {@code ms ingest_ms floor_ms ahead_ms} in, 1 or 0
+ * out ({@link EventTimes#plausible}).
  */
 public final class ClickParserCheck {
   private ClickParserCheck() {}
@@ -21,6 +23,17 @@ public final class ClickParserCheck {
     BufferedReader in =
         new BufferedReader(new InputStreamReader(System.in, StandardCharsets.US_ASCII));
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+    if (args[0].equals("--plausible")) {
+      for (String line = in.readLine(); line != null; line = in.readLine()) {
+        String[] f = line.trim().split(" ");
+        long[] n = new long[4];
+        for (int i = 0; i < 4; i++) {
+          n[i] = Long.parseLong(f[i]);
+        }
+        out.println(EventTimes.plausible(n[0], n[1], n[2], n[3]) ? "1" : "0");
+      }
+      return;
+    }
     for (String line = in.readLine(); line != null; line = in.readLine()) {
       byte[] value = line.equals("-") ? null : dec.decode(line.trim());
       ClickParser.Click c = ClickParser.parse(value, args[0]);
