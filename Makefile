@@ -12,7 +12,7 @@ POMS := deploy/jvm/pom.xml $(wildcard deploy/jvm/*/pom.xml) flink_jobs/jvm/pom.x
 JAVA_SRC := $(shell find flink_jobs/jvm/src -name '*.java')
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo up down status test unit bench lint fmt lock clean-stack
+.PHONY: help install demo up down status test unit bench faults lint fmt lock clean-stack
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ unit: install ## Run the tests that need no services
 bench: install ## Benchmarks beside same-run baselines (stack up first); table -> .local/bench
 	@$(BIN)/streamfeat up > /dev/null
 	@$(BIN)/streamfeat bench
+
+faults: install ## Process faults at full size (1M clicks, 3 TaskManager kills); results -> .local/faults
+	@STREAMFEAT_FAULT_CLICKS=1000000 STREAMFEAT_FAULT_PRODUCE_S=300 $(BIN)/pytest -s tests/faults
 
 lint: install ## ruff + mypy
 	@$(BIN)/ruff check .

@@ -29,12 +29,12 @@ def job_config(settings: StackSettings, **overrides: object) -> JobConfig:
         overrides = {**overrides, "group_id": recorded}
     if "function_jars" not in overrides:
         overrides = {**overrides, "function_jars": function_jars(settings)}
-    return JobConfig(
-        bootstrap=settings.kafka_bootstrap,
-        redis_url=settings.redis_url,
-        lake_bucket=settings.s3.lake_bucket,
-        **overrides,
-    )  # type: ignore[arg-type]
+    stack = {
+        "bootstrap": settings.kafka_bootstrap,
+        "redis_url": settings.redis_url,
+        "lake_bucket": settings.s3.lake_bucket,
+    }
+    return JobConfig.model_validate({**stack, **overrides})
 
 
 def function_jars(settings: StackSettings) -> tuple[str, ...]:

@@ -71,7 +71,11 @@ def scratch_topic(settings: StackSettings, name: str, partitions: int) -> None:
             for fut in admin.create_topics([new], operation_timeout=30).values():
                 with contextlib.suppress(KafkaException):  # created concurrently: checked next
                     fut.result(timeout=30)
-        have = len(admin.list_topics(topic=name, timeout=10).topics[name].partitions)
+        while True:  # a just-created topic's metadata reaches the client a moment later
+            have = len(admin.list_topics(topic=name, timeout=10).topics[name].partitions)
+            if have or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     if have != partitions:
         raise kafka_fail(settings, f"scratch topic {name} has {have} partitions, not {partitions}")
     parts = [TopicPartition(name, p, OFFSET_END) for p in range(partitions)]

@@ -1,0 +1,271 @@
+"""Process faults on the real stack: the TaskManager SIGKILLed mid-stream, again and again.
+
+The feature job runs on scratch topics and a scratch bucket (its own copy: the platform's
+topics, offline table and keys are left alone) while demo clicks are produced at a fixed
+rate. The TaskManager is killed ``STREAMFEAT_FAULT_KILLS`` times (3), each after the job
+completed a checkpoint since its last start; `up` stops the Python workers the dead
+TaskManager left behind and starts a new one, and the job restores from its checkpoint.
+Then every user's online features must equal those computed from the events by the pure
+rules, and the offline table must hold every event's row once: nothing lost, nothing
+counted twice. Sizes: ``STREAMFEAT_FAULT_CLICKS`` demo clicks (100,000 here; `make faults`
+runs the full size); recovery times go to .local/faults/ for docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from typing import Any
+
+import orjson
+import psutil
+import pytest
+
+from connectors.demo.loader import click_records
+from connectors.kafka_clients import producer
+from core.features import USER_ACTIVITY, USER_LAGS, USER_SESSIONS
+from core.offline import read_rows
+from core.online import ROW_EVENT_TIME, RedisOnlineStore, entity_key
+from core.settings import PROJECT_ROOT, StackSettings
+from core.windows import combine, tiles_of
+from flink_jobs import sql
+from streamfeat.bench.feature_job_data import USER_BASE, flush_records, scratch_clicks
+from streamfeat.bench.feature_job_freshness import drop_bucket, make_bucket
+from streamfeat.bench.feature_job_redis import delete_scratch_keys
+from streamfeat.bench.scratch import redis_client, scratch_topic
+from streamfeat.flink_client import TERMINAL_STATES, FlinkClient
+from streamfeat.job import FEATURE_JOB, job_config
+from streamfeat.stack.base import StackContext
+from streamfeat.stack.supervisor import Supervisor
+
+pytestmark = pytest.mark.stack
+
+CLICKS = int(os.environ.get("STREAMFEAT_FAULT_CLICKS", "100000"))
+KILLS = int(os.environ.get("STREAMFEAT_FAULT_KILLS", "3"))
+PRODUCE_S = float(os.environ.get("STREAMFEAT_FAULT_PRODUCE_S", "90"))
+RATE = CLICKS / PRODUCE_S
+"""Clicks produced per second: the stream lasts through every kill (each ~30 s)."""
+TOPICS = {"clickstream": ("_faults-clicks", 12), "crm": ("_faults-crm", 3),
+          "cdc_customers": ("_faults-cdc", 3), "cdc_orders": ("_faults-orders", 3)}  # fmt: skip
+BUCKET = "streamfeat-faults"
+TM = "flink-taskmanager"
+RESULTS = PROJECT_ROOT / ".local" / "faults"
+
+
+def _produce(
+    s: StackSettings, records: list[tuple[bytes, bytes]], sent: list[int], done: list[str]
+) -> None:
+    """Every record at :data:`RATE` per second (open loop), in order, counting them in
+    ``sent[0]``; ``done`` gets 'ok' or the error."""
+    p, failed = producer(s), []
+    topic = TOPICS["clickstream"][0]
+    try:
+        t0 = time.monotonic()
+        for i, (key, value) in enumerate(records):
+            time.sleep(max(t0 + i / RATE - time.monotonic(), 0))
+            while True:
+                try:
+                    p.produce(topic, value, key, on_delivery=lambda e, _m: e and failed.append(e))
+                    break
+                except BufferError:
+                    p.poll(0.01)
+            p.poll(0)
+            sent[0] = i + 1
+        left = p.flush(60)
+        done.append("ok" if not left and not failed else f"{left} undelivered, {failed[:1]}")
+    except Exception as exc:  # reported by the test, never lost in a thread
+        done.append(repr(exc))
+
+
+def _unfinished(r: Any, last_time: dict[int, int]) -> list[int]:
+    """Users whose lags, sessions or activity do not yet stand at their last event."""
+    views = (USER_ACTIVITY, USER_LAGS, USER_SESSIONS)
+    pipe = r.pipeline(transaction=False)
+    users = list(last_time)
+    for u in users:
+        for v in views:
+            pipe.hget(entity_key(v, u), ROW_EVENT_TIME)
+    got = pipe.execute()
+    return [
+        u
+        for i, u in enumerate(users)
+        if any(int(t or 0) != last_time[u] for t in got[3 * i : 3 * i + 3])
+    ]
+
+
+def _wait(what: str, check: Any, timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"not reached in {timeout_s:.0f}s: {what}")
+
+
+def _checkpointed_since(client: FlinkClient, job_id: str, since_ms: float) -> bool:
+    got: Any = client._get(f"/jobs/{job_id}/checkpoints")
+    latest = (got.get("latest") or {}).get("completed") or {}
+    return float(latest.get("latest_ack_timestamp") or 0) > since_ms
+
+
+def _users_written(r: Any, users: list[int]) -> int:
+    """How many of ``users`` have a lags row online."""
+    pipe = r.pipeline(transaction=False)
+    for u in users:
+        pipe.exists(entity_key(USER_LAGS, u))
+    return sum(pipe.execute())
+
+
+def _restarted_since(client: FlinkClient, job_id: str, since_ms: float) -> bool:
+    """Whether the job entered RESTARTING after ``since_ms`` (the JobManager's timestamps)."""
+    return float(client.job(job_id).get("timestamps", {}).get("RESTARTING") or 0) > since_ms
+
+
+def _kill_taskmanager(sup: Supervisor) -> tuple[int, list[psutil.Process]]:
+    """SIGKILL the TaskManager; returns its pid and the Python workers it leaves behind."""
+    tm = sup.table.alive(TM)
+    assert tm is not None, "no TaskManager running"
+    workers = tm.children(recursive=True)
+    tm.kill()
+    psutil.wait_procs([tm], timeout=30)
+    return tm.pid, workers
+
+
+def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
+    supervisor: Supervisor, stack_settings: StackSettings
+) -> None:
+    s = stack_settings
+    client = FlinkClient(StackContext(s))
+    group = f"_faults-{uuid.uuid4().hex[:8]}"
+    for topic, partitions in TOPICS.values():
+        scratch_topic(s, topic, partitions)
+    delete_scratch_keys(s)
+    make_bucket(s, BUCKET)
+    cfg = job_config(
+        s,
+        **{f"{name}_topic": topic for name, (topic, _) in TOPICS.items()},
+        group_id=group,
+        lake_bucket=BUCKET,
+        checkpoint_interval_ms=2000,
+        max_event_time_ahead_ms=13 * 3_600_000,  # the demo clicks run up to 12 h ahead
+    )
+    start_ms = (int(time.time()) // 60) * 60_000 - 12 * 3_600_000
+    strictest = min(c.lateness_ms for c in sql.click_classes(cfg))
+    clicks = scratch_clicks(
+        click_records(11, CLICKS, start_ms=start_ms),
+        user_base=USER_BASE,
+        bound_ms=strictest,
+        gap_ms=cfg.session_gap_ms,
+    )
+    flush = flush_records(
+        TOPICS["clickstream"][1],
+        after_ms=clicks.max_time,
+        gap_ms=cfg.session_gap_ms,
+        bound_ms=max(c.lateness_ms for c in sql.click_classes(cfg)),
+    )
+    done: list[str] = []
+    sent = [0]
+    producing = threading.Thread(target=_produce, args=(s, clicks.records, sent, done), daemon=True)
+    r = redis_client(s)
+    users = sorted(clicks.last_time)
+    job_id = client.run_python(
+        FEATURE_JOB, ["--config", cfg.model_dump_json()], name="faults-feature-job"
+    ).job_id
+    kills: list[dict[str, float | int]] = []
+    try:
+        client.wait_state(job_id, "RUNNING", timeout_s=180)
+        producing.start()
+        written = 0
+        for _ in range(KILLS):
+            # each kill after new output, and after a checkpoint that covers some of it
+            written = _wait(
+                "new feature rows since the last kill",
+                lambda before=written: (n := _users_written(r, users)) > before and n,
+                180,
+            )
+            progress_ms = time.time() * 1000
+            _wait(
+                "a checkpoint since then",
+                lambda since=progress_ms: _checkpointed_since(client, job_id, since),
+                120,
+            )
+            produced = sent[0]
+            killed_at, killed_ms = time.monotonic(), time.time() * 1000
+            pid, workers = _kill_taskmanager(supervisor)
+            assert workers, "the TaskManager ran no Python worker"
+            lines: list[str] = []
+            supervisor.up([TM], progress=lines.append)
+            psutil.wait_procs(workers, timeout=30)
+            assert not [w for w in workers if w.is_running()], "the dead TM's workers live on"
+            assert any(f"left running (group {pid})" in line for line in lines), lines
+            _wait("the job restarted", lambda t=killed_ms: _restarted_since(client, job_id, t), 180)
+            client.wait_state(job_id, "RUNNING", timeout_s=180)
+            kills.append(
+                {
+                    "users_with_rows_before": written,
+                    "clicks_produced_before": produced,
+                    "to_running_s": round(time.monotonic() - killed_at, 1),
+                }
+            )
+        producing.join(timeout=CLICKS / RATE + 120)
+        assert done == ["ok"], done
+        p = producer(s)
+        for partition, key, value in flush:
+            p.produce(TOPICS["clickstream"][0], value, key, partition=partition)
+        assert p.flush(30) == 0
+        first = kills[0]  # killed mid-stream: after output began, before the input ended
+        assert first["users_with_rows_before"] > 0
+        assert first["clicks_produced_before"] < clicks.events
+        _wait("every user's final state", lambda: not _unfinished(r, clicks.last_time), 600)
+
+        events: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for key, value in clicks.records:
+            events[int(key)].append(orjson.loads(value))
+        aggs = USER_ACTIVITY.aggregations
+        assert aggs is not None
+        as_of = clicks.max_time + 1
+        store = RedisOnlineStore.from_url(s.redis_url)
+        online = store.read(USER_ACTIVITY, users, now_ms=as_of)
+        wrong = {}
+        for user, row in zip(users, online, strict=True):
+            want = combine(aggs, tiles_of(aggs, events[user]), as_of, open_head=True)
+            got = {name: row.get(name) for name in want}
+            if got != want:
+                wrong[user] = (got, want)
+        assert not wrong, f"{len(wrong)} users differ, e.g. {next(iter(wrong.items()))}"
+
+        lake = s.model_copy(update={"s3": s.s3.model_copy(update={"lake_bucket": BUCKET})})
+
+        def lag_rows() -> Any:
+            rows = read_rows(lake, view=USER_LAGS.name).select(["entity_id", "version"])
+            return rows if rows.num_rows >= clicks.events else None
+
+        rows = _wait("every event's offline row committed", lag_rows, 180).to_pylist()
+        twice = [
+            k for k, n in Counter((x["entity_id"], x["version"]) for x in rows).items() if n > 1
+        ]
+        assert not twice, f"{len(twice)} offline rows written twice, e.g. {twice[:3]}"
+        per_user = Counter(int(x["entity_id"]) for x in rows if int(x["entity_id"]) in events)
+        assert per_user == Counter({u: len(e) for u, e in events.items()})
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        result = {
+            "clicks": clicks.events,
+            "users": len(users),
+            "rate": RATE,
+            "kills": kills,
+            "restarts": client.restarts(job_id),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (RESULTS / "taskmanager-kill.json").write_text(json.dumps(result, indent=2))
+        print(f"\ntaskmanager kills: {json.dumps(result)}")
+    finally:
+        if client.job(job_id).get("state") not in TERMINAL_STATES:
+            client.end(job_id)
+        delete_scratch_keys(s)
+        drop_bucket(s, BUCKET)
+        for topic, partitions in TOPICS.values():
+            scratch_topic(s, topic, partitions)
