@@ -176,9 +176,9 @@ SELECT kp, ko, kts, ts, v, user_id, event_type, page, event_time,
     ELSE 'unknown_event_type'
   END AS reason
 FROM (
-  SELECT kp, ko, kts, ts, v, js, {sql._json_int("user_id")} AS user_id,
+  SELECT kp, ko, kts, ts, v, js, {sql.json_int("user_id")} AS user_id,
     JSON_VALUE(js, '$.event_type') AS event_type, JSON_VALUE(js, '$.page') AS page,
-    {sql._json_int("event_time")} AS event_time
+    {sql.json_int("event_time")} AS event_time
   FROM (SELECT *, CAST(v AS STRING) AS js FROM clicks_raw{c.suffix})
 )"""
 

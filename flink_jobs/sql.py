@@ -241,9 +241,9 @@ FROM (
   FROM (
     SELECT kp, ko, kts, ts, k, v, js,
       JSON_VALUE(js, '$.op') AS op,
-      {_json_int("id", "$.after")} AS order_id,
-      {_json_int("customer_id", "$.after")} AS customer_id,
-      {_json_int("amount_cents", "$.after")} AS amount_cents,
+      {json_int("id", "$.after")} AS order_id,
+      {json_int("customer_id", "$.after")} AS customer_id,
+      {json_int("amount_cents", "$.after")} AS amount_cents,
       {_order_ms("js")} AS order_ms,
       TRY_CAST(JSON_VALUE(js, '$.source.ts_ms') AS BIGINT) AS src_ms,
       TRY_CAST(JSON_VALUE(js, '$.source.lsn') AS BIGINT) AS lsn
@@ -318,7 +318,7 @@ def _order_version() -> str:
     )
 
 
-def _json_int(field: str, parent: str = "$") -> str:
+def json_int(field: str, parent: str = "$") -> str:
     """A JSON integer field, NULL unless the JSON holds a bare number (as
     flink_jobs.logic.records.parse_click: "17" or 17.5 is not an int). JSON_VALUE alone would
     cast a numeric string."""

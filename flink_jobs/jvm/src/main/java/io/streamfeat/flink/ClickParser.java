@@ -26,6 +26,9 @@ public final class ClickParser {
   /** Nesting depth orjson accepts (1024 levels; one more is invalid). */
   private static final int MAX_DEPTH = 1024;
 
+  /** Digits of the largest integer below Double.MAX_VALUE (~1.8e308). */
+  private static final int MAX_FINITE_DIGITS = 309;
+
   private static final JsonFactory JSON =
       JsonFactory.builder()
           .streamReadConstraints(
@@ -254,6 +257,7 @@ public final class ClickParser {
         f.shown = shown(f.text);
       }
       case VALUE_NUMBER_INT -> {
+        overflowsDouble(p);
         JsonParser.NumberType type = p.getNumberType();
         if (type == JsonParser.NumberType.BIG_INTEGER) {
           BigInteger big = p.getBigIntegerValue();
@@ -307,6 +311,7 @@ public final class ClickParser {
         case FIELD_NAME -> checked(p.currentName());
         case VALUE_STRING -> checked(p.getText());
         case VALUE_NUMBER_INT -> {
+          overflowsDouble(p);
           if (p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
             finite(p.getBigIntegerValue().doubleValue());
           }
@@ -318,6 +323,18 @@ public final class ClickParser {
         t = p.nextToken();
       }
     } while (depth > 0);
+  }
+
+  /**
+   * An integer of more than 309 digits is at least 1e309, which overflows a double (orjson:
+   * invalid); it is refused from its length, before anything converts it (a million-digit
+   * integer would take BigInteger seconds: a record must not stall the gate).
+   */
+  private static void overflowsDouble(JsonParser p) throws IOException, Bad {
+    int digits = p.getTextLength() - (p.getTextCharacters()[p.getTextOffset()] == '-' ? 1 : 0);
+    if (digits > MAX_FINITE_DIGITS) {
+      throw new Bad("invalid_json", "number is infinity when parsed as double");
+    }
   }
 
   /** A number orjson would read as a double must not overflow it. */
