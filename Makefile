@@ -74,7 +74,8 @@ bench: install ## Benchmarks beside same-run baselines (stack up first); table -
 	@$(BIN)/streamfeat bench
 
 faults: install ## Process faults at full size (1M clicks, 3 TaskManager kills); results -> .local/faults
-	@STREAMFEAT_FAULT_CLICKS=1000000 STREAMFEAT_FAULT_PRODUCE_S=300 $(BIN)/pytest -s tests/faults
+	@STREAMFEAT_FAULT_CLICKS=1000000 STREAMFEAT_FAULT_PRODUCE_S=300 STREAMFEAT_FAULT_CHECKPOINT_MS=10000 \
+	  $(BIN)/pytest -s tests/faults
 
 lint: install ## ruff + mypy
 	@$(BIN)/ruff check .

@@ -2,17 +2,21 @@
 
 The feature job runs on scratch topics and a scratch bucket (its own copy: the platform's
 topics, offline table and keys are left alone) while demo clicks are produced at a fixed
-rate. The TaskManager is killed ``STREAMFEAT_FAULT_KILLS`` times (3), each after the job
-completed a checkpoint since its last start; `up` stops the Python workers the dead
+rate. The TaskManager is killed ``STREAMFEAT_FAULT_KILLS`` times (3), each after new
+feature rows appeared and a checkpoint covered them; `up` stops the Python workers the dead
 TaskManager left behind and starts a new one, and the job restores from its checkpoint.
-Then every user's online features must equal those computed from the events by the pure
-rules, and the offline table must hold every event's row once: nothing lost, nothing
-counted twice. Sizes: ``STREAMFEAT_FAULT_CLICKS`` demo clicks (100,000 here; `make faults`
-runs the full size); recovery times go to .local/faults/ for docs/reliability.md.
+About 1 record in 100 is poison, broken in every way the gate knows (tests/faults/poison.py).
+Then every user's online features must equal those computed from the valid events by the
+pure rules, the offline table must hold every event's row once, and the DLQ every poison
+record once, under its reason, with its bytes as sent: nothing lost, nothing twice.
+
+Sizes: ``STREAMFEAT_FAULT_CLICKS`` demo clicks (100,000 here; `make faults` runs 1M with
+the default 10 s checkpoints); recovery times go to .local/faults/ for docs/reliability.md.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -28,6 +32,7 @@ import pytest
 from connectors.demo.loader import click_records
 from connectors.kafka_clients import producer
 from core.features import USER_ACTIVITY, USER_LAGS, USER_SESSIONS
+from core.objectstore import s3_client
 from core.offline import read_rows
 from core.online import ROW_EVENT_TIME, RedisOnlineStore, entity_key
 from core.settings import PROJECT_ROOT, StackSettings
@@ -41,11 +46,16 @@ from streamfeat.flink_client import TERMINAL_STATES, FlinkClient
 from streamfeat.job import FEATURE_JOB, job_config
 from streamfeat.stack.base import StackContext
 from streamfeat.stack.supervisor import Supervisor
+from tests.faults.poison import poison
 
 pytestmark = pytest.mark.stack
 
 CLICKS = int(os.environ.get("STREAMFEAT_FAULT_CLICKS", "100000"))
 KILLS = int(os.environ.get("STREAMFEAT_FAULT_KILLS", "3"))
+CHECKPOINT_MS = int(os.environ.get("STREAMFEAT_FAULT_CHECKPOINT_MS", "2000"))
+POISON_EVERY = 100
+"""One poison record (tests/faults/poison.py: every kind the gate knows) after every 100
+valid clicks, about 1 in 100 records."""
 PRODUCE_S = float(os.environ.get("STREAMFEAT_FAULT_PRODUCE_S", "90"))
 RATE = CLICKS / PRODUCE_S
 """Clicks produced per second: the stream lasts through every kill (each ~30 s)."""
@@ -57,7 +67,7 @@ RESULTS = PROJECT_ROOT / ".local" / "faults"
 
 
 def _produce(
-    s: StackSettings, records: list[tuple[bytes, bytes]], sent: list[int], done: list[str]
+    s: StackSettings, records: list[tuple[bytes, bytes | None]], sent: list[int], done: list[str]
 ) -> None:
     """Every record at :data:`RATE` per second (open loop), in order, counting them in
     ``sent[0]``; ``done`` gets 'ok' or the error."""
@@ -112,6 +122,25 @@ def _checkpointed_since(client: FlinkClient, job_id: str, since_ms: float) -> bo
     return float(latest.get("latest_ack_timestamp") or 0) > since_ms
 
 
+def _b64(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text, validate=True)
+
+
+def _dlq_complete(s: StackSettings, want: int) -> list[dict[str, Any]] | None:
+    """The committed DLQ entries in the scratch bucket, once there are ``want`` of them."""
+    client = s3_client(s)
+    entries: list[dict[str, Any]] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="dlq/"):
+        for obj in page.get("Contents", []):
+            name = obj["Key"].rsplit("/", 1)[-1]
+            if not obj["Size"] or name.startswith(("_", ".")) or "/reason=" not in obj["Key"]:
+                continue  # a folder placeholder, or a file in progress (hidden)
+            body = client.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+            reason = obj["Key"].split("/reason=", 1)[1].split("/", 1)[0]  # a partition
+            entries += [{**json.loads(line), "reason": reason} for line in body.splitlines()]
+    return entries if len(entries) >= want else None
+
+
 def _users_written(r: Any, users: list[int]) -> int:
     """How many of ``users`` have a lags row online."""
     pipe = r.pipeline(transaction=False)
@@ -150,8 +179,7 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
         **{f"{name}_topic": topic for name, (topic, _) in TOPICS.items()},
         group_id=group,
         lake_bucket=BUCKET,
-        checkpoint_interval_ms=2000,
-        max_event_time_ahead_ms=13 * 3_600_000,  # the demo clicks run up to 12 h ahead
+        checkpoint_interval_ms=CHECKPOINT_MS,
     )
     start_ms = (int(time.time()) // 60) * 60_000 - 12 * 3_600_000
     strictest = min(c.lateness_ms for c in sql.click_classes(cfg))
@@ -167,9 +195,23 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
         gap_ms=cfg.session_gap_ms,
         bound_ms=max(c.lateness_ms for c in sql.click_classes(cfg)),
     )
+    # the demo clicks start 12 h ago and, at large sizes, run more than a day: this job
+    # allows every one of them (and the flush events) ahead of its produce time
+    now_ms = int(time.time() * 1000)
+    latest = max(orjson.loads(value)["event_time"] for _, _, value in flush)
+    ahead = max(13 * 3_600_000, latest - now_ms + 3_600_000)
+    cfg = cfg.model_copy(update={"max_event_time_ahead_ms": ahead})
+    assert ahead <= 30 * 86_400_000, f"demo clicks span {ahead} ms ahead: past the 30 d bound"
+    bad = poison(len(clicks.records) // POISON_EVERY, now_ms=start_ms + 12 * 3_600_000,
+                 ahead_ms=cfg.max_event_time_ahead_ms)  # fmt: skip
+    stream: list[tuple[bytes, bytes | None]] = []
+    for i, record in enumerate(clicks.records):
+        stream.append(record)
+        if (i + 1) % POISON_EVERY == 0 and (i + 1) // POISON_EVERY <= len(bad):
+            stream.append(bad[(i + 1) // POISON_EVERY - 1][:2])
     done: list[str] = []
     sent = [0]
-    producing = threading.Thread(target=_produce, args=(s, clicks.records, sent, done), daemon=True)
+    producing = threading.Thread(target=_produce, args=(s, stream, sent, done), daemon=True)
     r = redis_client(s)
     users = sorted(clicks.last_time)
     job_id = client.run_python(
@@ -219,8 +261,12 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
         assert p.flush(30) == 0
         first = kills[0]  # killed mid-stream: after output began, before the input ended
         assert first["users_with_rows_before"] > 0
-        assert first["clicks_produced_before"] < clicks.events
-        _wait("every user's final state", lambda: not _unfinished(r, clicks.last_time), 600)
+        assert first["clicks_produced_before"] < len(stream)
+        _wait(
+            "every user's final state",
+            lambda: not _unfinished(r, clicks.last_time),
+            max(600, CLICKS / 1000),
+        )
 
         events: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for key, value in clicks.records:
@@ -251,9 +297,18 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
         assert not twice, f"{len(twice)} offline rows written twice, e.g. {twice[:3]}"
         per_user = Counter(int(x["entity_id"]) for x in rows if int(x["entity_id"]) in events)
         assert per_user == Counter({u: len(e) for u, e in events.items()})
+
+        # every poison record in the DLQ once, under its reason, with its bytes as sent
+        entries = _wait("every poison record in the DLQ", lambda: _dlq_complete(s, len(bad)), 180)
+        got = Counter((e["reason"], _b64(e["original_b64"])) for e in entries)
+        assert got == Counter((reason, value) for _, value, reason in bad)
+        at = {(e["coordinates"]["partition"], e["coordinates"]["offset"]) for e in entries}
+        assert len(at) == len(entries)
+        assert {e["coordinates"]["topic"] for e in entries} == {TOPICS["clickstream"][0]}
         RESULTS.mkdir(parents=True, exist_ok=True)
         result = {
             "clicks": clicks.events,
+            "poison": len(bad),
             "users": len(users),
             "rate": RATE,
             "kills": kills,
