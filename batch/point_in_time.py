@@ -17,6 +17,10 @@ served at that instant):
    ``ts - event_time >= ttl`` (feature_api/freshness.py's rule, the instant Redis's own
    expiry would have removed it). No candidate: NULL.
 
+Lag views (core.features.Lags) hold one row per event with its own value: their features
+are derived per spine row from the entity's two latest events at or before the spine time
+(:func:`lag_columns`), the rule the feature job applies online.
+
 Windowed views (core.windows) are tiles: each offline row of such a view is one final tile
 (``grp`` its stored field, ``features`` its ``n`` and stored measures). Their features are
 computed per spine row by :func:`core.windows.combine` as of the spine time from complete
@@ -135,6 +139,39 @@ def parse_features(
     return tuple(out.values())
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """Rows and spine rows on one sortable int64 key per (entity, time): the entity's rank
+    times the width of one dense time axis shared by rows and spine, plus the time's rank."""
+
+    row_g: np.ndarray
+    """Per row, its entity's index among the rows' distinct entities."""
+    row_key: np.ndarray
+    spine_g: np.ndarray
+    spine_key: np.ndarray
+    known: np.ndarray
+    """Per spine row, whether its entity has any row."""
+
+
+def _keys(
+    spine_entity: np.ndarray, spine_ts: np.ndarray, entity: np.ndarray, event_time: np.ndarray
+) -> _Keys:
+    n = len(entity)
+    entities = np.unique(entity)
+    row_g = np.searchsorted(entities, entity)
+    spine_g = np.minimum(np.searchsorted(entities, spine_entity), len(entities) - 1)
+    known = entities[spine_g] == spine_entity
+    times, inverse = np.unique(np.concatenate([event_time, spine_ts]), return_inverse=True)
+    width = np.int64(len(times))
+    return _Keys(
+        row_g,
+        row_g.astype(np.int64) * width + inverse[:n],
+        spine_g,
+        spine_g.astype(np.int64) * width + inverse[n:],
+        known,
+    )
+
+
 def as_of(
     spine_entity: np.ndarray,
     spine_ts: np.ndarray,
@@ -149,31 +186,56 @@ def as_of(
     out = np.full(len(spine_entity), -1, dtype=np.int64)
     if n == 0 or len(spine_entity) == 0:
         return out
-    entities = np.unique(entity)
-    row_g = np.searchsorted(entities, entity)
-    spine_g = np.minimum(np.searchsorted(entities, spine_entity), len(entities) - 1)
-    known = entities[spine_g] == spine_entity
-    # one dense time axis for rows and spine, so (group, time) fits one int64 key
-    times, inverse = np.unique(np.concatenate([event_time, spine_ts]), return_inverse=True)
-    width = np.int64(len(times))
-    row_key = row_g.astype(np.int64) * width + inverse[:n]
-    spine_key = spine_g.astype(np.int64) * width + inverse[n:]
+    k = _keys(spine_entity, spine_ts, entity, event_time)
     rank = np.asarray(
         pc.rank(version, sort_keys="ascending", tiebreaker="first"), dtype=np.int64
     )  # 1..n, distinct
-    order = np.lexsort((rank, row_key))
-    sorted_g = row_g[order].astype(np.int64)
+    order = np.lexsort((rank, k.row_key))
+    sorted_g = k.row_g[order].astype(np.int64)
     # running max of the rank within each entity: offsetting each entity above all earlier
     # ones lets one global accumulate restart at every entity boundary
     offset = sorted_g * np.int64(n + 1)
     best_rank = np.maximum.accumulate(rank[order] + offset) - offset
     row_of_rank = np.empty(n + 1, dtype=np.int64)
     row_of_rank[rank] = np.arange(n, dtype=np.int64)
-    pos = np.searchsorted(row_key[order], spine_key, side="right") - 1
+    pos = np.searchsorted(k.row_key[order], k.spine_key, side="right") - 1
     safe = np.maximum(pos, 0)
-    hit = known & (pos >= 0) & (sorted_g[safe] == spine_g)
+    hit = k.known & (pos >= 0) & (sorted_g[safe] == k.spine_g)
     out[hit] = row_of_rank[best_rank[safe[hit]]]
     return out
+
+
+def last_two(
+    spine_entity: np.ndarray,
+    spine_ts: np.ndarray,
+    entity: np.ndarray,
+    event_time: np.ndarray,
+    version: pa.Array,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per spine row, the indexes of the latest and the previous event row of its entity at
+    or before ``ts`` in (event time, version) order -- core.features.Lags's two events --,
+    -1 where there is none. Rows of one version are one event (a replay writes it again):
+    counted once."""
+    n = len(entity)
+    latest = np.full(len(spine_entity), -1, dtype=np.int64)
+    prev = latest.copy()
+    if n == 0 or len(spine_entity) == 0:
+        return latest, prev
+    k = _keys(spine_entity, spine_ts, entity, event_time)
+    rank = np.asarray(pc.rank(version, sort_keys="ascending", tiebreaker="dense"), dtype=np.int64)
+    order = np.lexsort((rank, k.row_key))
+    g, r = k.row_g[order], rank[order]
+    first = np.ones(n, dtype=bool)  # the first row of each (entity, version)
+    first[1:] = (g[1:] != g[:-1]) | (r[1:] != r[:-1])
+    order, g = order[first], g[first]
+    pos = np.searchsorted(k.row_key[order], k.spine_key, side="right") - 1
+    safe = np.maximum(pos, 0)
+    hit = k.known & (pos >= 0) & (g[safe] == k.spine_g)
+    latest[hit] = order[safe[hit]]
+    before = np.maximum(safe - 1, 0)
+    has_prev = hit & (safe >= 1) & (g[before] == k.spine_g)
+    prev[has_prev] = order[before[has_prev]]
+    return latest, prev
 
 
 def timestamps_ms(column: pa.ChunkedArray | pa.Array, name: str) -> np.ndarray:
@@ -300,9 +362,12 @@ def join(
     columns: dict[str, pa.Array] = {}
     slots: dict[tuple[str, str], list[Requested]] = {}
     windowed: dict[str, list[Requested]] = {}
+    lagged: dict[str, list[Requested]] = {}
     for req in requested:
         if req.view.aggregations is not None:
             windowed.setdefault(req.view.name, []).append(req)
+        elif req.view.lags is not None:
+            lagged.setdefault(req.view.name, []).append(req)
         else:
             slots.setdefault((req.view.name, req.slot), []).append(req)
     for view_name, reqs in windowed.items():
@@ -313,6 +378,9 @@ def join(
             stats.found[req.column] = int(pc.sum(pc.is_valid(values)).as_py() or 0)
             stats.expired[req.column] = 0
             columns[req.column] = values
+    for view_name, reqs in lagged.items():
+        part = rows.filter(pc.equal(rows["view"], view_name)).combine_chunks()
+        columns |= lag_columns(spine_entity, spine_ts, part, reqs, stats)
     for (view_name, slot), reqs in slots.items():
         mask = pc.and_(pc.equal(rows["view"], view_name), pc.equal(grp, slot))
         part = rows.filter(mask).combine_chunks()
@@ -340,6 +408,55 @@ def join(
         out = out.append_column(
             pa.field(req.column, _ARROW_TYPES[req.feature.dtype]), columns[req.column]
         )
+    return out
+
+
+def lag_columns(
+    spine_entity: np.ndarray,
+    spine_ts: np.ndarray,
+    rows: pa.Table,
+    requested: Sequence[Requested],
+    stats: JoinStats,
+) -> dict[str, pa.Array]:
+    """Features of one lag view (core.features.Lags) per spine row, from the entity's two
+    latest event rows at or before its time (:func:`last_two`): the latest one's value, the
+    previous one's value, the time between them and (int values) the difference. All NULL
+    when the latest event is expired at the spine time (the view's TTL, as a stored row);
+    the derived ones NULL at the entity's first event. An output column name per request."""
+    view = requested[0].view
+    spec = view.lags
+    assert spec is not None
+    event_time = np.asarray(rows["event_time"].to_numpy(), dtype=np.int64)
+    latest, prev = last_two(
+        spine_entity,
+        spine_ts,
+        np.asarray(rows["entity_id"].to_numpy(), dtype=np.int64),
+        event_time,
+        rows["version"].combine_chunks(),
+    )
+    found = latest >= 0
+    at, before = np.maximum(latest, 0), np.maximum(prev, 0)
+    alive = found.copy()
+    if rows.num_rows:
+        alive &= spine_ts - event_time[at] < view.ttl_s * 1000
+    paired = alive & (prev >= 0)
+    lookup = _MapLookup(rows["features"].combine_chunks())
+    value = Requested(view, view.feature(spec.value))
+    text = {spec.value: lookup.take(spec.value, at, alive)}
+    text[spec.prev] = lookup.take(spec.value, before, paired)
+    out: dict[str, pa.Array] = {}
+    for req in requested:
+        name = req.feature.name
+        if name in text:
+            out[req.column] = _decode(text[name], value)
+        elif name == spec.since_ms:
+            since = event_time[at] - event_time[before] if rows.num_rows else at
+            out[req.column] = pa.array(since, type=pa.int64(), mask=~paired)
+        else:  # the delta
+            last, previous = (_decode(text[n], value) for n in (spec.value, spec.prev))
+            out[req.column] = pc.cast(pc.subtract(last, previous), pa.int64())
+        stats.found[req.column] = int(found.sum())
+        stats.expired[req.column] = int((found & ~alive).sum())
     return out
 
 

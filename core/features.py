@@ -44,6 +44,30 @@ class Feature:
 
 
 @dataclass(frozen=True)
+class Lags:
+    """Lag features of an event stream, all derived from the entity's two latest events in
+    version order (core/version.py: the version leads with the event time; ties in time are
+    ordered by the rest of it, never by arrival). Online, the feature job keeps those two
+    events per entity and writes the features; offline, each event is a row holding only
+    its own value (``value``) and the point-in-time join derives the rest as of each
+    instant from the two latest rows at or before it (batch/point_in_time.py)."""
+
+    value: str
+    """Feature: the latest event's value (the event's own field: offline rows carry it)."""
+    prev: str
+    """Feature: the value of the event before it; None at the entity's first event."""
+    since_ms: str
+    """Feature: latest event time - the previous event's (>= 0); None at the first event."""
+    delta: str | None = None
+    """Feature (int64 values only): latest value - previous value; None at the first."""
+
+    @property
+    def derived(self) -> tuple[str, ...]:
+        """The features computed from the previous event (all but ``value``)."""
+        return tuple(n for n in (self.prev, self.since_ms, self.delta) if n is not None)
+
+
+@dataclass(frozen=True)
 class FeatureView:
     name: str
     short: str
@@ -68,6 +92,17 @@ class FeatureView:
     aggregations: Aggregations | None = None
     """A windowed view (core.windows): its features are ``<measure>_<window>``, stored as
     tiles and combined as of each read. None: the view stores its values as they are."""
+    lags: Lags | None = None
+    """A lag view: its features are the :class:`Lags` of its event stream."""
+
+    def __post_init__(self) -> None:
+        if self.lags is not None:
+            named = (self.lags.value, *self.lags.derived)
+            if sorted(named) != sorted(self.names):
+                raise ValueError(
+                    f"feature view {self.name!r}: its Lags name {named}, its features are "
+                    f"{self.names} (each feature exactly once)"
+                )
 
     def feature(self, name: str) -> Feature:
         for f in self.features:
@@ -210,6 +245,7 @@ USER_LAGS = FeatureView(
         Feature("ms_since_prev_event", "dt", "int64", "latest event time - previous one"),
     ),
     description="Clickstream lags: previous value and time since the previous event.",
+    lags=Lags("last_event_type", "prev_event_type", "ms_since_prev_event"),
 )
 
 ORDER_LAGS = FeatureView(
@@ -225,6 +261,7 @@ ORDER_LAGS = FeatureView(
         Feature("ms_since_prev_order", "do", "int64", "latest order time - previous one"),
     ),
     description="Order lags: previous amount, delta from it, time since the previous order.",
+    lags=Lags("last_order_cents", "prev_order_cents", "ms_since_prev_order", "order_delta_cents"),
 )
 
 FEATURE_VIEWS: tuple[FeatureView, ...] = (

@@ -35,7 +35,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from core.events import Source
-from core.features import DType, Entity, Feature, FeatureView, windowed_features
+from core.features import DType, Entity, Feature, FeatureView, Lags, windowed_features
 from core.windows import EVENT_SOURCES, Aggregations, Filter, Measure, Window
 
 
@@ -185,6 +185,22 @@ def aggregations_spec(aggs: Aggregations) -> AggregationsSpec:
     )
 
 
+class LagsSpec(_Spec):
+    """core.features.Lags: lag features derived from an entity's two latest events."""
+
+    value: Name = Field(description="Feature: the latest event's value.")
+    prev: Name = Field(description="Feature: the value of the event before it.")
+    since_ms: Name = Field(description="Feature: latest event time - the previous one's.")
+    delta: Name | None = Field(None, description="Feature: latest value - previous value.")
+
+    def declaration(self) -> Lags:
+        return Lags(self.value, self.prev, self.since_ms, self.delta)
+
+
+def lags_spec(lags: Lags) -> LagsSpec:
+    return LagsSpec(value=lags.value, prev=lags.prev, since_ms=lags.since_ms, delta=lags.delta)
+
+
 class FeatureViewBody(_Spec):
     """A feature view without its name (the body of an update)."""
 
@@ -219,6 +235,12 @@ class FeatureViewBody(_Spec):
         description="A windowed view: its features are these measures over these windows, "
         "kept as tiles and answered as of each read (the features must be the derived ones).",
     )
+    lags: LagsSpec | None = Field(
+        None,
+        description="A lag view: its features are derived from each entity's two latest "
+        "events (each feature named once: the value, the previous value, the time since it, "
+        "optionally the difference).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureViewBody:
@@ -235,6 +257,11 @@ class FeatureViewBody(_Spec):
                 raise ValueError("a windowed view has view scope and no groups")
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate feature names: {sorted(_dupes(names))}")
+        if self.lags is not None:
+            spec = self.lags
+            named = [n for n in (spec.value, spec.prev, spec.since_ms, spec.delta) if n]
+            if sorted(named) != sorted(names):
+                raise ValueError(f"a lag view's features are its lags {named}, got {names}")
         shorts = [f.short for f in self.features if f.short is not None]
         if len(set(shorts)) != len(shorts):
             raise ValueError(f"duplicate feature short names: {sorted(_dupes(shorts))}")
@@ -337,6 +364,7 @@ def view_spec(view: FeatureView) -> FeatureViewSpec:
         description=view.description,
         tags=dict(view.tags),
         aggregations=None if view.aggregations is None else aggregations_spec(view.aggregations),
+        lags=None if view.lags is None else lags_spec(view.lags),
     )
 
 
@@ -363,6 +391,7 @@ def to_feature_view(spec: FeatureViewSpec, entity: EntitySpec) -> FeatureView:
         description=spec.description,
         tags=dict(spec.tags),
         aggregations=None if spec.aggregations is None else spec.aggregations.declaration(),
+        lags=None if spec.lags is None else spec.lags.declaration(),
     )
 
 
@@ -431,6 +460,10 @@ def diff_views(old: FeatureViewSpec, new: FeatureViewSpec) -> list[Change]:
         *_attr(
             "aggregations", old.aggregations, new.aggregations, compatible=False,
             why="stored tiles are laid out and valued by the measures and windows",
+        ),
+        *_attr(
+            "lags", old.lags, new.lags, compatible=False,
+            why="stored event rows are read by the lag rule",
         ),
     ]  # fmt: skip
     olds = {f.name: f for f in old.features}

@@ -7,7 +7,7 @@ Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_
   watermarks, idle partitions ignored after ``idle_timeout_ms``); bad or late events -> DLQ
   on S3; valid ones -> feature rows (sql.FEATURE_ROW): tiles of the windowed views
   (core.windows: mini-batch group aggregations online, final tumbling tiles offline), lags
-  (one LAG OVER aggregation, sql.Chain), sessions (SESSION windows) ->
+  (the two latest events per entity, sql.Chain), sessions (SESSION windows) ->
   Redis (version-guarded writes, a pipeline per batch of rows) and the offline table
   (Parquet on S3, committed by checkpoints). CDC orders likewise, counted once per order id.
 - cdc.public.customers + crm.customers -> attribute updates with versions -> Redis, where
@@ -191,7 +191,11 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     env.set_parallelism(cfg.parallelism)
     env.enable_checkpointing(cfg.checkpoint_interval_ms)
     if not cfg.function_jars:
-        raise ValueError("function_jars is empty: the job's Java functions are needed")
+        raise ValueError(
+            "function_jars is empty: the job needs its Java functions (flink_jobs/jvm). "
+            "Run `make install` (builds them into .local/jvm/udf) and deploy with "
+            "`streamfeat job deploy`, which passes them."
+        )
     env.add_jars(*(Path(j).resolve().as_uri() for j in cfg.function_jars))  # + pipeline.jars
     t_env = StreamTableEnvironment.create(env)
     conf = t_env.get_config()
@@ -243,7 +247,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         *sql.tile_event_views(cfg),
         sql.event_rows(cfg),
         sql.online_rows(cfg),
-        sql.offline_feature_rows(),
+        sql.offline_feature_rows(cfg),
     ):
         t_env.execute_sql(ddl)
 

@@ -21,6 +21,7 @@ from core.features import (
     USER_LAGS,
     USER_SESSIONS,
     FeatureView,
+    Lags,
 )
 from core.online import PAYLOAD_SEPARATOR
 from core.windows import SLOTS, Aggregations, Filter, Measure
@@ -102,6 +103,7 @@ JAVA_FUNCTIONS = {
     "bytes_base64": "io.streamfeat.flink.BytesBase64",
     "epoch_ms": "io.streamfeat.flink.EpochMillis",
     "plausible_time": "io.streamfeat.flink.PlausibleTime",
+    "last_two": "io.streamfeat.flink.LastTwo",
 }
 """The job's Java functions (flink_jobs/jvm): SQL name -> class, registered by the job."""
 
@@ -421,37 +423,61 @@ def payload(view: FeatureView, values: dict[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Chain:
-    """Lag features of one event stream: one OVER aggregation (LAG) on the entity key, one
-    feature row per event, versioned by the event. The rolling windows are tiles
-    (:func:`tile_updates`), not OVER windows: an OVER window buffers and sorts every event
-    until the watermark and answers only at the entity's events."""
+    """Lag features of one event stream (core.features.Lags), without an OVER aggregation.
+
+    Online: a group aggregation on the entity key keeps its two latest events by version
+    (``last_two``, a Java aggregate: mini-batched, two-phase, no timers, no sorting) and
+    each change is one version-guarded write of the lag features. An ``LAG`` OVER
+    aggregation buffered and sorted every event until the watermark, and ordered events of
+    equal time by arrival; this orders them by version. The row's version is the latest
+    event's followed by the previous one's (encoded versions are prefix-free, so the text
+    order is the order of the pair): an older event arriving late changes only the previous
+    one, and that write is still newer.
+
+    Offline: one row per event holding the event's own value; the point-in-time join derives
+    the other lag features from the two latest rows at or before each instant."""
 
     source: str
     """The valid events (a view with ``ts``, the event-time attribute)."""
     entity: str
     time_ms: str
-    columns: tuple[str, ...]
-    """The input columns the features and the version need (besides entity and ts)."""
     version: str
-    lags: dict[str, str]
-    """Column name -> the LAG expression."""
+    value: str
+    """The event's own value as STRING (core.online's encoding)."""
     lagged: FeatureView
-    lag_values: dict[str, str]
-    """Feature of ``lagged`` -> its value (SQL over the columns and the lags)."""
 
-    def over_query(self) -> str:
-        lags = ", ".join(f"LAG({expr}) OVER w AS {name}" for name, expr in self.lags.items())
-        return (
-            f"SELECT {self.entity}, ts, {', '.join(self.columns)}, {lags} FROM {self.source}\n"
-            f"WINDOW w AS (PARTITION BY {self.entity} ORDER BY ts)"
-        )
+    @property
+    def lags(self) -> Lags:
+        if self.lagged.lags is None:
+            raise ValueError(f"feature view {self.lagged.name!r} declares no lags")
+        return self.lagged.lags
 
-    def rows(self) -> str:
+    def online_rows(self) -> str:
+        """The online rows (sql.FEATURE_ROW; an upsert stream, one entity per key)."""
+        spec = self.lags
+        values = {
+            spec.value: "l.x1",
+            spec.prev: "l.x2",
+            spec.since_ms: "CAST(l.t1 - l.t2 AS STRING)",
+        }
+        if spec.delta is not None:
+            values[spec.delta] = "CAST(CAST(l.x1 AS BIGINT) - CAST(l.x2 AS BIGINT) AS STRING)"
+        return f"""
+SELECT '{self.lagged.name}' AS view, CAST(NULL AS STRING) AS grp, entity_id,
+  l.t1 AS event_time, l.v1 || COALESCE(l.v2, '') AS version,
+  {feature_columns(self.lagged, values)}
+FROM (
+  SELECT {self.entity} AS entity_id,
+    last_two({self.time_ms}, {self.version}, {self.value}) AS l
+  FROM {self.source} GROUP BY {self.entity})"""
+
+    def event_rows(self) -> str:
+        """The offline rows (sql.FEATURE_ROW, append-only): one per event, its own value."""
         return f"""
 SELECT '{self.lagged.name}' AS view, CAST(NULL AS STRING) AS grp, {self.entity} AS entity_id,
   {self.time_ms} AS event_time, {self.version} AS version,
-  {feature_columns(self.lagged, self.lag_values)}
-FROM ({self.over_query()})"""
+  {feature_columns(self.lagged, {self.lags.value: self.value})}
+FROM {self.source}"""
 
 
 def click_chain(source: str = "valid_clicks") -> Chain:
@@ -460,15 +486,9 @@ def click_chain(source: str = "valid_clicks") -> Chain:
         source=source,
         entity="user_id",
         time_ms="event_time",
-        columns=("event_time", "kp", "ko", "event_type"),
         version=_click_version(),
-        lags={"prev_type": "event_type", "prev_time": "event_time"},
+        value="event_type",
         lagged=USER_LAGS,
-        lag_values={
-            "last_event_type": "event_type",
-            "prev_event_type": "prev_type",
-            "ms_since_prev_event": "CAST(event_time - prev_time AS STRING)",
-        },
     )
 
 
@@ -479,16 +499,9 @@ def order_chain() -> Chain:
         source="order_creations",
         entity="customer_id",
         time_ms="order_ms",
-        columns=("order_ms", "commit_lsn", "lsn", "amount_cents"),
         version=_order_version(),
-        lags={"prev_amount": "amount_cents", "prev_ms": "order_ms"},
+        value="CAST(amount_cents AS STRING)",
         lagged=ORDER_LAGS,
-        lag_values={
-            "last_order_cents": "CAST(amount_cents AS STRING)",
-            "prev_order_cents": "CAST(prev_amount AS STRING)",
-            "order_delta_cents": "CAST(amount_cents - prev_amount AS STRING)",
-            "ms_since_prev_order": "CAST(order_ms - prev_ms AS STRING)",
-        },
     )
 
 
@@ -666,29 +679,37 @@ def tile_event_views(cfg: JobConfig) -> list[str]:
     return [tile_events(v, sources[v.name]) for v in windowed_views()]
 
 
-def event_rows(cfg: JobConfig) -> str:
-    """Per-event feature rows (sql.FEATURE_ROW): lags and sessions (one row per event or
-    closed session), written online and offline alike."""
+def _chains(cfg: JobConfig) -> tuple[Chain, Chain]:
     classes = click_classes(cfg)
-    chain = click_chain(valid_clicks_name(class_of(classes, USER_LAGS)))
-    session_source = valid_clicks_name(class_of(classes, USER_SESSIONS))
-    parts = [chain.rows(), sessions(cfg, session_source), order_chain().rows()]
-    return "CREATE TEMPORARY VIEW event_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
+    return click_chain(valid_clicks_name(class_of(classes, USER_LAGS))), order_chain()
+
+
+def event_rows(cfg: JobConfig) -> str:
+    """Per-event feature rows (sql.FEATURE_ROW) written online and offline alike: one per
+    closed session."""
+    session_source = valid_clicks_name(class_of(click_classes(cfg), USER_SESSIONS))
+    return f"CREATE TEMPORARY VIEW event_rows AS\n{sessions(cfg, session_source)}"
 
 
 def online_rows(cfg: JobConfig) -> str:
-    """What the online store receives (sql.ONLINE_ROW): the per-event rows and every change
-    of a tile (an upsert stream: each row is a tile's absolute value)."""
+    """What the online store receives (sql.ONLINE_ROW): the per-event rows, each change of
+    an entity's lags and every change of a tile (upsert streams: each row is absolute)."""
+    lags = [c.online_rows() for c in _chains(cfg)]
     tiles = [tile_updates(v, cfg) for v in windowed_views()]
-    parts = [f"SELECT {ONLINE_ROW} FROM event_rows", *tiles]
+    parts = [
+        f"SELECT {ONLINE_ROW} FROM event_rows",
+        *(f"SELECT {ONLINE_ROW} FROM ({q})" for q in lags),
+        *tiles,
+    ]
     return "CREATE TEMPORARY VIEW online_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
-def offline_feature_rows() -> str:
-    """What the offline table receives (sql.FEATURE_ROW, append-only): the per-event rows
-    and each final tile."""
+def offline_feature_rows(cfg: JobConfig) -> str:
+    """What the offline table receives (sql.FEATURE_ROW, append-only): the per-event rows,
+    each lag event and each final tile."""
+    lags = [c.event_rows() for c in _chains(cfg)]
     tiles = [final_tiles(v) for v in windowed_views()]
-    parts = [f"SELECT {FEATURE_ROW} FROM event_rows", *tiles]
+    parts = [f"SELECT {FEATURE_ROW} FROM event_rows", *lags, *tiles]
     return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 

@@ -106,8 +106,11 @@ def _produce(settings: StackSettings, clicks: ScratchClicks, cfg: JobConfig) -> 
     return clicks.events + len(flush)
 
 
-def _unfinished(r: Any, clicks: ScratchClicks, users: list[int]) -> list[int]:
-    """Users whose activity, lags or sessions do not yet stand at their last event."""
+def unfinished(r: Any, last_time: dict[int, int], users: list[int] | None = None) -> list[int]:
+    """Users (of ``users``, default all of ``last_time``) whose activity, lags or sessions do
+    not yet stand at their last event (``last_time``: user -> event time of their last
+    click)."""
+    users = list(last_time) if users is None else users
     views = (USER_ACTIVITY, USER_LAGS, USER_SESSIONS)
     pipe = r.pipeline(transaction=False)
     for u in users:
@@ -118,7 +121,7 @@ def _unfinished(r: Any, clicks: ScratchClicks, users: list[int]) -> list[int]:
     return [
         u
         for i, u in enumerate(users)
-        if any(int(t or 0) != clicks.last_time[u] for t in got[n * i : n * i + n])
+        if any(int(t or 0) != last_time[u] for t in got[n * i : n * i + n])
     ]
 
 
@@ -135,7 +138,7 @@ def _wait_done(
     with failing(settings, "redis", "reading the scratch users' features"):
         while True:
             if time.monotonic() > end:
-                n = len(_unfinished(r, clicks, everyone))
+                n = len(unfinished(r, clicks.last_time, everyone))
                 raise StackError(
                     f"job {job_id}",
                     f"{n} of {len(everyone)} users not final at the deadline",
@@ -148,8 +151,8 @@ def _wait_done(
                 next_state = time.monotonic() + 2
             if not first_ms and r.exists(entity_key(USER_LAGS, first_user)):
                 first_ms = time.time() * 1000
-            if first_ms and not _unfinished(r, clicks, sample):
-                sample = _unfinished(r, clicks, everyone)[:256]
+            if first_ms and not unfinished(r, clicks.last_time, sample):
+                sample = unfinished(r, clicks.last_time, everyone)[:256]
                 if not sample:
                     return first_ms, time.time() * 1000
             time.sleep(POLL_S)

@@ -31,13 +31,14 @@ import pytest
 
 from connectors.demo.loader import click_records
 from connectors.kafka_clients import producer
-from core.features import USER_ACTIVITY, USER_LAGS, USER_SESSIONS
+from core.features import USER_ACTIVITY, USER_LAGS
 from core.objectstore import s3_client
 from core.offline import read_rows
-from core.online import ROW_EVENT_TIME, RedisOnlineStore, entity_key
+from core.online import RedisOnlineStore, entity_key
 from core.settings import PROJECT_ROOT, StackSettings
 from core.windows import combine, tiles_of
 from flink_jobs import sql
+from streamfeat.bench.feature_job import unfinished
 from streamfeat.bench.feature_job_data import USER_BASE, flush_records, scratch_clicks
 from streamfeat.bench.feature_job_freshness import drop_bucket, make_bucket
 from streamfeat.bench.feature_job_redis import delete_scratch_keys
@@ -47,6 +48,7 @@ from streamfeat.job import FEATURE_JOB, job_config
 from streamfeat.stack.base import StackContext
 from streamfeat.stack.supervisor import Supervisor
 from tests.faults.poison import poison
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -89,31 +91,6 @@ def _produce(
         done.append("ok" if not left and not failed else f"{left} undelivered, {failed[:1]}")
     except Exception as exc:  # reported by the test, never lost in a thread
         done.append(repr(exc))
-
-
-def _unfinished(r: Any, last_time: dict[int, int]) -> list[int]:
-    """Users whose lags, sessions or activity do not yet stand at their last event."""
-    views = (USER_ACTIVITY, USER_LAGS, USER_SESSIONS)
-    pipe = r.pipeline(transaction=False)
-    users = list(last_time)
-    for u in users:
-        for v in views:
-            pipe.hget(entity_key(v, u), ROW_EVENT_TIME)
-    got = pipe.execute()
-    return [
-        u
-        for i, u in enumerate(users)
-        if any(int(t or 0) != last_time[u] for t in got[3 * i : 3 * i + 3])
-    ]
-
-
-def _wait(what: str, check: Any, timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"not reached in {timeout_s:.0f}s: {what}")
 
 
 def _checkpointed_since(client: FlinkClient, job_id: str, since_ms: float) -> bool:
@@ -224,13 +201,13 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
         written = 0
         for _ in range(KILLS):
             # each kill after new output, and after a checkpoint that covers some of it
-            written = _wait(
+            written = wait_for(
                 "new feature rows since the last kill",
                 lambda before=written: (n := _users_written(r, users)) > before and n,
                 180,
             )
             progress_ms = time.time() * 1000
-            _wait(
+            wait_for(
                 "a checkpoint since then",
                 lambda since=progress_ms: _checkpointed_since(client, job_id, since),
                 120,
@@ -244,7 +221,9 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
             psutil.wait_procs(workers, timeout=30)
             assert not [w for w in workers if w.is_running()], "the dead TM's workers live on"
             assert any(f"left running (group {pid})" in line for line in lines), lines
-            _wait("the job restarted", lambda t=killed_ms: _restarted_since(client, job_id, t), 180)
+            wait_for(
+                "the job restarted", lambda t=killed_ms: _restarted_since(client, job_id, t), 180
+            )
             client.wait_state(job_id, "RUNNING", timeout_s=180)
             kills.append(
                 {
@@ -262,9 +241,9 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
         first = kills[0]  # killed mid-stream: after output began, before the input ended
         assert first["users_with_rows_before"] > 0
         assert first["clicks_produced_before"] < len(stream)
-        _wait(
+        wait_for(
             "every user's final state",
-            lambda: not _unfinished(r, clicks.last_time),
+            lambda: not unfinished(r, clicks.last_time),
             max(600, CLICKS / 1000),
         )
 
@@ -290,7 +269,7 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
             rows = read_rows(lake, view=USER_LAGS.name).select(["entity_id", "version"])
             return rows if rows.num_rows >= clicks.events else None
 
-        rows = _wait("every event's offline row committed", lag_rows, 180).to_pylist()
+        rows = wait_for("every event's offline row committed", lag_rows, 180).to_pylist()
         twice = [
             k for k, n in Counter((x["entity_id"], x["version"]) for x in rows).items() if n > 1
         ]
@@ -299,7 +278,9 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
         assert per_user == Counter({u: len(e) for u, e in events.items()})
 
         # every poison record in the DLQ once, under its reason, with its bytes as sent
-        entries = _wait("every poison record in the DLQ", lambda: _dlq_complete(s, len(bad)), 180)
+        entries = wait_for(
+            "every poison record in the DLQ", lambda: _dlq_complete(s, len(bad)), 180
+        )
         got = Counter((e["reason"], _b64(e["original_b64"])) for e in entries)
         assert got == Counter((reason, value) for _, value, reason in bad)
         at = {(e["coordinates"]["partition"], e["coordinates"]["offset"]) for e in entries}

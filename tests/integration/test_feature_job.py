@@ -12,7 +12,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -36,6 +36,7 @@ from core.version import decode_event_time
 from core.windows import split_field, tiles_of
 from flink_jobs.config import JobConfig
 from streamfeat.job import cancel, deploy, job_config, stop
+from tests.waiting import wait_for
 
 HOUR = 3_600_000
 
@@ -88,16 +89,6 @@ def _send(
         p.flush(30)  # one by one: the order on the partition is the order given
     assert len(coords) == len(records)
     return coords
-
-
-def _wait_for(what: str, check: Callable[[], Any], timeout_s: float = 180.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"not reached in {timeout_s:.0f}s: {what}")
 
 
 def _end_offsets(s: StackSettings, topic: str) -> list[int]:
@@ -183,7 +174,7 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         tiles = store.raw_tiles(USER_ACTIVITY, user)
         return tiles if tiles == want_tiles else None
 
-    _wait_for("user_activity's tiles in Redis equal to the pure tiles", settled)
+    wait_for("user_activity's tiles in Redis equal to the pure tiles", settled)
     # the tiles were written while the CRM topic stayed idle: an idle source stalls nothing
     assert _end_offsets(s, CRM_CUSTOMERS) == crm_before
 
@@ -211,12 +202,12 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         return got if got.get("_t") == str(last) else None
 
     last = t0 + HOUR + 1  # the newest event of the closed sessions and of the lags below
-    sess = _wait_for("the third session closed in Redis", closed_third)
+    sess = wait_for("the third session closed in Redis", closed_third)
     assert sess["sessions_24h"] == 3  # Flink's touching-window merge would give 1 session
     assert (sess["last_session_events"], sess["last_session_pages"]) == (2, 1)
     assert sess["last_session_duration_s"] == 0 and sess["last_session_converted"] is True
     # lags at the 4th event: previous value and time since the previous event
-    lag = _wait_for(
+    lag = wait_for(
         "user_lags of the 4th event",
         lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(last) else None,
     )
@@ -251,7 +242,7 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         return found if len(found) == n else None
 
     # late for both lateness classes (1 s: the chain; 60 s: the sessions): an entry each
-    entries = _wait_for(
+    entries = wait_for(
         "the late event in the DLQ (committed by a checkpoint)",
         lambda: dlq_entries(late_at, late_t, 2),
     )
@@ -270,7 +261,7 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
     # lags (1 s) but on time for the sessions (60 s)
     mid_t = t0 + 2 * HOUR - 30_000
     [mid_at] = _send(s, CLICKSTREAM, [_click(user, mid_t, "search")])
-    (entry,) = _wait_for(
+    (entry,) = wait_for(
         "the event late for the chain in the DLQ", lambda: dlq_entries(mid_at, mid_t, 1)
     )
     assert entry["detail"].endswith("user_activity, user_lags (allowed lateness 1000 ms)")
@@ -281,7 +272,7 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         got = store.read(USER_SESSIONS, [user])[0]
         return got if got.get("_t") == str(t0 + 2 * HOUR) else None
 
-    sess = _wait_for("the fourth session closed in Redis", closed_fourth)
+    sess = wait_for("the fourth session closed in Redis", closed_fourth)
     assert (sess["sessions_24h"], sess["last_session_events"]) == (4, 2)  # it counts there
     assert sess["last_session_duration_s"] == 30
     # ... and not in the windows: the tiles are the 5 first clicks' plus the one 40 min on
@@ -298,11 +289,11 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         // size
     }
     assert len(kept) == len(want_tiles) - 2
-    _wait_for(
+    wait_for(
         "the tiles with the click 40 min on",
         lambda: store.raw_tiles(USER_ACTIVITY, user) == kept,
     )
-    lag = _wait_for(
+    lag = wait_for(
         "user_lags at t0 + 2 h",
         lambda: (
             r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0 + 2 * HOUR) else None
@@ -323,7 +314,7 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         names = ["n", "carts", "purchases"]
         return {f: tuple(int(dict(r["features"])[k]) for k in names) for f, r in got.items()}
 
-    assert _wait_for("the final tiles in the offline table", offline_tiles) == want_tiles
+    assert wait_for("the final tiles in the offline table", offline_tiles) == want_tiles
 
     # online == offline: at instants the API answers as of (from the newest click - 1 h on:
     # the online store keeps every tile those read), sampled and on tile boundaries, the
@@ -429,7 +420,7 @@ def test_conflicting_sources_resolve_identically_in_either_arrival_order(
             else None
         )
 
-    row_a, row_b = _wait_for("both profiles resolved", both)
+    row_a, row_b = wait_for("both profiles resolved", both)
     assert row_a == row_b  # values and per-attribute versions, byte for byte
     assert (row_a["email"], row_a["segment"], row_a["tier"]) == (
         "pg@example.com",
@@ -438,7 +429,7 @@ def test_conflicting_sources_resolve_identically_in_either_arrival_order(
     )
     attributes = {"email": "e@", "segment": "s@", "tier": "t@"}
     for entity, row in ((a, row_a), (b, row_b)):  # offline LWW result == online, both orders
-        _wait_for(
+        wait_for(
             f"offline profile of {entity} equal to the online one",
             lambda e=entity, r=row: _offline_matches(s, "customer_profile", e, r, attributes),
         )
@@ -451,7 +442,7 @@ def test_lags_at_a_users_first_event_are_absent(feature_job: StackSettings) -> N
     t0 = int(time.time() * 1000) - 20 * 60_000
     _send(s, CLICKSTREAM, [_click(user, t0, "search"), _click(user, t0 + 15 * 60_000, "page_view")])
     store = RedisOnlineStore.from_url(s.redis_url)
-    lag = _wait_for(
+    lag = wait_for(
         "user_lags of the first event",
         lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0) else None,
     )
@@ -563,7 +554,7 @@ def test_order_features_snapshot_and_live_match_hand_computed_and_pure_rules(
         done = orders.get("orders_7d") == 3 and lags.get("_t") == str(t3)
         return (orders, lags) if done else None
 
-    orders, lags = _wait_for("customer_orders and order_lags at the third order", landed)
+    orders, lags = wait_for("customer_orders and order_lags at the third order", landed)
     assert orders["_t"] == str(t3)
     assert (orders["orders_1h"], orders["spend_cents_1h"]) == (1, 400)  # the 2nd is 2 h earlier
     assert (orders["orders_24h"], orders["spend_cents_24h"]) == (3, 3900)
@@ -615,7 +606,7 @@ def test_order_features_snapshot_and_live_match_hand_computed_and_pure_rules(
         return bad
 
     try:
-        _wait_for("offline order rows equal to the pure rules", lambda: not offline_mismatches())
+        wait_for("offline order rows equal to the pure rules", lambda: not offline_mismatches())
     except AssertionError:
         raise AssertionError("\n".join(offline_mismatches()[:10])) from None
     assert len({cid for cid, _ in want_tiles}) > 40  # with orders: seeded (snapshot) and live
@@ -710,7 +701,7 @@ def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
         done = orders.get("_t") == str(t2) and lags.get("_t") == str(t2)
         return (orders, lags) if done and orders["orders_7d"] >= 2 else None
 
-    orders, lags = _wait_for("customer_orders and order_lags at the second order", landed)
+    orders, lags = wait_for("customer_orders and order_lags at the second order", landed)
     for window in ("1h", "24h", "7d"):  # 4 orders and 3698 cents if copies counted
         assert (orders[f"orders_{window}"], orders[f"spend_cents_{window}"]) == (2, 1700)
     assert (lags["last_order_cents"], lags["prev_order_cents"]) == (700, 1000)
@@ -719,7 +710,7 @@ def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
     # the same order again, now behind the watermark: rejected as late, counted nowhere
     _send(s, CDC_ORDERS, [(key, first_a)])
     day = time.strftime("%Y-%m-%d", time.gmtime(t1 / 1000))
-    _wait_for(
+    wait_for(
         "the late copy in the DLQ", lambda: first_a in _dlq_originals(s, "pg_cdc", "late", day)
     )
     assert _dlq_originals(s, "pg_cdc", "late", day).count(first_a) == 1
@@ -746,7 +737,7 @@ def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
         mine = [r for r in rows if r["view"] in (CUSTOMER_ORDERS.name, ORDER_LAGS.name)]
         return mine if len(mine) >= len(want) + len(want_tiles) else None
 
-    rows = _wait_for("the offline order rows", offline)
+    rows = wait_for("the offline order rows", offline)
     assert len(rows) == len(want) + len(want_tiles)
     lag_rows = {
         (r["view"], r["event_time"]): (r["version"], dict(r["features"]))
@@ -788,7 +779,7 @@ def test_implausible_order_times_reach_the_dlq_and_never_move_the_watermark(
         row = store.read(CUSTOMER_ORDERS, [customer], now_ms=created + 1)[0]
         return row if row.get("_t") == str(created) else None
 
-    row = _wait_for("the valid order after the implausible ones, counted", counted)
+    row = wait_for("the valid order after the implausible ones, counted", counted)
     assert (row["orders_7d"], row["spend_cents_7d"]) == (1, 700)
     day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))  # filed under the Kafka time
 
@@ -797,7 +788,7 @@ def test_implausible_order_times_reach_the_dlq_and_never_move_the_watermark(
         mine = [v for v in got if v in (future, ancient)]
         return mine if len(mine) == 2 else None
 
-    _wait_for("the implausible orders in the DLQ", filed)
+    wait_for("the implausible orders in the DLQ", filed)
 
 
 def test_stop_with_savepoint_and_resume_keeps_window_state_and_offsets(
@@ -817,14 +808,14 @@ def test_stop_with_savepoint_and_resume_keeps_window_state_and_offsets(
 
     _send(s, CLICKSTREAM, [_click(user, t0, "page_view"), _click(user, t0 + 30_000, "search")])
     _send(s, CLICKSTREAM, [_click(other, t0 + 35_000, "page_view")])  # watermark past t0+30s
-    assert _wait_for("2 clicks before the stop", lambda: clicks_at(t0 + 30_000) == 2)
+    assert wait_for("2 clicks before the stop", lambda: clicks_at(t0 + 30_000) == 2)
     location = stop(s)
     assert "savepoint" in location
     while_stopped = [_click(user, t0 + 60_000, "search"), _click(user, t0 + 90_000, "purchase")]
     _send(s, CLICKSTREAM, while_stopped)
     deploy(s, _job_cfg(s), from_savepoint="last")
     _send(s, CLICKSTREAM, [_click(other, t0 + 150_000, "page_view")])
-    assert _wait_for("4 clicks after the resume", lambda: clicks_at(t0 + 90_000) == 4)
+    assert wait_for("4 clicks after the resume", lambda: clicks_at(t0 + 90_000) == 4)
     row = store.read(USER_ACTIVITY, [user], now_ms=t0 + 90_001)[0]
     assert (row["purchases_1h"], row["carts_1h"]) == (1, 0)
 
@@ -914,7 +905,7 @@ def test_malformed_clicks_reach_the_dlq_with_their_reason(feature_job: StackSett
             if value not in _dlq_originals(s, "clickstream", reason, day)
         ]
 
-    _wait_for("every malformed record under its reason", lambda: not missing())
+    wait_for("every malformed record under its reason", lambda: not missing())
     entries = {
         (e["coordinates"]["partition"], e["coordinates"]["offset"]): e
         for reason in cases
@@ -925,7 +916,7 @@ def test_malformed_clicks_reach_the_dlq_with_their_reason(feature_job: StackSett
         assert (_b64(entry["original_key_b64"]), _b64(entry["original_b64"])) == (key_sent, value)
         assert abs(entry["coordinates"]["timestamp"] - now) < 600_000
         assert entry["coordinates"]["topic"] == CLICKSTREAM
-    empty = _wait_for(
+    empty = wait_for(
         "the tombstone as empty_value",
         lambda: [
             e for e in _dlq_entries(s, "clickstream", "empty_value", day)
@@ -985,7 +976,7 @@ def test_implausible_event_times_reach_the_dlq_and_never_move_the_watermark(
         row = store.read(USER_ACTIVITY, [user], now_ms=valid_t + 1)[0]
         return row if row.get("_t") == str(valid_t) else None
 
-    row = _wait_for("the valid click after the implausible ones, counted", counted)
+    row = wait_for("the valid click after the implausible ones, counted", counted)
     assert (row["clicks_1h"], row["clicks_7d"]) == (1, 1)  # the implausible ones count nowhere
     day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))  # filed under the Kafka time
 
@@ -994,9 +985,9 @@ def test_implausible_event_times_reach_the_dlq_and_never_move_the_watermark(
         mine = [v for v in got if mark.encode() in v]
         return mine if len(mine) >= len(implausible) else None
 
-    found = _wait_for("the implausible clicks in the DLQ", filed)
+    found = wait_for("the implausible clicks in the DLQ", filed)
     assert sorted(json.loads(v)["event_time"] for v in found) == sorted(implausible)
-    _wait_for(
+    wait_for(
         "the minimum int64 as bad_event_time",
         lambda: bad in _dlq_originals(s, "clickstream", "bad_event_time", day),
     )

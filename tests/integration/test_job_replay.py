@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -18,6 +16,7 @@ from core.online import RedisOnlineStore
 from core.settings import StackSettings
 from core.topics import CLICKSTREAM
 from streamfeat.job import cancel, deploy, job_config
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.stack
 MINUTE = 60_000
@@ -36,15 +35,6 @@ def _clicks(settings: StackSettings, clicks: list[tuple[int, int]]) -> None:
         }
         p.produce(CLICKSTREAM, key=str(user).encode(), value=json.dumps(value).encode())
     assert p.flush(30) == 0
-
-
-def _wait_for(what: str, check: Callable[[], Any], timeout_s: float = 180.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"not reached in {timeout_s:.0f}s: {what}")
 
 
 def test_a_replay_rebuilds_window_state_from_the_topics(ingestion: StackSettings) -> None:
@@ -71,7 +61,7 @@ def test_a_replay_rebuilds_window_state_from_the_topics(ingestion: StackSettings
     try:
         _clicks(s, [(user, t0), (user, t0 + MINUTE), (user, t0 + 2 * MINUTE)])
         _clicks(s, [(other, t0 + 3 * MINUTE)])  # moves the watermark past the user's clicks
-        assert _wait_for("3 clicks before the replay", lambda: clicks_7d_at(t0 + 2 * MINUTE)) == 3
+        assert wait_for("3 clicks before the replay", lambda: clicks_7d_at(t0 + 2 * MINUTE)) == 3
         cancel(s)
 
         replayed = deploy(s, cfg, replay=True)
@@ -82,7 +72,7 @@ def test_a_replay_rebuilds_window_state_from_the_topics(ingestion: StackSettings
         _clicks(s, [(user, t0 + 4 * MINUTE)])
         # without state the count would restart at 1; a replay of old offsets would add 3 more
         assert (
-            _wait_for("the 4th click after the replay", lambda: clicks_7d_at(t0 + 4 * MINUTE)) == 4
+            wait_for("the 4th click after the replay", lambda: clicks_7d_at(t0 + 4 * MINUTE)) == 4
         )
         assert replayed.job_id
     finally:

@@ -190,7 +190,7 @@ def test_dtypes_follow_the_declaration() -> None:
 
 
 def test_spine_timestamps_may_be_arrow_timestamps_and_other_columns_pass_through() -> None:
-    rows = [row("user_lags", 1, "", {"ms_since_prev_event": "5"}, 2 * HOUR)]
+    rows = [row("user_sessions", 1, "", {"last_session_events": "5"}, 2 * HOUR)]
     spine = pa.table(
         {
             "label": [1, 0],
@@ -198,9 +198,9 @@ def test_spine_timestamps_may_be_arrow_timestamps_and_other_columns_pass_through
             "timestamp": pa.array([2 * HOUR, 2 * HOUR - 1], pa.timestamp("ms", "UTC")),
         }
     )
-    got = _join(spine, rows, ["user_lags:ms_since_prev_event"])
+    got = _join(spine, rows, ["user_sessions:last_session_events"])
     assert got.column_names[:3] == ["label", "entity_id", "timestamp"]
-    assert got.column("user_lags__ms_since_prev_event").to_pylist() == [5, None]
+    assert got.column("user_sessions__last_session_events").to_pylist() == [5, None]
 
 
 @pytest.mark.parametrize(
@@ -386,3 +386,81 @@ def test_windowed_views_combine_the_final_tiles_as_of_each_spine_time(
             f.name: got.column(f"user_activity__{f.name}")[i].as_py()
             for f in USER_ACTIVITY.features
         } == want
+
+
+# ---- lag views: derived from the two latest event rows ----------------------------------
+
+
+def _lag_row(entity: int, event_type: str, t: int, offset: int) -> dict[str, Any]:
+    """user_lags as the feature job writes it offline: one row per event, its own value."""
+    return row("user_lags", entity, "", {"last_event_type": event_type}, t, offset=offset)
+
+
+def test_lags_are_derived_from_the_two_latest_events_at_or_before_the_instant() -> None:
+    rows = [
+        _lag_row(1, "page_view", HOUR, 5),
+        _lag_row(1, "purchase", 2 * HOUR, 9),  # the same time: ordered by the offset
+        _lag_row(1, "add_to_cart", 2 * HOUR, 7),
+        _lag_row(1, "add_to_cart", 2 * HOUR, 7),  # a replay wrote it again: one event
+        _lag_row(2, "search", HOUR, 1),
+    ]
+    instants = [HOUR - 1, HOUR, 2 * HOUR - 1, 2 * HOUR, 2 * HOUR + DAY - 1, 2 * HOUR + DAY]
+    got = _join(_spine([(1, t) for t in instants] + [(3, HOUR)]), rows, ["user_lags"])
+    assert got.column("user_lags__last_event_type").to_pylist() == [
+        None, "page_view", "page_view", "purchase", "purchase", None, None,
+    ]  # fmt: skip
+    assert got.column("user_lags__prev_event_type").to_pylist() == [
+        None, None, None, "add_to_cart", "add_to_cart", None, None,
+    ]  # fmt: skip
+    assert got.column("user_lags__ms_since_prev_event").to_pylist() == [
+        None, None, None, 0, 0, None, None,  # expired a day after the latest event
+    ]  # fmt: skip
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 3), st.integers(0, 40), st.integers(0, 5), st.integers(0, 9)),
+        max_size=30,
+    ),
+    st.lists(st.tuples(st.integers(1, 4), st.integers(-1, 45)), min_size=1, max_size=20),
+    st.randoms(use_true_random=False),
+)
+def test_lag_join_equals_the_lags_of_the_latest_event_whatever_the_row_order(
+    events: list[tuple[int, int, int, int]],
+    spine: list[tuple[int, int]],
+    rnd: random.Random,
+) -> None:
+    """Orders (customer, minute, offset, amount): the join's order_lags at each instant are
+    flink_jobs.logic.lags' per-event lags at the latest order at or before it (rows in any
+    order, some written twice)."""
+    from flink_jobs.logic.lags import lags
+
+    minute = 60_000
+    unique = {(c, t, o): a for c, t, o, a in events}  # one event per (time, offset)
+    rows = [
+        row("order_lags", c, "", {"last_order_cents": str(a)}, t * minute, offset=o)
+        for (c, t, o), a in unique.items()
+    ]
+    rows += rnd.sample(rows, len(rows) // 3)
+    rnd.shuffle(rows)
+    truth = lags(
+        unique.items(),
+        entity_of=lambda e: e[0][0],
+        time_of=lambda e: e[0][1] * minute,
+        version_of=lambda e: click_version(e[0][1] * minute, 0, e[0][2]),
+        value_of=lambda e: e[1],
+    )
+    got = _join(_spine([(c, t * minute) for c, t in spine]), rows, ["order_lags"]).to_pylist()
+    for (c, t), out in zip(spine, got, strict=True):
+        at = [x for x in truth if x.entity_id == c and x.time_ms <= t * minute]
+        want = (None, None, None, None)
+        if at:
+            x = at[-1]
+            delta = None if x.prev_value is None else x.value - x.prev_value
+            want = (x.value, x.prev_value, delta, x.ms_since_prev)
+        assert (
+            out["order_lags__last_order_cents"],
+            out["order_lags__prev_order_cents"],
+            out["order_lags__order_delta_cents"],
+            out["order_lags__ms_since_prev_order"],
+        ) == want
