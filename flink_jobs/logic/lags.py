@@ -12,10 +12,10 @@ must match this exactly sorts peers by version, or treats peers as arrival-depen
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
-from core.features import ORDER_LAGS, USER_LAGS
+from core.features import ORDER_LAGS, USER_LAGS, view
 from core.version import Version
 from flink_jobs.logic.events import ClickEvent, OrderEvent, order_creations
 from flink_jobs.logic.rows import FeatureRow, FeatureValue
@@ -110,3 +110,12 @@ def order_lags(orders: Iterable[OrderEvent]) -> list[FeatureRow]:
         row = FeatureRow(ORDER_LAGS.name, lag.entity_id, lag.time_ms, lag.event.row_version, values)
         rows.append(row)
     return rows
+
+
+def offline_row(row: FeatureRow) -> FeatureRow:
+    """A lag row as the offline table holds it (core.features.Lags): the event's own value
+    only; the point-in-time join derives the others from the rows before it."""
+    spec = view(row.view).lags
+    if spec is None:
+        raise ValueError(f"feature view {row.view!r} declares no lags")
+    return replace(row, values={spec.value: row.values[spec.value]})

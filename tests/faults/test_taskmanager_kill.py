@@ -27,8 +27,10 @@ from typing import Any
 
 import orjson
 import psutil
+import pyarrow as pa
 import pytest
 
+from batch.point_in_time import join, parse_features
 from connectors.demo.loader import click_records
 from connectors.kafka_clients import producer
 from core.features import USER_ACTIVITY, USER_LAGS
@@ -276,6 +278,27 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
         assert not twice, f"{len(twice)} offline rows written twice, e.g. {twice[:3]}"
         per_user = Counter(int(x["entity_id"]) for x in rows if int(x["entity_id"]) in events)
         assert per_user == Counter({u: len(e) for u, e in events.items()})
+        # the lags online (the job's two latest events per user) = the point-in-time join of
+        # the offline event rows as of the user's last click, and the time between the user's
+        # two latest clicks
+        spine = pa.table({"entity_id": users, "ts": [clicks.last_time[u] for u in users]})
+        offline_lags = join(
+            spine,
+            read_rows(lake, view=USER_LAGS.name),
+            parse_features([USER_LAGS.name]),
+            entity_column="entity_id",
+            timestamp_column="ts",
+        ).to_pylist()
+        names = USER_LAGS.names
+        differ = {}
+        for user, on, off in zip(users, store.read(USER_LAGS, users), offline_lags, strict=True):
+            times = sorted(e["event_time"] for e in events[user])
+            since = times[-1] - times[-2] if len(times) > 1 else None
+            got_on = tuple(on.get(n) for n in names)
+            got_off = tuple(off[f"{USER_LAGS.name}__{n}"] for n in names)
+            if got_on != got_off or on.get("ms_since_prev_event") != since:
+                differ[user] = (got_on, got_off, since)
+        assert not differ, f"{len(differ)} users' lags differ, e.g. {next(iter(differ.items()))}"
 
         # every poison record in the DLQ once, under its reason, with its bytes as sent
         entries = wait_for(

@@ -206,15 +206,18 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
     assert sess["sessions_24h"] == 3  # Flink's touching-window merge would give 1 session
     assert (sess["last_session_events"], sess["last_session_pages"]) == (2, 1)
     assert sess["last_session_duration_s"] == 0 and sess["last_session_converted"] is True
-    # lags at the 4th event: previous value and time since the previous event
+    # lags: the two latest events received, at once (no watermark to wait for): the 5th
+    # event, the 4th before it
     lag = wait_for(
-        "user_lags of the 4th event",
-        lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(last) else None,
+        "user_lags of the 5th event",
+        lambda: (
+            r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0 + 2 * HOUR) else None
+        ),
     )
     assert (lag["last_event_type"], lag["prev_event_type"], lag["ms_since_prev_event"]) == (
         "page_view",
-        "purchase",
-        1,
+        "page_view",
+        HOUR - 1,
     )
 
     # an event far behind the watermark: to the DLQ with reason `late`, never dropped
@@ -293,13 +296,13 @@ def test_rolling_windows_match_hand_computed_counts_and_late_events_reach_the_dl
         "the tiles with the click 40 min on",
         lambda: store.raw_tiles(USER_ACTIVITY, user) == kept,
     )
+    # the lags stand at the click 40 min on; the search 30 s before t0 + 2 h was late for
+    # them (1 s) and is not their previous event
     lag = wait_for(
-        "user_lags at t0 + 2 h",
-        lambda: (
-            r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0 + 2 * HOUR) else None
-        ),
+        "user_lags at the click 40 min on",
+        lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(newest) else None,
     )
-    assert (lag["prev_event_type"], lag["ms_since_prev_event"]) == ("page_view", HOUR - 1)
+    assert (lag["prev_event_type"], lag["ms_since_prev_event"]) == ("page_view", 40 * 60_000)
     # offline: each closed tile once, final, equal to the pure tiles (a later click from
     # another user moves the watermark past the hour of the last ones)
     flusher = user + 1
@@ -436,18 +439,49 @@ def test_conflicting_sources_resolve_identically_in_either_arrival_order(
 
 
 def test_lags_at_a_users_first_event_are_absent(feature_job: StackSettings) -> None:
+    """Lags stand at the user's latest event as soon as it is read (the first: no previous
+    event), and offline the point-in-time join derives the same from the event rows."""
+    from batch.point_in_time import join, parse_features
+
     s = feature_job
     user = 800_000 + int(uuid.uuid4().int % 100_000)
     # later than every event of the tests before (else behind the watermark: late)
     t0 = int(time.time() * 1000) - 20 * 60_000
-    _send(s, CLICKSTREAM, [_click(user, t0, "search"), _click(user, t0 + 15 * 60_000, "page_view")])
+    t1 = t0 + 15 * 60_000
     store = RedisOnlineStore.from_url(s.redis_url)
-    lag = wait_for(
-        "user_lags of the first event",
-        lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0) else None,
-    )
+
+    def lags_at(t: int) -> Any:
+        return lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t) else None
+
+    _send(s, CLICKSTREAM, [_click(user, t0, "search")])
+    lag = wait_for("user_lags of the first event", lags_at(t0))
     assert lag["last_event_type"] == "search"
     assert "prev_event_type" not in lag and "ms_since_prev_event" not in lag
+    _send(s, CLICKSTREAM, [_click(user, t1, "page_view")])
+    lag = wait_for("user_lags of the second event", lags_at(t1))
+    assert (lag["last_event_type"], lag["prev_event_type"]) == ("page_view", "search")
+    assert lag["ms_since_prev_event"] == 15 * 60_000
+
+    def offline() -> Any:
+        rows = read_rows(s, view=USER_LAGS.name, entity_id=user)
+        return rows if rows.num_rows == 2 else None
+
+    spine = pa.table({"entity_id": [user] * 4, "ts": [t0 - 1, t0, t1 - 1, t1]})
+    got = join(
+        spine,
+        wait_for("both events' offline rows", offline),
+        parse_features([USER_LAGS.name]),
+        entity_column="entity_id",
+        timestamp_column="ts",
+    ).to_pylist()
+    names = [f"{USER_LAGS.name}__{n}" for n in USER_LAGS.names]
+    assert [tuple(r[n] for n in names) for r in got] == [
+        (None, None, None),
+        ("search", None, None),
+        ("search", None, None),
+        ("page_view", "search", 15 * 60_000),
+    ]
+    assert tuple(got[-1][n] for n in names) == tuple(lag[n] for n in USER_LAGS.names)
 
 
 def test_offline_files_commit_to_iceberg_once(feature_job: StackSettings) -> None:
@@ -534,7 +568,7 @@ def test_order_features_snapshot_and_live_match_hand_computed_and_pure_rules(
     from core.features import CUSTOMER_ORDERS, ORDER_AGGREGATIONS, ORDER_LAGS
     from core.topics import CDC_ORDERS
     from flink_jobs.logic.events import OrderEvent, order_creations
-    from flink_jobs.logic.lags import order_lags
+    from flink_jobs.logic.lags import offline_row, order_lags
     from flink_jobs.logic.records import parse_cdc_order
     from flink_jobs.logic.rows import latest_per_entity
 
@@ -565,7 +599,7 @@ def test_order_features_snapshot_and_live_match_hand_computed_and_pure_rules(
     parsed = [parse_cdc_order(v) for v in _read_topic(s, CDC_ORDERS, _end_offsets(s, CDC_ORDERS))]
     events = [e for e in parsed if isinstance(e, OrderEvent) and e.customer_id != flusher]
     assert sum(e.op == "r" for e in events) > 50  # the seeded orders came as snapshot reads
-    want_lags = latest_per_entity(order_lags(events))
+    want_lags = latest_per_entity(offline_row(r) for r in order_lags(events))
     want = {(ORDER_LAGS.name, cid, ""): row for cid, row in want_lags.items()}
     # the closed tiles (the orders' watermark is at the flusher's order, now - 1 s)
     created = order_creations(events)
@@ -674,7 +708,7 @@ def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
     from core.features import CUSTOMER_ORDERS, ORDER_AGGREGATIONS, ORDER_LAGS
     from core.topics import CDC_ORDERS
     from flink_jobs.logic.events import OrderEvent, order_creations
-    from flink_jobs.logic.lags import order_lags
+    from flink_jobs.logic.lags import offline_row, order_lags
     from flink_jobs.logic.records import parse_cdc_order
 
     s = feature_job
@@ -719,7 +753,10 @@ def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
     # count each order once (the flusher's order closed them)
     events = [e for v in (*records[:4], first_a) if isinstance(e := parse_cdc_order(v), OrderEvent)]
     assert len(events) == 5
-    want = {(r.view, r.event_time): (r.version.encode(), r.values) for r in order_lags(events)}
+    want = {
+        (r.view, r.event_time): (r.version.encode(), offline_row(r).values)
+        for r in order_lags(events)
+    }
     assert len(want) == 2
     # the tiles the flusher's order closed (the watermark: its created_at - 1 s): the minute
     # tiles always, the hour tile only when the hour ended in between (time of day decides)

@@ -12,7 +12,10 @@ import java.util.Base64;
  * record value per line (base64; a line "-" is a null value) and prints one line each:
  * {@code ok <event_id b64> <user_id> <event_type> <page b64> <event_time>} or the reason.
  * With {@code --plausible} instead: lines {@code ms ingest_ms floor_ms ahead_ms} in, 1 or 0
- * out ({@link EventTimes#plausible}).
+ * out ({@link EventTimes#plausible}). With {@code --last-two}: lines of events
+ * {@code time,version,value} separated by {@code ;}, in groups separated by {@code |} (each
+ * group one local accumulator of {@link LastTwo}, merged in order into the first, as the
+ * two-phase aggregation does) in, {@code t1 v1 x1 t2 v2 x2} out ({@code -} for NULL).
  */
 public final class ClickParserCheck {
   private ClickParserCheck() {}
@@ -34,6 +37,12 @@ public final class ClickParserCheck {
       }
       return;
     }
+    if (args[0].equals("--last-two")) {
+      for (String line = in.readLine(); line != null; line = in.readLine()) {
+        out.println(lastTwo(line.trim()));
+      }
+      return;
+    }
     for (String line = in.readLine(); line != null; line = in.readLine()) {
       byte[] value = line.equals("-") ? null : dec.decode(line.trim());
       ClickParser.Click c = ClickParser.parse(value, args[0]);
@@ -52,5 +61,32 @@ public final class ClickParserCheck {
       }
     }
     out.flush();
+  }
+
+  private static String lastTwo(String line) {
+    LastTwo f = new LastTwo();
+    java.util.List<LastTwo.Acc> groups = new java.util.ArrayList<>();
+    for (String group : line.split("\\|", -1)) {
+      LastTwo.Acc acc = f.createAccumulator();
+      for (String event : group.split(";")) {
+        if (!event.isEmpty()) {
+          String[] e = event.split(",", -1);
+          f.accumulate(acc, Long.parseLong(e[0]), e[1], e[2]);
+        }
+      }
+      groups.add(acc);
+    }
+    LastTwo.Acc head = groups.get(0);
+    f.merge(head, groups.subList(1, groups.size()));
+    org.apache.flink.types.Row r = f.getValue(head);
+    if (r == null) {
+      return "-";
+    }
+    StringBuilder b = new StringBuilder();
+    for (int i = 0; i < r.getArity(); i++) {
+      Object v = r.getField(i);
+      b.append(i == 0 ? "" : " ").append(v == null ? "-" : v.toString());
+    }
+    return b.toString();
   }
 }
