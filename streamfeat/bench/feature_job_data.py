@@ -67,11 +67,13 @@ class ScratchClicks:
         return max(self.last_time.values())
 
     def expected_rows(self) -> int:
-        """Feature rows each sink receives at least: a user_lags row per event, a row per
-        (closed) session, and user_activity's tiles — online, at least one update per
-        (user, minute tile), more when a tile's events span mini-batches; offline, every
-        minute tile (all closed: the flush events are later) plus the closed hour tiles."""
-        return self.events + self.sessions + self.minute_tiles
+        """Feature rows each sink receives at least: a row per (closed) session,
+        user_activity's tiles -- online, at least one update per (user, minute tile), more
+        when a tile's events span mini-batches; offline, every minute tile (all closed: the
+        flush events are later) plus the closed hour tiles -- and user_lags: online at
+        least one row per user (one per mini-batch the user has events in), offline one
+        per event."""
+        return len(self.last_time) + self.sessions + self.minute_tiles
 
 
 def scratch_clicks(
@@ -190,10 +192,16 @@ def vertex_role(description: str, inputs: Sequence[str] = ()) -> str:
         return what + (" + write_rows (Python, Redis)" if python else "")
     if "WindowAggregate" in text and "SESSION" in text:
         return "session windows"
+    if "last_two(" in text:
+        return "lags (LAST_TWO)" + (" + write_rows (Python, Redis)" if python else "")
+    if "GroupAggregate" in text and "tile" in text:
+        return "online tiles" + (" + write_rows (Python, Redis)" if python else "")
+    if "WindowAggregate" in text and "TUMBLE" in text:
+        return "offline tiles (TUMBLE)"
     if "online_writes" in text:
         return ONLINE_SINK
     if "StreamingFileWriter" in text:
-        profile = any("PythonCorrelate" in i or "TableSourceScan" in i for i in inputs)
+        profile = any("PythonCorrelate" in i for i in inputs)  # ingest_profile's rows
         if "PartitionCommitter" not in text:
             return "DLQ writer (profile)" if profile else "DLQ writer"
         return "offline writer (profile)" if profile else OFFLINE_SINK

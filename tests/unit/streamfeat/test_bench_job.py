@@ -61,7 +61,7 @@ def test_scratch_clicks_drops_malformed_and_possibly_late_records() -> None:
     assert got.last_time == {USER_BASE + 1: 100_000, USER_BASE + 2: 101_000 + GAP}
     assert got.sessions == 2 + 2  # both users' two events are at least GAP apart
     assert got.minute_tiles == 1 + 1  # 95 s and 100 s; 101 s and 102 s: one minute each
-    assert got.expected_rows() == 4 + got.sessions + got.minute_tiles
+    assert got.expected_rows() == len(got.last_time) + got.sessions + got.minute_tiles
     assert got.max_time == 101_000 + GAP
     for key, value in got.records:
         event = parse_click(value, 0, 0)
@@ -140,7 +140,28 @@ OVER = (
             ["[48]:TableSourceScan(...) +- PythonCorrelate"],
             "offline writer (profile)",
         ),
-        ("StreamingFileWriter<br/>+- end: Writer", ["TableSourceScan"], "DLQ writer (profile)"),
+        (
+            "StreamingFileWriter<br/>+- end: Writer",
+            ["TableSourceScan(...) +- PythonCorrelate"],
+            "DLQ writer (profile)",
+        ),
+        ("StreamingFileWriter<br/>+- end: Writer", ["TableSourceScan"], "DLQ writer"),
+        (
+            "[45]:GlobalGroupAggregate(groupBy=[entity_id], select=[entity_id, "
+            "last_two(last_two$0) AS l]) +- PythonCalc(select=[write_rows(view, grp",
+            [],
+            "lags (LAST_TWO) + write_rows (Python, Redis)",
+        ),
+        (
+            "[38]:GlobalGroupAggregate(groupBy=[entity_id, tile], select=[entity_id, tile",
+            [],
+            "online tiles",
+        ),
+        (
+            "[78]:GlobalWindowAggregate(groupBy=[entity_id], window=[TUMBLE(win_start=",
+            [],
+            "offline tiles (TUMBLE)",
+        ),
         (
             "[1]:TableSourceScan(table=[[default_catalog, default_database, clicks_raw, m",
             [],
