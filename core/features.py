@@ -17,6 +17,7 @@ from core.windows import (
     HOUR_MS,
     MINUTE_MS,
     ORDER_EVENTS,
+    SESSION_ENDS,
     Aggregations,
     Filter,
     Measure,
@@ -175,6 +176,12 @@ ORDER_AGGREGATIONS = Aggregations(
     windows=WINDOWS,
 )
 
+SESSION_AGGREGATIONS = Aggregations(
+    source=SESSION_ENDS,
+    measures=(Measure("sessions", "s", "count", description="sessions ended"),),
+    windows=(Window("24h", DAY_MS, HOUR_MS),),
+)
+
 
 CUSTOMER_PROFILE = FeatureView(
     name="customer_profile",
@@ -224,13 +231,25 @@ USER_SESSIONS = FeatureView(
     version_scope="view",
     sources=(Source.CLICKSTREAM,),
     features=(
-        Feature("sessions_24h", "n", "int64", "sessions that ended in the last 24 h"),
         Feature("last_session_duration_s", "d", "int64"),
         Feature("last_session_events", "ev", "int64"),
         Feature("last_session_pages", "pg", "int64", "distinct pages in the last session"),
         Feature("last_session_converted", "cv", "bool", "the last session had a purchase"),
     ),
-    description="Clickstream sessions per user (30-minute inactivity gap, event time).",
+    description="The user's last clickstream session (30-minute inactivity gap, event time).",
+)
+
+USER_SESSION_COUNTS = FeatureView(
+    name="user_session_counts",
+    short="uc",
+    entity=CUSTOMER,
+    version_scope="view",
+    sources=(Source.CLICKSTREAM,),
+    features=windowed_features(SESSION_AGGREGATIONS),
+    ttl_s=SESSION_AGGREGATIONS.horizon_ms // 1000,
+    aggregations=SESSION_AGGREGATIONS,
+    description="Clickstream sessions per user that ended in the last 24 h, as of each read "
+    "(a session ends at its last event; it is counted once the 30-minute gap closed it).",
 )
 
 USER_LAGS = FeatureView(
@@ -269,6 +288,7 @@ FEATURE_VIEWS: tuple[FeatureView, ...] = (
     USER_ACTIVITY,
     CUSTOMER_ORDERS,
     USER_SESSIONS,
+    USER_SESSION_COUNTS,
     USER_LAGS,
     ORDER_LAGS,
 )

@@ -64,7 +64,10 @@ CLICKSTREAM_EVENTS = EventSource(
 ORDER_EVENTS = EventSource(
     "orders", "customer_id", "order_ms", {"amount_cents": "int64", "order_id": "int64"}
 )
-EVENT_SOURCES = {s.name: s for s in (CLICKSTREAM_EVENTS, ORDER_EVENTS)}
+SESSION_ENDS = EventSource("sessions", "user_id", "end_ms")
+"""The clickstream's sessions, each an event at its end (the job's session windows close
+them when the watermark passes their end plus the gap)."""
+EVENT_SOURCES = {s.name: s for s in (CLICKSTREAM_EVENTS, ORDER_EVENTS, SESSION_ENDS)}
 
 
 @dataclass(frozen=True)

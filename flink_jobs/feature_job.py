@@ -7,7 +7,8 @@ Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_
   watermarks, idle partitions ignored after ``idle_timeout_ms``); bad or late events -> DLQ
   on S3; valid ones -> feature rows (sql.FEATURE_ROW): tiles of the windowed views
   (core.windows: mini-batch group aggregations online, final tumbling tiles offline), lags
-  (the two latest events per entity, sql.Chain), sessions (SESSION windows) ->
+  (the two latest events per entity, sql.Chain), sessions (SESSION windows; their count
+  in tiles too) ->
   Redis (version-guarded writes, a pipeline per batch of rows) and the offline table
   (Parquet on S3, committed by checkpoints). CDC orders likewise, counted once per order id.
 - cdc.public.customers + crm.customers -> attribute updates with versions -> Redis, where
@@ -166,11 +167,14 @@ class IngestProfile(TableFunction):  # type: ignore[misc]
             )
 
 
-def gate(t_env: StreamTableEnvironment, query: str, name: str) -> None:
-    """Register a gate's rows (sql.clicks_gate, sql.orders_gate) as table ``name``, computed
-    once.
+def computed_once(t_env: StreamTableEnvironment, query: str, name: str) -> None:
+    """Register the rows of ``query`` as table ``name``, computed once: the gates
+    (sql.clicks_gate, sql.orders_gate) and the closed sessions (sql.closed_sessions). The
+    query names its event time ``t0``; the table has it back as ``ts``, its event-time
+    attribute.
 
-    Planned as a view, a gate's JSON parsing would be copied into every consumer. A round
+    Planned as a view, a gate's JSON parsing would be copied into every consumer (and the
+    session windows into each of their two, pruned differently). A round
     trip through a DataStream is a boundary the planner does not see through: the gate runs
     once per record, chained to the Kafka source, and its rows carry their event time as
     record timestamps; ``SOURCE_WATERMARK()`` keeps the source's per-partition watermarks
@@ -224,8 +228,8 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         t_env.execute_sql(sql.clicks_source(cfg, c))
     t_env.execute_sql(sql.orders_source(cfg))
     for c in click_classes:
-        gate(t_env, sql.clicks_gate(c), sql.clicks_gated(c))
-    gate(t_env, sql.orders_gate(), sql.ORDERS_GATED)
+        computed_once(t_env, sql.clicks_gate(c), sql.clicks_gated(c))
+    computed_once(t_env, sql.orders_gate(), sql.ORDERS_GATED)
     # the online tile aggregations: two-phase, each key's state touched once per batch. Set
     # after the gates are planned: their source chains keep the sources' own watermarks.
     conf.set("table.exec.mini-batch.enabled", "true")
@@ -234,6 +238,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     for c in click_classes:
         t_env.execute_sql(sql.clicks_view(c))
         t_env.execute_sql(sql.valid_clicks(c))
+    computed_once(t_env, sql.closed_sessions(cfg, sql.session_source(cfg)), sql.CLOSED_SESSIONS)
     for ddl in (
         sql.orders_view(),
         sql.dlq_sink(cfg),
@@ -245,7 +250,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         sql.offline_sink(cfg),
         sql.profile_view(cfg),
         *sql.tile_event_views(cfg),
-        sql.event_rows(cfg),
+        sql.event_rows(),
         sql.online_rows(cfg),
         sql.offline_feature_rows(cfg),
     ):

@@ -19,6 +19,7 @@ from core.features import (
     FEATURE_VIEWS,
     ORDER_LAGS,
     USER_LAGS,
+    USER_SESSION_COUNTS,
     USER_SESSIONS,
     FeatureView,
     Lags,
@@ -56,14 +57,23 @@ def _kafka(cfg: JobConfig, topic: str, *, key: bool = False, group_suffix: str =
     )
 
 
+def lateness_overrides(cfg: JobConfig) -> dict[str, int]:
+    """The deployment's lateness per view; the session counts (tiles of the closed
+    sessions, computed with them) follow ``user_sessions`` unless set themselves."""
+    out = dict(cfg.allowed_lateness_ms)
+    if USER_SESSIONS.name in out:
+        out.setdefault(USER_SESSION_COUNTS.name, out[USER_SESSIONS.name])
+    return out
+
+
 def click_classes(cfg: JobConfig) -> list[LatenessClass]:
-    """The clickstream's lateness classes (flink_jobs.lateness): each windowed view, the lags
-    and the sessions are branches of their own."""
+    """The clickstream's lateness classes (flink_jobs.lateness): each windowed view of the
+    clicks, the lags and the sessions (with their counts) are branches of their own."""
     branches = [(v,) for v in windowed_views("clickstream")]
     return lateness_classes(
-        [*branches, (USER_LAGS,), (USER_SESSIONS,)],
+        [*branches, (USER_LAGS,), (USER_SESSIONS, *windowed_views("sessions"))],
         default_ms=cfg.max_out_of_orderness_ms,
-        overrides=cfg.allowed_lateness_ms,
+        overrides=lateness_overrides(cfg),
     )
 
 
@@ -138,7 +148,7 @@ def plausible_ts(ms: str, cfg: JobConfig) -> str:
 
 
 def clicks_gated(c: LatenessClass) -> str:
-    """The gate's output of one class, computed once (flink_jobs.feature_job.gate): see
+    """The gate's output of one class, computed once (flink_jobs.feature_job.computed_once): see
     :func:`clicks_gate`."""
     return f"clicks_gated{c.suffix}"
 
@@ -150,7 +160,7 @@ def clicks_gate(c: LatenessClass) -> str:
     watermark's :func:`click_ts` asked first and the parse is reused). As a view, the
     planner would inline this query into each of its consumers (the DLQ, the windows, the
     sessions, the lags); the job computes it once behind a DataStream boundary instead
-    (feature_job.gate): the event time leaves as ``t0`` (the rowtime: it becomes the record
+    (feature_job.computed_once): the event time leaves as ``t0`` (the rowtime: it becomes the record
     timestamps) and comes back as ``ts``, with the source's own watermarks. ``reason`` is
     the parser's, else ``implausible_event_time`` (:func:`plausible_ts`), else ``late``."""
     return f"""
@@ -571,7 +581,7 @@ def tile_updates(view: FeatureView, cfg: JobConfig) -> str:
     never changes again."""
     aggs = _aggs(view)
     lateness = view_lateness(
-        view, default_ms=cfg.max_out_of_orderness_ms, overrides=cfg.allowed_lateness_ms
+        view, default_ms=cfg.max_out_of_orderness_ms, overrides=lateness_overrides(cfg)
     )
     parts = []
     for size in aggs.tile_sizes:
@@ -625,15 +635,33 @@ def _click_version() -> str:
     return click_version_sql(CLICK_PRIORITY)
 
 
-def sessions(cfg: JobConfig, source: str = "valid_clicks") -> str:
-    """Sessions per user (SESSION window TVF). Flink merges session windows that merely
+CLOSED_SESSIONS = "closed_sessions"
+"""The job's table of closed sessions (:func:`closed_sessions`)."""
+
+
+def closed_sessions(cfg: JobConfig, source: str = "valid_clicks") -> str:
+    """Sessions per user (SESSION window TVF), one row per closed session with
+    ``ts`` (its ``window_time``: an event-time attribute at its last event) and ``end_ms``:
+    the ``sessions`` event source of core.windows (``user_session_counts`` counts them in
+    tiles) and the rows of ``user_sessions``. Flink merges session windows that merely
     touch, so the gap is declared 1 ms shorter: an event exactly ``gap`` after the previous
-    one starts a new session, as in flink_jobs.logic.sessions. One row per closed session,
-    versioned by its last event; ``sessions_24h`` counts sessions that ended in the 24 h up
-    to this one's end (inclusive)."""
+    one starts a new session, as in flink_jobs.logic.sessions. Computed once
+    (feature_job.computed_once: ``window_time`` leaves as ``t0``, comes back as ``ts``)."""
     gap_s = (cfg.session_gap_ms - 1) / 1000
+    return f"""
+SELECT user_id, window_time AS t0, MIN(event_time) AS start_ms, MAX(event_time) AS end_ms,
+  COUNT(*) AS events, COUNT(DISTINCT page) AS pages,
+  MAX(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS converted,
+  MAX(kp) AS kp, MAX(ko) AS last_ko
+FROM TABLE(SESSION(TABLE {source} PARTITION BY user_id, DESCRIPTOR(ts),
+                   INTERVAL '{gap_s:.3f}' SECOND(9, 3)))
+GROUP BY user_id, window_start, window_end, window_time"""
+
+
+def sessions() -> str:
+    """``user_sessions``: one row per closed session (:func:`closed_sessions`), versioned by
+    its last event."""
     values = {
-        "sessions_24h": "CAST(n24 AS STRING)",
         "last_session_duration_s": "CAST((end_ms - start_ms) / 1000 AS STRING)",
         "last_session_events": "CAST(events AS STRING)",
         "last_session_pages": "CAST(pages AS STRING)",
@@ -647,17 +675,7 @@ def sessions(cfg: JobConfig, source: str = "valid_clicks") -> str:
 SELECT '{USER_SESSIONS.name}' AS view, CAST(NULL AS STRING) AS grp, user_id AS entity_id,
   end_ms AS event_time, {end_version} AS version,
   {feature_columns(USER_SESSIONS, values)}
-FROM (
-  SELECT *, COUNT(*) OVER (PARTITION BY user_id ORDER BY window_time
-                           RANGE BETWEEN INTERVAL '24' HOUR PRECEDING AND CURRENT ROW) AS n24
-  FROM (
-    SELECT user_id, window_time, MIN(event_time) AS start_ms, MAX(event_time) AS end_ms,
-      COUNT(*) AS events, COUNT(DISTINCT page) AS pages,
-      MAX(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS converted,
-      MAX(kp) AS kp, MAX(ko) AS last_ko
-    FROM TABLE(SESSION(TABLE {source} PARTITION BY user_id, DESCRIPTOR(ts),
-                       INTERVAL '{gap_s:.3f}' SECOND(9, 3)))
-    GROUP BY user_id, window_start, window_end, window_time))"""
+FROM {CLOSED_SESSIONS}"""
 
 
 def computed_views() -> tuple[FeatureView, ...]:
@@ -671,6 +689,7 @@ def event_sources(cfg: JobConfig) -> dict[str, str]:
     classes = click_classes(cfg)
     out = {v.name: valid_clicks_name(class_of(classes, v)) for v in windowed_views("clickstream")}
     out |= {v.name: "order_creations" for v in windowed_views("orders")}
+    out |= {v.name: CLOSED_SESSIONS for v in windowed_views("sessions")}
     return out
 
 
@@ -684,11 +703,15 @@ def _chains(cfg: JobConfig) -> tuple[Chain, Chain]:
     return click_chain(valid_clicks_name(class_of(classes, USER_LAGS))), order_chain()
 
 
-def event_rows(cfg: JobConfig) -> str:
+def session_source(cfg: JobConfig) -> str:
+    """The valid clicks the sessions are cut from (their lateness class's)."""
+    return valid_clicks_name(class_of(click_classes(cfg), USER_SESSIONS))
+
+
+def event_rows() -> str:
     """Per-event feature rows (sql.FEATURE_ROW) written online and offline alike: one per
     closed session."""
-    session_source = valid_clicks_name(class_of(click_classes(cfg), USER_SESSIONS))
-    return f"CREATE TEMPORARY VIEW event_rows AS\n{sessions(cfg, session_source)}"
+    return f"CREATE TEMPORARY VIEW event_rows AS\n{sessions()}"
 
 
 def online_rows(cfg: JobConfig) -> str:

@@ -14,7 +14,8 @@ Result per view and entity: the row the online store holds after all rows were w
 - ``user_activity``, ``user_lags``: as of the user's latest click (duplicate event_ids
   dropped first, :func:`records.dedup_clicks`).
 - ``customer_orders``, ``order_lags``: as of the customer's latest created order.
-- ``user_sessions``: as of the end of the user's latest session.
+- ``user_sessions``, ``user_session_counts``: as of the end of the user's latest session
+  (the counts exactly over the 24 h before it, not in hour tiles).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from core.features import (
     SESSION_GAP_MS,
     USER_ACTIVITY,
     USER_LAGS,
+    USER_SESSION_COUNTS,
     USER_SESSIONS,
 )
 from core.topics import CDC_CUSTOMERS, CDC_ORDERS, CLICKSTREAM, CRM_CUSTOMERS
@@ -49,7 +51,7 @@ from flink_jobs.logic.records import (
     parse_crm,
 )
 from flink_jobs.logic.rows import FeatureRow, FeatureValue, latest_per_entity
-from flink_jobs.logic.sessions import session_rows, sessions_of
+from flink_jobs.logic.sessions import session_count_rows, session_rows, sessions_of
 
 EVENT_TIME = "_event_time"
 Features = dict[str, dict[int, dict[str, FeatureValue]]]
@@ -116,10 +118,12 @@ def feature_rows(
     """Every row of every view with version scope ``view`` (what the job emits, in order
     of (entity, time)): the offline table's rows."""
     clicks = dedup_clicks(parsed.clicks)
+    sessions = sessions_of(clicks, session_gap_ms)
     return {
         USER_ACTIVITY.name: rolling_features(clicks, USER_ACTIVITY),
         CUSTOMER_ORDERS.name: rolling_features(parsed.orders, CUSTOMER_ORDERS),
-        USER_SESSIONS.name: session_rows(sessions_of(clicks, session_gap_ms)),
+        USER_SESSIONS.name: session_rows(sessions),
+        USER_SESSION_COUNTS.name: session_count_rows(sessions),
         USER_LAGS.name: click_lags(clicks),
         ORDER_LAGS.name: order_lags(parsed.orders),
     }

@@ -27,7 +27,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.features import DAY_S, SESSION_GAP_MS, USER_SESSIONS
+from core.features import DAY_S, SESSION_GAP_MS, USER_SESSION_COUNTS, USER_SESSIONS
 from flink_jobs.logic.events import ClickEvent
 from flink_jobs.logic.rows import FeatureRow, FeatureValue
 
@@ -191,13 +191,11 @@ def sessions_of(events: Iterable[ClickEvent], gap_ms: int = SESSION_GAP_MS) -> l
 
 def session_features(sessions: Iterable[Session], now_ms: int) -> dict[str, FeatureValue]:
     """The ``user_sessions`` features of ONE user as of ``now_ms``, from sessions that
-    ended by then (``end_ms <= now_ms``): ``sessions_24h`` counts those with ``end_ms`` in
-    ``(now_ms - 24 h, now_ms]``; ``last_session_*`` describe the one with the latest end
-    (all None, and ``sessions_24h`` 0, when no session ended yet)."""
+    ended by then (``end_ms <= now_ms``): ``last_session_*`` describe the one with the
+    latest end (all None when no session ended yet)."""
     ended = [s for s in sessions if s.end_ms <= now_ms]
     last = max(ended, key=lambda s: (s.end_ms, s.start_ms), default=None)
     values: dict[str, FeatureValue] = {
-        "sessions_24h": sum(1 for s in ended if s.end_ms > now_ms - DAY_MS),
         "last_session_duration_s": last.duration_s if last else None,
         "last_session_events": last.event_count if last else None,
         "last_session_pages": last.distinct_pages if last else None,
@@ -220,4 +218,30 @@ def session_rows(sessions: Iterable[Session]) -> list[FeatureRow]:
             version = s.events[-1].version
             values = session_features(mine, s.end_ms)
             rows.append(FeatureRow(USER_SESSIONS.name, user_id, s.end_ms, version, values))
+    return rows
+
+
+def sessions_24h(sessions: Iterable[Session], now_ms: int) -> int:
+    """``user_session_counts``' ``sessions_24h`` of ONE user as of ``now_ms``, exactly:
+    sessions with ``end_ms`` in ``(now_ms - 24 h, now_ms]`` (the job's hour tiles may miss
+    up to one hour at the window's tail: core.windows)."""
+    return sum(1 for s in sessions if now_ms - DAY_MS < s.end_ms <= now_ms)
+
+
+def session_count_rows(sessions: Iterable[Session]) -> list[FeatureRow]:
+    """One ``user_session_counts`` row per closed session, as of its end (version: that of
+    its last event), sorted by (user_id, end_ms)."""
+    by_user: dict[int, list[Session]] = {}
+    for s in sessions:
+        by_user.setdefault(s.user_id, []).append(s)
+    rows: list[FeatureRow] = []
+    for user_id in sorted(by_user):
+        mine = sorted(by_user[user_id], key=lambda s: s.end_ms)
+        for s in mine:
+            values: dict[str, FeatureValue] = {"sessions_24h": sessions_24h(mine, s.end_ms)}
+            rows.append(
+                FeatureRow(
+                    USER_SESSION_COUNTS.name, user_id, s.end_ms, s.events[-1].version, values
+                )
+            )
     return rows

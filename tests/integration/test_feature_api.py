@@ -108,7 +108,7 @@ def test_view_scoped_rows_one_version_per_view(api: httpx.Client, store: RedisOn
     than the TTL by event time — also while Redis still holds it. (Views with per-group
     versions: tests/unit/feature_api/test_freshness.py.)"""
     uid, old_uid, now = _entity(), _entity(), _now()
-    counts = {"sessions_24h": 1, "last_session_events": 40}
+    counts = {"last_session_duration_s": 1, "last_session_events": 40}
     old = now - 2 * DAY_MS
     store.write([RowWrite(USER_SESSIONS, uid, counts, click_version(now - 500, 2, 9))])
     store.client.hset(
@@ -119,9 +119,12 @@ def test_view_scoped_rows_one_version_per_view(api: httpx.Client, store: RedisOn
             ROW_EVENT_TIME: str(old),
         },
     )
-    query = "features=sessions_24h&features=last_session_events&features=last_session_pages"
+    query = (
+        "features=last_session_duration_s&features=last_session_events&features=last_session_pages"
+    )
     f = api.get(f"/v1/features/user_sessions/{uid}?{query}").json()["features"]
-    assert (f["sessions_24h"]["status"], f["sessions_24h"]["value"]) == ("PRESENT", 1)
+    d = f["last_session_duration_s"]
+    assert (d["status"], d["value"]) == ("PRESENT", 1)
     assert (f["last_session_events"]["value"], f["last_session_events"]["event_time"]) == (
         40,
         now - 500,
@@ -178,10 +181,11 @@ def test_windowed_views_are_answered_as_of_the_request(
     assert not_windowed.status_code == 422 and "windowed" in not_windowed.json()["error"]["message"]
 
     sid = _entity()
-    store.write([RowWrite(USER_SESSIONS, sid, {"sessions_24h": 3}, click_version(now - 100, 0, 1))])
+    row = {"last_session_events": 3}
+    store.write([RowWrite(USER_SESSIONS, sid, row, click_version(now - 100, 0, 1))])
     f = api.get(f"/v1/features/user_sessions/{sid}").json()["features"]
-    assert (f["sessions_24h"]["status"], f["sessions_24h"]["value"]) == ("PRESENT", 3)
-    assert f["sessions_24h"]["event_time"] == now - 100
+    e = f["last_session_events"]
+    assert (e["status"], e["value"], e["event_time"]) == ("PRESENT", 3, now - 100)
     assert f["last_session_pages"]["status"] == "MISSING"
 
 

@@ -87,11 +87,17 @@ def test_build_is_point_in_time_correct_on_the_stack(
     b = a + 1  # in the spine only: no offline rows
     ua, cp = "user_sessions", "customer_profile"
     day1 = [
-        _row(ua, a, {"sessions_24h": "2", "last_session_pages": "0"}, T, click_version(T, 3, 1)),
         _row(
             ua,
             a,
-            {"sessions_24h": "5", "last_session_pages": "1"},
+            {"last_session_duration_s": "2", "last_session_pages": "0"},
+            T,
+            click_version(T, 3, 1),
+        ),
+        _row(
+            ua,
+            a,
+            {"last_session_duration_s": "5", "last_session_pages": "1"},
             T + 10 * MIN,
             click_version(T + 10 * MIN, 3, 9),
         ),
@@ -126,7 +132,7 @@ def test_build_is_point_in_time_correct_on_the_stack(
         _row(
             ua,
             a,
-            {"sessions_24h": "99", "last_session_pages": "7"},
+            {"last_session_duration_s": "99", "last_session_pages": "7"},
             T + 2 * HOUR,
             click_version(T + 2 * HOUR, 3, 20),
         ),
@@ -136,7 +142,7 @@ def test_build_is_point_in_time_correct_on_the_stack(
         _row(
             ua,
             a,
-            {"sessions_24h": "4", "last_session_pages": "4"},
+            {"last_session_duration_s": "4", "last_session_pages": "4"},
             T + 10 * MIN,
             click_version(T + 10 * MIN, 3, 8),
         )
@@ -178,7 +184,7 @@ def test_build_is_point_in_time_correct_on_the_stack(
     args = [
         "training-set", "build", "--name", name,
         "--spine", f"s3://{s.s3.lake_bucket}/{spine_key}",
-        "--features", "user_sessions:sessions_24h,user_sessions:last_session_events",
+        "--features", "user_sessions:last_session_duration_s,user_sessions:last_session_events",
         "--features", "customer_profile:tier", "-f", "customer_profile:email",
         "--entity-column", "customer_id", "--timestamp-column", "label_time",
         "--label-column", "churned",
@@ -190,7 +196,7 @@ def test_build_is_point_in_time_correct_on_the_stack(
     assert manifest["rows"] == len(spine_rows)
     assert manifest["offline"]["snapshot_id"] == result.snapshot_id
     assert manifest["features"] == [
-        "user_sessions:sessions_24h",
+        "user_sessions:last_session_duration_s",
         "user_sessions:last_session_events",
         "customer_profile:tier",
         "customer_profile:email",
@@ -206,7 +212,7 @@ def test_build_is_point_in_time_correct_on_the_stack(
                 "customer_id",
                 "label_time",
                 "churned",
-                "user_sessions__sessions_24h",
+                "user_sessions__last_session_duration_s",
                 "user_sessions__last_session_events",
                 "customer_profile__tier",
                 "customer_profile__email",

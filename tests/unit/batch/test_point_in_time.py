@@ -90,10 +90,10 @@ def test_value_as_of_the_spine_time_never_a_later_one() -> None:
 
 
 def test_greatest_version_wins_not_the_last_row_or_arrival() -> None:
-    late_arrival_older = row("user_sessions", 1, "", {"sessions_24h": "1"}, 5 * HOUR, 9)
-    newer = row("user_sessions", 1, "", {"sessions_24h": "2"}, 5 * HOUR + 1, 0)
+    late_arrival_older = row("user_sessions", 1, "", {"last_session_events": "1"}, 5 * HOUR, 9)
+    newer = row("user_sessions", 1, "", {"last_session_events": "2"}, 5 * HOUR + 1, 0)
     got = _join(_spine([(1, 6 * HOUR)]), [newer, late_arrival_older], ["user_sessions"])
-    assert got.column("user_sessions__sessions_24h").to_pylist() == [2]
+    assert got.column("user_sessions__last_session_events").to_pylist() == [2]
 
 
 def test_equal_event_time_is_decided_by_the_rest_of_the_version() -> None:
@@ -165,11 +165,11 @@ def test_windows_are_separate_slots() -> None:
 
 def test_without_groups_the_newest_row_decides_every_feature() -> None:
     rows = [
-        row("user_sessions", 1, "", {"sessions_24h": "3", "last_session_pages": "4"}, HOUR),
-        row("user_sessions", 1, "", {"sessions_24h": "5"}, 2 * HOUR),  # pages removed
+        row("user_sessions", 1, "", {"last_session_events": "3", "last_session_pages": "4"}, HOUR),
+        row("user_sessions", 1, "", {"last_session_events": "5"}, 2 * HOUR),  # pages removed
     ]
     got = _join(_spine([(1, HOUR), (1, 2 * HOUR)]), rows, ["user_sessions"])
-    assert got.column("user_sessions__sessions_24h").to_pylist() == [3, 5]
+    assert got.column("user_sessions__last_session_events").to_pylist() == [3, 5]
     assert got.column("user_sessions__last_session_pages").to_pylist() == [4, None]
 
 
@@ -330,14 +330,14 @@ def test_an_unaligned_version_still_wins_by_version(
             "user_sessions",
             1,
             "",
-            {"sessions_24h": str(i)},
+            {"last_session_events": str(i)},
             t,
             version=click_version(rng.randrange(10**6), 0, i).encode(),
         )
         for i, (t, _) in enumerate(versions)
     ]
-    reqs = parse_features(["user_sessions:sessions_24h"])
-    got = _join(_spine([(1, ts)]), rows, ["user_sessions:sessions_24h"])
+    reqs = parse_features(["user_sessions:last_session_events"])
+    got = _join(_spine([(1, ts)]), rows, ["user_sessions:last_session_events"])
     assert got.to_pylist() == reference([(1, ts)], rows, reqs)
 
 

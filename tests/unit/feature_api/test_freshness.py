@@ -93,8 +93,9 @@ def test_grouped_view_dates_each_feature_by_its_group() -> None:
 
 def test_plain_view_scope_dates_by_row_event_time_and_source_from_row_version() -> None:
     t = NOW - 60_000
-    row = {"sessions_24h": 2, "_t": str(t), "_v": click_version(t, 1, 7).encode()}
-    n, d = row_states(view=USER_SESSIONS, features=USER_SESSIONS.features[:2], row=row, now_ms=NOW)
+    row = {"last_session_events": 2, "_t": str(t), "_v": click_version(t, 1, 7).encode()}
+    pair = (USER_SESSIONS.feature("last_session_events"), USER_SESSIONS.features[0])
+    n, d = row_states(view=USER_SESSIONS, features=pair, row=row, now_ms=NOW)
     assert (n.status, n.value, n.event_time, n.age_ms, n.source) == (
         Status.PRESENT,
         2,
@@ -106,9 +107,12 @@ def test_plain_view_scope_dates_by_row_event_time_and_source_from_row_version() 
 
 
 def test_unknown_source_priority_is_reported_as_none() -> None:
-    row = {"sessions_24h": 1, "_t": str(NOW), "_v": EncodedVersion(NOW, "zz").encode()}
+    row = {"last_session_events": 1, "_t": str(NOW), "_v": EncodedVersion(NOW, "zz").encode()}
     state = feature_state(
-        view=USER_SESSIONS, feature=USER_SESSIONS.features[0], row=row, now_ms=NOW
+        view=USER_SESSIONS,
+        feature=USER_SESSIONS.feature("last_session_events"),
+        row=row,
+        now_ms=NOW,
     )
     assert state.status is Status.PRESENT and state.source is None
 

@@ -8,13 +8,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from core.features import CUSTOMER_ORDERS, ORDER_LAGS, USER_ACTIVITY, USER_LAGS, USER_SESSIONS
+from core.features import (
+    CUSTOMER_ORDERS,
+    ORDER_LAGS,
+    USER_ACTIVITY,
+    USER_LAGS,
+    USER_SESSION_COUNTS,
+    USER_SESSIONS,
+)
 from flink_jobs import sql
 from flink_jobs.config import JobConfig
 from flink_jobs.lateness import branch_lateness, class_of, lateness_classes, view_lateness
 
 CHAIN = (USER_ACTIVITY, USER_LAGS)
-SESSIONS = (USER_SESSIONS,)
+SESSIONS = (USER_SESSIONS, USER_SESSION_COUNTS)
 
 
 def _cfg(**lateness: int) -> JobConfig:
@@ -48,7 +55,7 @@ def test_a_view_with_its_own_lateness_gets_its_own_read_of_the_source() -> None:
     assert "ts - INTERVAL '300.0' SECOND" in source
     assert f"'properties.group.id' = '{cfg.group_id}_l300000'" in source  # offsets never mix
     # the sessions read the class's clicks, the chain the primary's
-    assert "TABLE valid_clicks_l300000 PARTITION BY user_id" in sql.event_rows(cfg)
+    assert sql.session_source(cfg) == "valid_clicks_l300000"
     assert "FROM valid_clicks GROUP BY user_id" in sql.online_rows(cfg)  # lags, online
     assert "FROM valid_clicks)" in sql.offline_feature_rows(cfg)  # and offline
     assert "FROM valid_clicks WHERE" not in "".join(sql.tile_event_views(cfg))
@@ -59,14 +66,14 @@ def test_only_the_primary_class_files_failed_expectations() -> None:
     assert "WHERE reason IS NOT NULL" in sql.dlq_insert(_cfg(), primary)
     late_only = sql.dlq_insert(_cfg(), sessions)
     assert "FROM clicks_l5000 WHERE reason = 'late'" in late_only
-    assert "not counted in user_sessions (allowed lateness 5000 ms)" in late_only
+    assert "in user_sessions, user_session_counts (allowed lateness 5000 ms)" in late_only
 
 
 def test_views_computed_together_must_agree() -> None:
     # the clicks' views are computed apart (tiles, lags, sessions): each may differ
     primary, lags = sql.click_classes(_cfg(user_lags=50))
     assert (primary.views, lags.views, lags.lateness_ms) == (
-        (USER_ACTIVITY, USER_SESSIONS),
+        (USER_ACTIVITY, *SESSIONS),
         (USER_LAGS,),
         50,
     )

@@ -102,8 +102,8 @@ def test_reference_features_end_to_end() -> None:
         "ms_since_prev_event": 2 * HOUR - MINUTE,
         "_event_time": T0 + 2 * HOUR,
     }
+    assert features["user_session_counts"][17] == {"sessions_24h": 2, "_event_time": T0 + 2 * HOUR}
     assert features["user_sessions"][17] == {
-        "sessions_24h": 2,
         "last_session_duration_s": 0,
         "last_session_events": 1,
         "last_session_pages": 1,

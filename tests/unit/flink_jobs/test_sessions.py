@@ -14,8 +14,10 @@ from flink_jobs.logic.records import ClickEvent
 from flink_jobs.logic.sessions import (
     Session,
     Sessionizer,
+    session_count_rows,
     session_features,
     session_rows,
+    sessions_24h,
     sessions_of,
 )
 from tests.unit.flink_jobs.helpers import DAY, MINUTE, T0, click
@@ -155,23 +157,25 @@ def test_session_features_boundaries() -> None:
     features = session_features(sessions, now)
     assert tuple(features) == USER_SESSIONS.names
     assert features == {
-        "sessions_24h": 2,
         "last_session_duration_s": 60,
         "last_session_events": 2,
         "last_session_pages": 1,
         "last_session_converted": True,
     }
+    assert sessions_24h(sessions, now) == 2  # (now - 24 h, now]: the 2nd and 3rd
     empty = session_features([], now)
-    assert empty["sessions_24h"] == 0
+    assert sessions_24h([], now) == 0
     assert empty["last_session_duration_s"] is None
 
 
 def test_session_rows_are_as_of_each_session_end() -> None:
     events = [click(1, T0), click(1, T0 + MINUTE), click(1, T0 + 3 * GAP)]
     rows = session_rows(sessions_of(events))
-    assert [(r.event_time, r.values["sessions_24h"]) for r in rows] == [
+    counts = session_count_rows(sessions_of(events))
+    assert [(r.event_time, r.values["sessions_24h"]) for r in counts] == [
         (T0 + MINUTE, 1),
         (T0 + 3 * GAP, 2),
     ]
+    assert [(r.event_time, r.version) for r in counts] == [(r.event_time, r.version) for r in rows]
     assert rows[0].version == events[1].version
     assert rows[1].values["last_session_events"] == 1
