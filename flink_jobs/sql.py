@@ -440,9 +440,9 @@ class Chain:
     each change is one version-guarded write of the lag features. An ``LAG`` OVER
     aggregation buffered and sorted every event until the watermark, and ordered events of
     equal time by arrival; this orders them by version. The row's version is the latest
-    event's followed by the previous one's (encoded versions are prefix-free, so the text
-    order is the order of the pair): an older event arriving late changes only the previous
-    one, and that write is still newer.
+    event's followed by the number of events taken in (encoded numbers are prefix-free, so
+    the text order is the order of the pair): an older event arriving late changes only the
+    previous one, and that write is still newer.
 
     Offline: one row per event holding the event's own value; the point-in-time join derives
     the other lag features from the two latest rows at or before each instant."""
@@ -474,7 +474,7 @@ class Chain:
             values[spec.delta] = "CAST(CAST(l.x1 AS BIGINT) - CAST(l.x2 AS BIGINT) AS STRING)"
         return f"""
 SELECT '{self.lagged.name}' AS view, CAST(NULL AS STRING) AS grp, entity_id,
-  l.t1 AS event_time, l.v1 || COALESCE(l.v2, '') AS version,
+  l.t1 AS event_time, l.v1 || {encoded_num("l.n")} AS version,
   {feature_columns(self.lagged, values)}
 FROM (
   SELECT {self.entity} AS entity_id,

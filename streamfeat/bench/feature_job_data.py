@@ -156,18 +156,7 @@ def in_scratch(key: bytes | str, view: FeatureView) -> bool:
     return entity_key(view, int(digits)) == text
 
 
-_OVER = re.compile(
-    r"OverAggregate\(partitionBy=\[\w+\], orderBy=\[(\w+) ASC\], "
-    r"window=\[ RANGE BETWEEN (\w+) PRECEDING"
-)
 _TABLE = re.compile(r"default_database, (\w+)")
-
-
-def _span(ms: int) -> str:
-    hours, rest = divmod(ms, 3_600_000)
-    if rest:
-        return f"{ms} ms"
-    return f"{hours}h" if hours <= 24 else f"{hours // 24}d"
 
 
 def vertex_role(description: str, inputs: Sequence[str] = ()) -> str:
@@ -175,23 +164,14 @@ def vertex_role(description: str, inputs: Sequence[str] = ()) -> str:
     inputs' descriptions, which tell the two sinks of each file writer apart)."""
     text = html.unescape(description).replace("<br/>", " ")
     python = "PythonCorrelate" in text or "PythonCalc" in text
+    if "WindowAggregate" in text and "SESSION" in text:
+        return "session windows"
     if "TableSourceScan" in text:
         table = _TABLE.search(text)
         name = table.group(1) if table else "?"
         return f"source {name}" + (" + ingest_profile (Python, Redis)" if python else "")
-    over = _OVER.search(text)
-    if over:
-        order, bound = over.groups()
-        what = (
-            "sessions_24h count"
-            if order == "window_time"
-            else "lags (LAG)"
-            if bound == "UNBOUNDED"
-            else f"rolling {_span(int(bound))} counts"
-        )
-        return what + (" + write_rows (Python, Redis)" if python else "")
-    if "WindowAggregate" in text and "SESSION" in text:
-        return "session windows"
+    if "WindowRank" in text:
+        return "orders: one create per order id (window Top-1)"
     if "last_two(" in text:
         return "lags (LAST_TWO)" + (" + write_rows (Python, Redis)" if python else "")
     if "GroupAggregate" in text and "tile" in text:

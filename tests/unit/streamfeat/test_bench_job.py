@@ -110,23 +110,13 @@ def test_only_scratch_entities_are_recognised(key: bytes | str, view: Any, expec
     assert in_scratch(key, view) is expected
 
 
-OVER = (
-    "[7]:OverAggregate(partitionBy=[user_id], orderBy=[ts ASC], window=[ RANGE BETWEEN "
-    "{bound} PRECEDING AND CURRENT ROW], select=[...])<br/>+- [9]:PythonCalc(select=[write_rows"
-)
-
-
 @pytest.mark.parametrize(
     ("description", "inputs", "role"),
     [
-        (OVER.format(bound=3600000), [], "rolling 1h counts + write_rows (Python, Redis)"),
-        (OVER.format(bound=86400000), [], "rolling 24h counts + write_rows (Python, Redis)"),
-        (OVER.format(bound=604800000), [], "rolling 7d counts + write_rows (Python, Redis)"),
-        (OVER.format(bound="UNBOUNDED"), [], "lags (LAG) + write_rows (Python, Redis)"),
         (
-            OVER.format(bound=86400000).replace("orderBy=[ts", "orderBy=[window_time"),
+            "[37]:WindowRank(window=[TUMBLE(win_start=[window_start], win_end=[window_end]",
             [],
-            "sessions_24h count + write_rows (Python, Redis)",
+            "orders: one create per order id (window Top-1)",
         ),
         (
             "[20]:WindowAggregate(groupBy=[user_id], window=[SESSION(time_col=[ts]",
@@ -134,7 +124,11 @@ OVER = (
             "session windows",
         ),
         ("online_writes[33]: Writer", [], ONLINE_SINK),
-        ("StreamingFileWriter<br/>+- PartitionCommitter", ["[7]:OverAggregate("], OFFLINE_SINK),
+        (
+            "StreamingFileWriter<br/>+- PartitionCommitter",
+            ["[7]:GlobalWindowAggregate("],
+            OFFLINE_SINK,
+        ),
         (
             "StreamingFileWriter<br/>+- PartitionCommitter",
             ["[48]:TableSourceScan(...) +- PythonCorrelate"],

@@ -9,9 +9,11 @@ import org.apache.flink.types.Row;
 /**
  * {@code LAST_TWO(time, version, value)}: an entity's two latest events by {@code version}
  * (core/version.py's encoding, whose string order is the version order and leads with the
- * event time), as {@code ROW<t1, v1, x1, t2, v2, x2>}: the latest event's time, version and
- * value, then the one before it ({@code t2, v2, x2} NULL while there is only one). The lag
- * features of flink_jobs.logic.lags at the entity's latest event.
+ * event time), as {@code ROW<t1, v1, x1, t2, v2, x2, n>}: the latest event's time, version and
+ * value, then the one before it ({@code t2, v2, x2} NULL while there is only one), and
+ * {@code n}, the events taken in (it only grows: with {@code v1} it orders the states of an
+ * entity, as the previous event can still change while the latest stays). The lag features
+ * of flink_jobs.logic.lags at the entity's latest event.
  *
  * <p>A plain (mini-batched, two-phase) group aggregation: no timers and no sorting, and the
  * answer does not depend on arrival order (ties in time are ordered by the rest of the
@@ -26,7 +28,8 @@ import org.apache.flink.types.Row;
       @ArgumentHint(name = "event_value", type = @DataTypeHint("STRING"))
     },
     output =
-        @DataTypeHint("ROW<t1 BIGINT, v1 STRING, x1 STRING, t2 BIGINT, v2 STRING, x2 STRING>"))
+        @DataTypeHint(
+            "ROW<t1 BIGINT, v1 STRING, x1 STRING, t2 BIGINT, v2 STRING, x2 STRING, n BIGINT>"))
 public final class LastTwo extends AggregateFunction<Row, LastTwo.Acc> {
 
   /** The two latest events held (a structured type: its public fields are its state). */
@@ -37,6 +40,7 @@ public final class LastTwo extends AggregateFunction<Row, LastTwo.Acc> {
     public Long t2;
     public String v2;
     public String x2;
+    public long n;
 
     public Acc() {}
   }
@@ -48,12 +52,14 @@ public final class LastTwo extends AggregateFunction<Row, LastTwo.Acc> {
 
   public void accumulate(Acc acc, Long time, String version, String value) {
     offer(acc, time, version, value);
+    acc.n += 1;
   }
 
   public void merge(Acc acc, Iterable<Acc> others) {
     for (Acc o : others) {
       offer(acc, o.t1, o.v1, o.x1);
       offer(acc, o.t2, o.v2, o.x2);
+      acc.n += o.n;
     }
   }
 
@@ -62,7 +68,7 @@ public final class LastTwo extends AggregateFunction<Row, LastTwo.Acc> {
     if (acc.v1 == null) {
       return null;
     }
-    return Row.of(acc.t1, acc.v1, acc.x1, acc.t2, acc.v2, acc.x2);
+    return Row.of(acc.t1, acc.v1, acc.x1, acc.t2, acc.v2, acc.x2, acc.n);
   }
 
   static void offer(Acc acc, Long time, String version, String value) {
