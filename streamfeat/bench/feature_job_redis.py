@@ -21,6 +21,7 @@ from core.features import (
     FEATURE_VIEWS,
     USER_ACTIVITY,
     USER_LAGS,
+    USER_SESSION_COUNTS,
     USER_SESSIONS,
     FeatureView,
 )
@@ -101,6 +102,7 @@ def redis_bytes(
         for view, ids in (
             (USER_ACTIVITY, users),
             (USER_SESSIONS, users),
+            (USER_SESSION_COUNTS, users),
             (USER_LAGS, users),
             (CUSTOMER_PROFILE, customers),
         ):
