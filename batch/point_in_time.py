@@ -442,19 +442,19 @@ def lag_columns(
     paired = alive & (prev >= 0)
     lookup = _MapLookup(rows["features"].combine_chunks())
     value = Requested(view, view.feature(spec.value))
-    text = {spec.value: lookup.take(spec.value, at, alive)}
-    text[spec.prev] = lookup.take(spec.value, before, paired)
+    last = _decode(lookup.take(spec.value, at, alive), value)
+    previous = _decode(lookup.take(spec.value, before, paired), value)
+    since = event_time[at] - event_time[before] if rows.num_rows else np.zeros_like(at)
+    derived = {
+        spec.value: last,
+        spec.prev: previous,
+        spec.since_ms: pa.array(since, type=pa.int64(), mask=~paired),
+    }
+    if spec.delta is not None:
+        derived[spec.delta] = pc.cast(pc.subtract(last, previous), pa.int64())
     out: dict[str, pa.Array] = {}
     for req in requested:
-        name = req.feature.name
-        if name in text:
-            out[req.column] = _decode(text[name], value)
-        elif name == spec.since_ms:
-            since = event_time[at] - event_time[before] if rows.num_rows else at
-            out[req.column] = pa.array(since, type=pa.int64(), mask=~paired)
-        else:  # the delta
-            last, previous = (_decode(text[n], value) for n in (spec.value, spec.prev))
-            out[req.column] = pc.cast(pc.subtract(last, previous), pa.int64())
+        out[req.column] = derived[req.feature.name]
         stats.found[req.column] = int(found.sum())
         stats.expired[req.column] = int((found & ~alive).sum())
     return out

@@ -63,9 +63,9 @@ class Lags:
     """Feature (int64 values only): latest value - previous value; None at the first."""
 
     @property
-    def derived(self) -> tuple[str, ...]:
-        """The features computed from the previous event (all but ``value``)."""
-        return tuple(n for n in (self.prev, self.since_ms, self.delta) if n is not None)
+    def names(self) -> tuple[str, ...]:
+        """The features it names: the view's features, each exactly once."""
+        return tuple(n for n in (self.value, self.prev, self.since_ms, self.delta) if n)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class FeatureView:
 
     def __post_init__(self) -> None:
         if self.lags is not None:
-            named = (self.lags.value, *self.lags.derived)
+            named = self.lags.names
             if sorted(named) != sorted(self.names):
                 raise ValueError(
                     f"feature view {self.name!r}: its Lags name {named}, its features are "

@@ -258,8 +258,7 @@ class FeatureViewBody(_Spec):
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate feature names: {sorted(_dupes(names))}")
         if self.lags is not None:
-            spec = self.lags
-            named = [n for n in (spec.value, spec.prev, spec.since_ms, spec.delta) if n]
+            named = list(self.lags.declaration().names)
             if sorted(named) != sorted(names):
                 raise ValueError(f"a lag view's features are its lags {named}, got {names}")
         shorts = [f.short for f in self.features if f.short is not None]

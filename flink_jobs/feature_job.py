@@ -238,7 +238,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     for c in click_classes:
         t_env.execute_sql(sql.clicks_view(c))
         t_env.execute_sql(sql.valid_clicks(c))
-    computed_once(t_env, sql.closed_sessions(cfg, sql.session_source(cfg)), sql.CLOSED_SESSIONS)
+    computed_once(t_env, sql.closed_sessions(cfg), sql.CLOSED_SESSIONS)
     for ddl in (
         sql.orders_view(),
         sql.dlq_sink(cfg),

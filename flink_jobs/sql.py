@@ -19,7 +19,6 @@ from core.features import (
     FEATURE_VIEWS,
     ORDER_LAGS,
     USER_LAGS,
-    USER_SESSION_COUNTS,
     USER_SESSIONS,
     FeatureView,
     Lags,
@@ -58,11 +57,12 @@ def _kafka(cfg: JobConfig, topic: str, *, key: bool = False, group_suffix: str =
 
 
 def lateness_overrides(cfg: JobConfig) -> dict[str, int]:
-    """The deployment's lateness per view; the session counts (tiles of the closed
-    sessions, computed with them) follow ``user_sessions`` unless set themselves."""
+    """The deployment's lateness per view; the views of the closed sessions (tiles of them,
+    computed with them) follow ``user_sessions`` unless set themselves."""
     out = dict(cfg.allowed_lateness_ms)
     if USER_SESSIONS.name in out:
-        out.setdefault(USER_SESSION_COUNTS.name, out[USER_SESSIONS.name])
+        for v in windowed_views("sessions"):
+            out.setdefault(v.name, out[USER_SESSIONS.name])
     return out
 
 
@@ -639,8 +639,9 @@ CLOSED_SESSIONS = "closed_sessions"
 """The job's table of closed sessions (:func:`closed_sessions`)."""
 
 
-def closed_sessions(cfg: JobConfig, source: str = "valid_clicks") -> str:
-    """Sessions per user (SESSION window TVF), one row per closed session with
+def closed_sessions(cfg: JobConfig) -> str:
+    """Sessions per user (SESSION window TVF over :func:`session_source`), one row per
+    closed session with
     ``ts`` (its ``window_time``: an event-time attribute at its last event) and ``end_ms``:
     the ``sessions`` event source of core.windows (``user_session_counts`` counts them in
     tiles) and the rows of ``user_sessions``. Flink merges session windows that merely
@@ -653,7 +654,7 @@ SELECT user_id, window_time AS t0, MIN(event_time) AS start_ms, MAX(event_time) 
   COUNT(*) AS events, COUNT(DISTINCT page) AS pages,
   MAX(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS converted,
   MAX(kp) AS kp, MAX(ko) AS last_ko
-FROM TABLE(SESSION(TABLE {source} PARTITION BY user_id, DESCRIPTOR(ts),
+FROM TABLE(SESSION(TABLE {session_source(cfg)} PARTITION BY user_id, DESCRIPTOR(ts),
                    INTERVAL '{gap_s:.3f}' SECOND(9, 3)))
 GROUP BY user_id, window_start, window_end, window_time"""
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from core.features import DAY_S, SESSION_GAP_MS, USER_SESSION_COUNTS, USER_SESSIONS
@@ -204,10 +204,14 @@ def session_features(sessions: Iterable[Session], now_ms: int) -> dict[str, Feat
     return values
 
 
-def session_rows(sessions: Iterable[Session]) -> list[FeatureRow]:
-    """One ``user_sessions`` row per closed session, as of its end (``now = end_ms``, the
-    row's event_time; version = the version of its last event), sorted by
-    (user_id, end_ms). The latest row of a user is its online value."""
+def _rows_at_each_end(
+    sessions: Iterable[Session],
+    view: str,
+    values_of: Callable[[list[Session], int], dict[str, FeatureValue]],
+) -> list[FeatureRow]:
+    """One row of ``view`` per closed session, as of its end (``now = end_ms``, the row's
+    event_time; version = the version of its last event; values from the user's sessions),
+    sorted by (user_id, end_ms)."""
     by_user: dict[int, list[Session]] = {}
     for s in sessions:
         by_user.setdefault(s.user_id, []).append(s)
@@ -215,10 +219,15 @@ def session_rows(sessions: Iterable[Session]) -> list[FeatureRow]:
     for user_id in sorted(by_user):
         mine = sorted(by_user[user_id], key=lambda s: s.end_ms)
         for s in mine:
-            version = s.events[-1].version
-            values = session_features(mine, s.end_ms)
-            rows.append(FeatureRow(USER_SESSIONS.name, user_id, s.end_ms, version, values))
+            values = values_of(mine, s.end_ms)
+            rows.append(FeatureRow(view, user_id, s.end_ms, s.events[-1].version, values))
     return rows
+
+
+def session_rows(sessions: Iterable[Session]) -> list[FeatureRow]:
+    """One ``user_sessions`` row per closed session, as of its end. The latest row of a
+    user is its online value."""
+    return _rows_at_each_end(sessions, USER_SESSIONS.name, session_features)
 
 
 def sessions_24h(sessions: Iterable[Session], now_ms: int) -> int:
@@ -229,19 +238,9 @@ def sessions_24h(sessions: Iterable[Session], now_ms: int) -> int:
 
 
 def session_count_rows(sessions: Iterable[Session]) -> list[FeatureRow]:
-    """One ``user_session_counts`` row per closed session, as of its end (version: that of
-    its last event), sorted by (user_id, end_ms)."""
-    by_user: dict[int, list[Session]] = {}
-    for s in sessions:
-        by_user.setdefault(s.user_id, []).append(s)
-    rows: list[FeatureRow] = []
-    for user_id in sorted(by_user):
-        mine = sorted(by_user[user_id], key=lambda s: s.end_ms)
-        for s in mine:
-            values: dict[str, FeatureValue] = {"sessions_24h": sessions_24h(mine, s.end_ms)}
-            rows.append(
-                FeatureRow(
-                    USER_SESSION_COUNTS.name, user_id, s.end_ms, s.events[-1].version, values
-                )
-            )
-    return rows
+    """One ``user_session_counts`` row per closed session, as of its end."""
+    return _rows_at_each_end(
+        sessions,
+        USER_SESSION_COUNTS.name,
+        lambda mine, now: {"sessions_24h": sessions_24h(mine, now)},
+    )

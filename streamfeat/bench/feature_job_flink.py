@@ -98,19 +98,32 @@ from RUNNING to FINISHED, mostly its sources' start-up: 51-82k rows/s, where rea
 times gave 309-437k rows/s — the sustained rate the job is compared with."""
 
 
+def _read_repeatedly(
+    settings: StackSettings, client: FlinkClient, topic: str, rows: int, extra: list[str],
+    name: str, deadline: float,
+) -> tuple[Job, float, int]:  # fmt: skip
+    """flink_jobs/bench_blackhole.py over ``topic`` read ``repeat`` times
+    (:data:`BLACKHOLE_READS`), to its end: its REST answer, the seconds from its tasks
+    RUNNING to FINISHED and ``repeat``; the count it read is checked against
+    ``rows * repeat``."""
+    repeat = max(1, -(-BLACKHOLE_READS // rows))
+    args = ["--bootstrap", settings.kafka_bootstrap, "--topic", topic, "--rows", str(rows)]
+    args += ["--repeat", str(repeat), *extra]
+    job, seconds = _run_to_finish(client, BLACKHOLE_JOB, args, name, deadline)
+    counted, note = processed_records(job)
+    if counted != rows * repeat:
+        raise StackError(f"job {name}", f"read {counted} of {rows * repeat} ({note})")
+    return job, seconds, repeat
+
+
 def blackhole(
     settings: StackSettings, client: FlinkClient, topic: str, rows: int, deadline: float
 ) -> tuple[float, str]:
-    """Sustained rows/s of flink_jobs/bench_blackhole.py (Flink SQL Kafka JSON -> blackhole)
-    over ``topic`` read ``repeat`` times (:data:`BLACKHOLE_READS`), from its tasks RUNNING to
-    FINISHED, and a detail line; the count it read is checked against ``rows * repeat``."""
-    repeat = max(1, -(-BLACKHOLE_READS // rows))
-    args = ["--bootstrap", settings.kafka_bootstrap, "--topic", topic, "--rows", str(rows)]
-    args += ["--repeat", str(repeat)]
-    job, seconds = _run_to_finish(client, BLACKHOLE_JOB, args, "bench-job-blackhole", deadline)
-    counted, note = processed_records(job)
-    if counted != rows * repeat:
-        raise StackError("job bench-job-blackhole", f"read {counted} of {rows * repeat} ({note})")
+    """Sustained rows/s of Flink SQL Kafka JSON -> blackhole over ``topic``
+    (:func:`_read_repeatedly`) and a detail line."""
+    job, seconds, repeat = _read_repeatedly(
+        settings, client, topic, rows, [], "bench-job-blackhole", deadline
+    )
     detail = (
         f"{rows:,} records read {repeat} times by {repeat} sources ({rows * repeat:,}) in "
         f"{seconds:.2f}s from its tasks RUNNING to FINISHED ({int(job['duration']) / 1000:.2f}s "
@@ -133,18 +146,13 @@ def gate_rates(
     """The clickstream gate alone (bench_blackhole.py ``--gate``) on ``topic``, read as often
     as the blackhole baseline: raw bytes, the former JSON_VALUE gate and the job's strict
     Java parse, rows/s each, and what a parse costs per click over reading the bytes."""
-    repeat = max(1, -(-BLACKHOLE_READS // rows))
     rates: dict[str, float] = {}
     out = []
     for gate, label in GATE_ROWS:
-        args = ["--bootstrap", settings.kafka_bootstrap, "--topic", topic, "--rows", str(rows)]
-        args += ["--repeat", str(repeat), "--gate", gate, "--jars", ";".join(jars)]
-        job, seconds = _run_to_finish(client, BLACKHOLE_JOB, args, f"bench-gate-{gate}", deadline)
-        counted, note = processed_records(job)
-        if counted != rows * repeat:
-            raise StackError(
-                f"job bench-gate-{gate}", f"read {counted} of {rows * repeat} ({note})"
-            )
+        extra = ["--gate", gate, "--jars", ";".join(jars)]
+        _, seconds, repeat = _read_repeatedly(
+            settings, client, topic, rows, extra, f"bench-gate-{gate}", deadline
+        )
         rates[gate] = rows * repeat / seconds
         detail = (
             f"{rows:,} records read {repeat} times ({rows * repeat:,}) in {seconds:.2f}s from "

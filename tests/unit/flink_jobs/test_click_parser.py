@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,35 +17,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.domain import CLICK_EVENT_TYPES
-from core.settings import StackSettings
 from flink_jobs import sql
 from flink_jobs.logic.records import ClickEvent, parse_click
-from streamfeat.job import function_jars
-from streamfeat.stack.base import find_java
 from tests.unit.flink_jobs.helpers import click_value
+from tests.unit.flink_jobs.jvm_check import JvmCheck
 
 
-class JavaParser:
+class JavaParser(JvmCheck):
     def __init__(self) -> None:
-        settings_ = StackSettings()
-        classpath = ":".join(function_jars(settings_))
-        self.proc = subprocess.Popen(
-            [str(find_java(settings_.java_home)), "-cp", classpath,
-             "io.streamfeat.flink.ClickParserCheck", sql.EVENT_TYPES],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        super().__init__(sql.EVENT_TYPES)
 
     def parse(self, value: bytes | None) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        line = "-" if value is None else base64.b64encode(value).decode()
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
+        return self.ask("-" if value is None else base64.b64encode(value).decode())
 
 
 @pytest.fixture(scope="module")

@@ -10,52 +10,31 @@ events in, one line out), built by `make install` like the job that uses it.
 from __future__ import annotations
 
 import random
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
-import pyflink
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.settings import StackSettings
 from core.version import click_version
 from flink_jobs.logic.lags import lags
-from streamfeat.job import function_jars
-from streamfeat.stack.base import find_java
+from tests.unit.flink_jobs.jvm_check import JvmCheck
 
 Event = tuple[int, int, str]
 """(event time, Kafka offset, event type) of one user's click."""
 
 
-class JavaLastTwo:
+class JavaLastTwo(JvmCheck):
     def __init__(self) -> None:
-        settings = StackSettings()
-        lib = Path(pyflink.__file__).parent / "lib"
-        flink = [
-            str(p) for g in ("flink-table-api-java-uber-*", "flink-dist-*") for p in lib.glob(g)
-        ]
-        classpath = ":".join([*function_jars(settings), *flink])
-        self.proc = subprocess.Popen(
-            [str(find_java(settings.java_home)), "-cp", classpath,
-             "io.streamfeat.flink.ClickParserCheck", "--last-two"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        super().__init__("--last-two", flink=True)
 
     def answer(self, groups: list[list[Event]]) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        line = "|".join(
-            ";".join(f"{t},{click_version(t, 0, o).encode()},{x}" for t, o, x in g) for g in groups
+        return self.ask(
+            "|".join(
+                ";".join(f"{t},{click_version(t, 0, o).encode()},{x}" for t, o, x in g)
+                for g in groups
+            )
         )
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

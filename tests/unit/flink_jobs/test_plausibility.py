@@ -4,7 +4,6 @@ the real job (tests/integration/test_feature_job.py, implausible event times).""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -12,11 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.events import EVENT_TIME_FLOOR_MS, plausible_event_time
-from core.settings import StackSettings
 from flink_jobs.config import JobConfig
 from flink_jobs.sql import click_ts
-from streamfeat.job import function_jars
-from streamfeat.stack.base import find_java
+from tests.unit.flink_jobs.jvm_check import JvmCheck
 
 HOUR = 3_600_000
 INGEST = 1_800_000_000_000
@@ -36,17 +33,10 @@ NEAR = st.integers(min_value=-3 * HOUR, max_value=3 * HOUR)
 
 
 @pytest.fixture(scope="module")
-def java_rule() -> Iterator[subprocess.Popen[str]]:
-    settings = StackSettings()
-    proc = subprocess.Popen(
-        [str(find_java(settings.java_home)), "-cp", ":".join(function_jars(settings)),
-         "io.streamfeat.flink.ClickParserCheck", "--plausible"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    yield proc
-    assert proc.stdin is not None
-    proc.stdin.close()
-    proc.wait(timeout=10)
+def java_rule() -> Iterator[JvmCheck]:
+    check = JvmCheck("--plausible")
+    yield check
+    check.close()
 
 
 @settings(max_examples=300, deadline=None)
@@ -56,13 +46,12 @@ def java_rule() -> Iterator[subprocess.Popen[str]]:
     st.integers(min_value=1, max_value=30 * 86_400_000),
 )
 def test_the_jobs_java_rule_is_the_python_rule(
-    java_rule: subprocess.Popen[str], ms: int, ingest: int, ahead: int
+    java_rule: JvmCheck, ms: int, ingest: int, ahead: int
 ) -> None:
-    assert java_rule.stdin is not None and java_rule.stdout is not None
-    java_rule.stdin.write(f"{ms} {ingest} {EVENT_TIME_FLOOR_MS} {ahead}\n")
-    java_rule.stdin.flush()
     expected = plausible_event_time(ms, ingest, ahead_ms=ahead)
-    assert java_rule.stdout.readline().strip() == ("1" if expected else "0")
+    assert java_rule.ask(f"{ms} {ingest} {EVENT_TIME_FLOOR_MS} {ahead}") == (
+        "1" if expected else "0"
+    )
 
 
 def test_the_rowtime_bounds_come_from_the_configuration() -> None:
