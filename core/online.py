@@ -20,6 +20,11 @@ its version is strictly greater than the stored one, so redelivery and replay ch
 nothing. The key expires at ``event_time + ttl`` (never earlier than it already would), so a
 replayed old event expires as it would have originally. A deleted attribute keeps its
 version field (a tombstone): an older value cannot resurrect it.
+
+Two writers call the same scripts: :class:`RedisOnlineStore` (Python: profile updates,
+tests, tools) and the feature job's Java sink (flink_jobs/jvm ``RedisScriptSink``), whose
+rows flink_jobs.sql derives from the feature views (one script call per row, ARGV as
+:func:`upsert_args` and :func:`tile_args` build them).
 """
 
 from __future__ import annotations
@@ -45,21 +50,22 @@ local groups = tonumber(ARGV[3])
 local i = 4
 local changed = 0
 for _ = 1, groups do
-  local vfield, version = ARGV[i], ARGV[i + 1]
-  local nset, ndel = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  i = i + 4
+  local vfield, version, nfields = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
   local current = redis.call('HGET', key, vfield)
   if (not current) or version > current then
     redis.call('HSET', key, vfield, version)
-    for j = 0, nset - 1 do
-      redis.call('HSET', key, ARGV[i + 2 * j], ARGV[i + 2 * j + 1])
-    end
-    for j = 0, ndel - 1 do
-      redis.call('HDEL', key, ARGV[i + 2 * nset + j])
+    for j = 0, nfields - 1 do
+      local field, marked = ARGV[i + 2 * j], ARGV[i + 2 * j + 1]
+      if marked == '' then
+        redis.call('HDEL', key, field)
+      else
+        redis.call('HSET', key, field, string.sub(marked, 2))
+      end
     end
     changed = changed + 1
   end
-  i = i + 2 * nset + ndel
+  i = i + 2 * nfields
 end
 if changed > 0 and event_time ~= '' then
   local t = redis.call('HGET', key, '_t')
@@ -75,6 +81,18 @@ if changed > 0 then
 end
 return changed
 """
+"""ARGV: expire_at, event_time ('' for attributes: no ``_t``), the number of groups, then per
+group its version field, version, the number of fields and per field its name and
+:func:`marked` value."""
+
+SET_MARK = "="
+
+
+def marked(encoded: str | None) -> str:
+    """A field's value as :data:`UPSERT_LUA` takes it: :data:`SET_MARK` then the encoded
+    value, or ``''`` to delete the field. In band yet unambiguous, whatever bytes the value
+    holds (a CRM text may hold any)."""
+    return "" if encoded is None else SET_MARK + encoded
 
 
 TILE_LUA = """
@@ -122,8 +140,19 @@ return changed
 """.replace("SLOTS", str(SLOTS))
 
 
+SCRIPTS = {"upsert": UPSERT_LUA, "tiles": TILE_LUA}
+"""The store's scripts by the names the feature job's writes call them
+(flink_jobs.sql.online_store_sink)."""
+
+
+def key_parts(view: FeatureView) -> tuple[str, str]:
+    """A view's hash key is ``prefix + str(entity_id) + suffix``."""
+    return f"{KEY_PREFIX}:{view.short}:{{{view.entity.short}:", "}"
+
+
 def entity_key(view: FeatureView, entity_id: object) -> str:
-    return f"{KEY_PREFIX}:{view.short}:{{{view.entity.short}:{entity_id}}}"
+    prefix, suffix = key_parts(view)
+    return f"{prefix}{entity_id}{suffix}"
 
 
 def attribute_version_field(feature: Feature) -> str:
@@ -142,6 +171,10 @@ def encode_value(feature: Feature, value: Any) -> str:
     if feature.dtype == "float64":
         return repr(float(value))
     return str(value)
+
+
+def _encoded(feature: Feature, value: Any) -> str | None:
+    return None if value is None else encode_value(feature, value)
 
 
 def _decode_bool(raw: bytes | str) -> bool:
@@ -206,20 +239,6 @@ class AttributeWrite:
 
 
 @dataclass(frozen=True, slots=True)
-class EncodedRow:
-    """A row (or one group) of a view-scoped view whose values are already in the store's
-    encoding, keyed by short field name: the feature job's hot path, where SQL encodes every
-    value (:func:`payload`) and Python only forwards it. A declared field absent from
-    ``fields`` is removed, as a None value of :class:`RowWrite`."""
-
-    view: FeatureView
-    entity_id: object
-    fields: Mapping[str, str]  # short feature name -> encoded value
-    version: Version | EncodedVersion
-    group: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class TileWrite:
     """One tile of a windowed view (core.windows): its stored field, ``n`` (the events in
     it: the tile's version) and its packed value, at the newest event time in it."""
@@ -232,20 +251,8 @@ class TileWrite:
     event_time: int
 
 
-Write = RowWrite | AttributeWrite | EncodedRow
+Write = RowWrite | AttributeWrite
 AnyWrite = Write | TileWrite
-
-PAYLOAD_SEPARATOR = "\x1f"
-"""Between the ``short=value`` entries of an encoded payload (ASCII unit separator: no
-encoded number, bool or gated click field contains it)."""
-
-
-def parse_payload(text: str | None) -> dict[str, str]:
-    """``short=value`` entries joined by :data:`PAYLOAD_SEPARATOR` -> {short: value}; an
-    empty or NULL payload has no fields. The SQL side is flink_jobs.sql.payload."""
-    if not text:
-        return {}
-    return dict(entry.split("=", 1) for entry in text.split(PAYLOAD_SEPARATOR))
 
 
 def tile_args(aggs: Aggregations, ttl_s: int, writes: Sequence[TileWrite]) -> list[str]:
@@ -302,27 +309,19 @@ def upsert_args(writes: Sequence[Write]) -> tuple[str, list[str]]:
         if entity_key(w.view, w.entity_id) != key:
             raise ValueError("upsert_args: writes for different hashes")
         newest = max(newest, w.version.event_time)
-        vfield = version_field(w)
-        if isinstance(w, EncodedRow):
+        if isinstance(w, RowWrite):
             features = w.view.group(w.group) if w.group else w.view.features
-            sets = {f.short: w.fields[f.short] for f in features if f.short in w.fields}
-            dels = [f.short for f in features if f.short not in w.fields]
-        elif isinstance(w, RowWrite):
-            features = w.view.group(w.group) if w.group else w.view.features
-            sets = {
-                f.short: encode_value(f, w.values[f.name])
+            fields = {
+                f.short: marked(_encoded(f, w.values[f.name]))
                 for f in features
-                if w.values.get(f.name) is not None
+                if f.name in w.values
             }
-            dels = [f.short for f in features if f.name in w.values and w.values[f.name] is None]
         else:
             feature = w.view.feature(w.attribute)
-            sets = {} if w.value is None else {feature.short: encode_value(feature, w.value)}
-            dels = [feature.short] if w.value is None else []
-        groups += [vfield, w.version.encode(), str(len(sets)), str(len(dels))]
-        for field, value in sets.items():
+            fields = {feature.short: marked(_encoded(feature, w.value))}
+        groups += [version_field(w), w.version.encode(), str(len(fields))]
+        for field, value in fields.items():
             groups += [field, value]
-        groups += dels
     expire_at = newest + first.view.ttl_s * 1000
     row_time = "" if all(isinstance(w, AttributeWrite) for w in writes) else str(newest)
     return key, [str(expire_at), row_time, str(len(writes)), *groups]

@@ -85,8 +85,24 @@ class JobConfig(BaseModel):
     python_bundle_time_ms: int = Field(
         50,
         gt=0,
-        description="Longest a Python UDF holds elements before processing them: "
-        "bounds online freshness (Flink's default is 1000 ms).",
+        description="Longest the profile updates' Python function holds records before "
+        "processing them: bounds the profile's freshness (Flink's default is 1000 ms).",
+    )
+    online_flush_ms: int = Field(
+        50,
+        gt=0,
+        description="Longest a feature write waits in the online store sink's buffer "
+        "(bounds online freshness; every checkpoint barrier flushes too).",
+    )
+    online_batch_size: int = Field(
+        1000, gt=0, description="Writes sent to Redis in one pipeline at most."
+    )
+    online_retry_timeout_ms: int = Field(
+        60_000,
+        ge=0,
+        description="How long the online store sink resends a batch while Redis is "
+        "unreachable (holding the stream back) before the job fails and restarts from its "
+        "last checkpoint.",
     )
     online_writes: bool = Field(
         True,

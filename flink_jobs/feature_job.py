@@ -3,22 +3,21 @@
 Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_jobs.sql.
 
 - clickstream: parsed once per record by the job's Java parser (flink_jobs/jvm) and gated
-  in SQL (:func:`gate`; event-time
-  watermarks, idle partitions ignored after ``idle_timeout_ms``); bad or late events -> DLQ
-  on S3; valid ones -> feature rows (sql.FEATURE_ROW): tiles of the windowed views
-  (core.windows: mini-batch group aggregations online, final tumbling tiles offline), lags
-  (the two latest events per entity, sql.Chain), sessions (SESSION windows; their count
-  in tiles too) ->
-  Redis (version-guarded writes, a pipeline per batch of rows) and the offline table
-  (Parquet on S3, committed by checkpoints). CDC orders likewise, counted once per order id.
+  in SQL (sql.clicks_gate; event-time watermarks, idle partitions ignored after
+  ``idle_timeout_ms``); bad or late events -> DLQ on S3; valid ones -> tiles of the
+  windowed views (core.windows: mini-batch group aggregations online, final tumbling tiles
+  offline), lags (the two latest events per entity, sql.Chain), sessions (SESSION windows;
+  their count in tiles too) -> Redis (sql.ONLINE_WRITE rows: version-guarded script calls,
+  pipelined by the job's Java sink) and the offline table (sql.FEATURE_ROW rows: Parquet on
+  S3, committed by checkpoints). CDC orders likewise, counted once per order id.
 - cdc.public.customers + crm.customers -> attribute updates with versions -> Redis, where
   the Lua upsert keeps the greatest version per attribute: last-writer-wins that does not
   depend on arrival order, parallelism, restarts or replay. Unparsable records -> DLQ.
 
-Online writes return only after Redis answered — feature rows a batch per call of a
-vectorised UDF (a batch ends at every checkpoint barrier), profile updates per record — so
-no write is buffered past the checkpoint that covers it; they are idempotent through
-versions, so recovery from a checkpoint replays harmlessly.
+Online writes are answered by Redis before the checkpoint that covers them completes —
+feature writes by the sink's flush at every barrier (sql.online_store_sink), profile
+updates per record — and are idempotent through versions, so recovery from a checkpoint
+replays harmlessly.
 Run by `streamfeat job deploy` as ``flink run -py flink_jobs/feature_job.py --config JSON``.
 """
 
@@ -29,22 +28,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
-from pyflink.table.udf import FunctionContext, ScalarFunction, TableFunction, udf, udtf
+from pyflink.table.udf import FunctionContext, TableFunction, udtf
 
-from core.features import CUSTOMER_PROFILE, FeatureView, view
-from core.online import (
-    AnyWrite,
-    AttributeWrite,
-    EncodedRow,
-    RedisOnlineStore,
-    TileWrite,
-    parse_payload,
-)
-from core.version import EncodedVersion
+from core.features import CUSTOMER_PROFILE
+from core.online import AttributeWrite, RedisOnlineStore
 from flink_jobs import sql
 from flink_jobs.config import JobConfig
 from flink_jobs.logic.events import Rejection
@@ -61,66 +50,6 @@ PROFILE_TYPES = [
     *[DataTypes.STRING()] * 3,
 ]
 """Columns of ``ingest_profile``'s rows: sql.PROFILE_COLUMNS."""
-
-
-class WriteRows(ScalarFunction):  # type: ignore[misc]
-    """Feature rows (sql.ONLINE_ROW) -> version-guarded Redis writes, a batch at a time.
-
-    A vectorised (pandas) UDF: Flink hands over up to ``python.fn-execution.arrow.batch.size``
-    rows per call and ends a batch at least every bundle time and at every checkpoint
-    barrier. Each call writes its rows in one Redis pipeline (only the newest row per hash
-    group: core.online.newest_per_field) and returns after Redis answered, so no write is
-    buffered past the barrier of the checkpoint that covers it. Values arrive encoded
-    (sql.feature_columns): nothing is decoded and re-encoded here."""
-
-    def __init__(self, redis_url: str) -> None:
-        self.redis_url = redis_url
-        self.store: RedisOnlineStore | None = None
-
-    def open(self, function_context: FunctionContext) -> None:
-        self.store = RedisOnlineStore.from_url(self.redis_url)
-
-    def is_deterministic(self) -> bool:
-        return False  # a side effect: never constant-folded or deduplicated by the planner
-
-    def eval(
-        self,
-        view_name: pd.Series,
-        grp: pd.Series,
-        entity_id: pd.Series,
-        event_time: pd.Series,
-        version: pd.Series,
-        payload: pd.Series,
-    ) -> pd.Series:
-        """One pipeline for the batch; returns once Redis answered (one result per row)."""
-        assert self.store is not None
-        n = len(entity_id)
-        self.store.write(
-            _write(view(v), g, e, t, ver, p)
-            for v, g, e, t, ver, p in _rows(
-                n, view_name, grp, entity_id, event_time, version, payload
-            )
-        )
-        return pd.Series(np.ones(n, dtype=np.int32))
-
-
-def _write(fv: FeatureView, grp: str | None, entity: int, t: int, ver: str, p: str) -> AnyWrite:
-    """One online row as its write: a tile of a windowed view (``grp`` the tile field,
-    ``version`` its ``n``, ``payload`` its packed value), else a row of encoded values."""
-    if fv.aggregations is not None:
-        return TileWrite(fv, entity, int(grp or 0), int(ver), p, t)
-    return EncodedRow(fv, entity, parse_payload(p), EncodedVersion(t, ver), grp)
-
-
-def _rows(n: int, *columns: pd.Series | Any) -> list[tuple[Any, ...]]:
-    """The ``n`` rows of a pandas UDF's arguments."""
-    return list(zip(*(_values(c, n) for c in columns), strict=True))
-
-
-def _values(column: pd.Series | Any, n: int) -> list[Any]:
-    """A pandas UDF argument as a list: PyFlink passes a column the planner found constant
-    (a view name literal, a NULL group) as one Python value, not a Series."""
-    return column.tolist() if isinstance(column, pd.Series) else [column] * n
 
 
 class IngestProfile(TableFunction):  # type: ignore[misc]
@@ -212,10 +141,6 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         t_env.create_java_temporary_system_function(name, java_class)
 
     t_env.create_temporary_function(
-        "write_rows",
-        udf(WriteRows(cfg.redis_url), result_type=DataTypes.INT(), func_type="pandas"),
-    )
-    t_env.create_temporary_function(
         "ingest_profile",
         udtf(
             IngestProfile(cfg.redis_url, cfg.cdc_customers_topic),
@@ -247,10 +172,10 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         sql.raw_source(cfg, "cdc_customers_raw", cfg.cdc_customers_topic),
         sql.raw_source(cfg, "crm_raw", cfg.crm_topic),
         sql.blackhole("online_writes"),
+        sql.online_store_sink(cfg),
         sql.offline_sink(cfg),
         sql.profile_view(cfg),
         *sql.tile_event_views(cfg),
-        sql.event_rows(),
         sql.online_rows(cfg),
         sql.offline_feature_rows(cfg),
     ):

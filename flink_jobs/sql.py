@@ -23,7 +23,7 @@ from core.features import (
     FeatureView,
     Lags,
 )
-from core.online import PAYLOAD_SEPARATOR
+from core.online import ROW_VERSION, SCRIPTS, SET_MARK, key_parts
 from core.windows import SLOTS, Aggregations, Filter, Measure
 from flink_jobs.config import JobConfig
 from flink_jobs.lateness import (
@@ -399,20 +399,13 @@ SELECT
 FROM clicks{c.suffix} WHERE {"reason IS NOT NULL" if c.primary else "reason = 'late'"}"""
 
 
-FEATURE_ROW = "view, grp, entity_id, event_time, version, features, payload"
-"""Every feature query yields these columns; one row = one version-guarded online write
-(``grp`` NULL for ungrouped views) and one offline row. ``features`` (long names -> values)
-is the offline row; ``payload`` the same values as the online store writes them."""
+FEATURE_ROW = "view, grp, entity_id, event_time, version, features"
+"""Every offline feature query yields these columns; one row = one row of the offline table
+(``grp`` NULL for ungrouped views, ``features`` long names -> values)."""
 
-ONLINE_ROW = "view, grp, entity_id, event_time, version, payload"
-"""The columns ``write_rows`` takes (flink_jobs.feature_job.WriteRows)."""
-
-
-def feature_columns(view: FeatureView, values: dict[str, str]) -> str:
-    """The ``features`` and ``payload`` columns of a feature row from one SQL string
-    expression per feature (already in core.online's encoding: integers as decimal text,
-    bools '1'/'0')."""
-    return f"{features_map(view, values)} AS features, {payload(view, values)} AS payload"
+ONLINE_WRITE = "key, script, args"
+"""One online write: a call of one of the store's Lua scripts (core.online.SCRIPTS) on one
+hash, with its ARGV (:func:`online_store_sink`)."""
 
 
 def features_map(view: FeatureView, values: dict[str, str]) -> str:
@@ -423,12 +416,66 @@ def features_map(view: FeatureView, values: dict[str, str]) -> str:
     return f"CAST(MAP[{pairs}] AS MAP<STRING, STRING>)"
 
 
-def payload(view: FeatureView, values: dict[str, str]) -> str:
-    """The online write's ``payload``: ``short=value`` entries joined by the separator of
-    core.online.parse_payload; CONCAT_WS skips a NULL entry, so a NULL value is an absent
-    field, which the online write removes."""
-    entries = ", ".join(f"'{view.feature(name).short}=' || {expr}" for name, expr in values.items())
-    return f"CONCAT_WS(CHR({ord(PAYLOAD_SEPARATOR)}), {entries})"
+def _text(literal: object) -> str:
+    """A literal ARGV element (STRING, not CHAR(n): an ARRAY of CHARs would be padded)."""
+    return f"CAST('{literal}' AS STRING)"
+
+
+def _num(expr: str) -> str:
+    return f"CAST({expr} AS STRING)"
+
+
+def _write(view: FeatureView, script: str, entity: str, argv: list[str]) -> str:
+    """The ONLINE_WRITE columns of one call of ``script`` on ``view``'s hash of ``entity``."""
+    prefix, suffix = key_parts(view)
+    key = f"'{prefix}' || CAST({entity} AS STRING) || '{suffix}'"
+    return f"{key} AS key, {_text(script)} AS script, ARRAY[{', '.join(argv)}] AS args"
+
+
+def upsert_write(
+    view: FeatureView, *, entity: str, event_time: str, version: str, values: dict[str, str]
+) -> str:
+    """A whole row of a view-scoped view as one online write: core.online.UPSERT_LUA's ARGV
+    for one group (as core.online.upsert_args builds it), the row's version field and every
+    feature, a NULL value removing its field. ``values``: one SQL STRING expression per
+    feature, already in core.online's encoding (integers as decimal text, bools '1'/'0')."""
+    missing = {f.name for f in view.features} - values.keys()
+    if missing:
+        raise ValueError(f"upsert_write: a row of {view.name} needs {sorted(missing)} too")
+    fields: list[str] = []
+    for name, expr in values.items():
+        fields += [_text(view.feature(name).short), f"COALESCE('{SET_MARK}' || {expr}, '')"]
+    argv = [
+        _num(f"{event_time} + {view.ttl_s * 1000}"),
+        _num(event_time),
+        _text(1),
+        _text(ROW_VERSION),
+        version,
+        _text(len(values)),
+        *fields,
+    ]
+    return _write(view, "upsert", entity, argv)
+
+
+def tile_write(
+    view: FeatureView, *, entity: str, event_time: str, tile: str, n: str, packed: str
+) -> str:
+    """One tile of a windowed view as one online write: core.online.TILE_LUA's ARGV for one
+    tile (as core.online.tile_args builds it), the tiles to drop counted from the tile's own
+    newest event."""
+    aggs = _aggs(view)
+    keep = [_num(f"({event_time} - {aggs.retention_ms(s)}) / {s}") for s in aggs.tile_sizes]
+    argv = [
+        _num(f"{event_time} + {view.ttl_s * 1000}"),
+        _num(event_time),
+        _text(len(keep)),
+        *keep,
+        _text(1),
+        _num(tile),
+        _num(n),
+        packed,
+    ]
+    return _write(view, "tiles", entity, argv)
 
 
 @dataclass(frozen=True)
@@ -463,7 +510,7 @@ class Chain:
         return self.lagged.lags
 
     def online_rows(self) -> str:
-        """The online rows (sql.FEATURE_ROW; an upsert stream, one entity per key)."""
+        """The online writes (sql.ONLINE_WRITE; an upsert stream, one entity per key)."""
         spec = self.lags
         values = {
             spec.value: "l.x1",
@@ -472,10 +519,15 @@ class Chain:
         }
         if spec.delta is not None:
             values[spec.delta] = "CAST(CAST(l.x1 AS BIGINT) - CAST(l.x2 AS BIGINT) AS STRING)"
+        write = upsert_write(
+            self.lagged,
+            entity="entity_id",
+            event_time="l.t1",
+            version=f"l.v1 || {encoded_num('l.n')}",
+            values=values,
+        )
         return f"""
-SELECT '{self.lagged.name}' AS view, CAST(NULL AS STRING) AS grp, entity_id,
-  l.t1 AS event_time, l.v1 || {encoded_num("l.n")} AS version,
-  {feature_columns(self.lagged, values)}
+SELECT {write}
 FROM (
   SELECT {self.entity} AS entity_id,
     last_two({self.time_ms}, {self.version}, {self.value}) AS l
@@ -486,7 +538,7 @@ FROM (
         return f"""
 SELECT '{self.lagged.name}' AS view, CAST(NULL AS STRING) AS grp, {self.entity} AS entity_id,
   {self.time_ms} AS event_time, {self.version} AS version,
-  {feature_columns(self.lagged, {self.lags.value: self.value})}
+  {features_map(self.lagged, {self.lags.value: self.value})} AS features
 FROM {self.source}"""
 
 
@@ -586,13 +638,17 @@ def tile_updates(view: FeatureView, cfg: JobConfig) -> str:
     parts = []
     for size in aggs.tile_sizes:
         ttl_ms = size + lateness + cfg.tile_state_grace_ms
+        write = tile_write(
+            view, entity="entity_id", event_time="t", tile="tile", n="n", packed="packed"
+        )
         parts.append(f"""
-SELECT /*+ STATE_TTL('e' = '{ttl_ms} ms') */ '{view.name}' AS view, CAST(tile AS STRING) AS grp,
-  entity_id, MAX(t_ms) AS event_time, CAST(COUNT(*) AS STRING) AS version,
-  {_packed(aggs)} AS payload
-FROM (SELECT *, (t_ms / {size}) * {SLOTS} + {aggs.slot(size)} AS tile
-      FROM {tile_events_name(view)}) AS e
-GROUP BY entity_id, tile""")
+SELECT {write}
+FROM (
+  SELECT /*+ STATE_TTL('e' = '{ttl_ms} ms') */ entity_id, tile, MAX(t_ms) AS t, COUNT(*) AS n,
+    {_packed(aggs)} AS packed
+  FROM (SELECT *, (t_ms / {size}) * {SLOTS} + {aggs.slot(size)} AS tile
+        FROM {tile_events_name(view)}) AS e
+  GROUP BY entity_id, tile)""")
     return "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
@@ -612,7 +668,7 @@ def final_tiles(view: FeatureView) -> str:
 SELECT '{view.name}' AS view,
   CAST((MIN(t_ms) / {size}) * {SLOTS} + {aggs.slot(size)} AS STRING) AS grp,
   entity_id, MAX(t_ms) AS event_time, {encoded_num("COUNT(*)")} AS version,
-  CAST(MAP[{pairs}] AS MAP<STRING, STRING>) AS features, {_packed(aggs)} AS payload
+  CAST(MAP[{pairs}] AS MAP<STRING, STRING>) AS features
 FROM TABLE(TUMBLE(TABLE {tile_events_name(view)}, DESCRIPTOR(ts),
                   INTERVAL '{size // 1000}' SECOND(9)))
 GROUP BY entity_id, window_start, window_end""")
@@ -659,24 +715,43 @@ FROM TABLE(SESSION(TABLE {session_source(cfg)} PARTITION BY user_id, DESCRIPTOR(
 GROUP BY user_id, window_start, window_end, window_time"""
 
 
-def sessions() -> str:
-    """``user_sessions``: one row per closed session (:func:`closed_sessions`), versioned by
-    its last event."""
-    values = {
-        "last_session_duration_s": "CAST((end_ms - start_ms) / 1000 AS STRING)",
-        "last_session_events": "CAST(events AS STRING)",
-        "last_session_pages": "CAST(pages AS STRING)",
-        "last_session_converted": "CASE WHEN converted = 1 THEN '1' ELSE '0' END",
-    }
-    end_version = (
+SESSION_VALUES = {
+    "last_session_duration_s": "CAST((end_ms - start_ms) / 1000 AS STRING)",
+    "last_session_events": "CAST(events AS STRING)",
+    "last_session_pages": "CAST(pages AS STRING)",
+    "last_session_converted": "CASE WHEN converted = 1 THEN '1' ELSE '0' END",
+}
+"""``user_sessions``' features of a closed session (a row of :func:`closed_sessions`)."""
+
+
+def _session_version() -> str:
+    """A closed session's version: its last event's."""
+    return (
         f"{encoded_num('end_ms')} || '{CLICK_PRIORITY:02x}' || "
         f"{encoded_num('kp')} || {encoded_num('last_ko')}"
     )
+
+
+def sessions() -> str:
+    """``user_sessions``' offline rows (sql.FEATURE_ROW): one per closed session
+    (:func:`closed_sessions`), versioned by its last event."""
     return f"""
 SELECT '{USER_SESSIONS.name}' AS view, CAST(NULL AS STRING) AS grp, user_id AS entity_id,
-  end_ms AS event_time, {end_version} AS version,
-  {feature_columns(USER_SESSIONS, values)}
+  end_ms AS event_time, {_session_version()} AS version,
+  {features_map(USER_SESSIONS, SESSION_VALUES)} AS features
 FROM {CLOSED_SESSIONS}"""
+
+
+def session_writes() -> str:
+    """``user_sessions``' online writes (sql.ONLINE_WRITE): each closed session's row."""
+    write = upsert_write(
+        USER_SESSIONS,
+        entity="user_id",
+        event_time="end_ms",
+        version=_session_version(),
+        values=SESSION_VALUES,
+    )
+    return f"SELECT {write} FROM {CLOSED_SESSIONS}"
 
 
 def computed_views() -> tuple[FeatureView, ...]:
@@ -709,31 +784,21 @@ def session_source(cfg: JobConfig) -> str:
     return valid_clicks_name(class_of(click_classes(cfg), USER_SESSIONS))
 
 
-def event_rows() -> str:
-    """Per-event feature rows (sql.FEATURE_ROW) written online and offline alike: one per
-    closed session."""
-    return f"CREATE TEMPORARY VIEW event_rows AS\n{sessions()}"
-
-
 def online_rows(cfg: JobConfig) -> str:
-    """What the online store receives (sql.ONLINE_ROW): the per-event rows, each change of
-    an entity's lags and every change of a tile (upsert streams: each row is absolute)."""
+    """What the online store receives (sql.ONLINE_WRITE): each closed session, each change of
+    an entity's lags and every change of a tile (upsert streams: each write is absolute)."""
     lags = [c.online_rows() for c in _chains(cfg)]
     tiles = [tile_updates(v, cfg) for v in windowed_views()]
-    parts = [
-        f"SELECT {ONLINE_ROW} FROM event_rows",
-        *(f"SELECT {ONLINE_ROW} FROM ({q})" for q in lags),
-        *tiles,
-    ]
+    parts = [session_writes(), *lags, *tiles]
     return "CREATE TEMPORARY VIEW online_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
 def offline_feature_rows(cfg: JobConfig) -> str:
-    """What the offline table receives (sql.FEATURE_ROW, append-only): the per-event rows,
+    """What the offline table receives (sql.FEATURE_ROW, append-only): each closed session,
     each lag event and each final tile."""
     lags = [c.event_rows() for c in _chains(cfg)]
     tiles = [final_tiles(v) for v in windowed_views()]
-    parts = [f"SELECT {FEATURE_ROW} FROM event_rows", *lags, *tiles]
+    parts = [sessions(), *lags, *tiles]
     return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
@@ -748,8 +813,35 @@ CREATE TABLE {name} (
 ) WITH ({_kafka(cfg, topic, key=True)})"""
 
 
-def blackhole(name: str) -> str:
-    return f"CREATE TABLE {name} (n INT) WITH ('connector' = 'blackhole')"
+ONLINE_WRITE_COLUMNS = "key STRING, script STRING, args ARRAY<STRING>"
+
+
+def _quoted(text: str) -> str:
+    """Text inside a SQL string literal."""
+    return text.replace("'", "''")
+
+
+def blackhole(name: str, columns: str = ONLINE_WRITE_COLUMNS) -> str:
+    return f"CREATE TABLE {name} ({columns}) WITH ('connector' = 'blackhole')"
+
+
+def online_store_sink(cfg: JobConfig) -> str:
+    """The online store (flink_jobs/jvm ``RedisScriptSinkFactory``): each row one call of a
+    script of core.online.SCRIPTS, pipelined; a flush every ``online_flush_ms``, every
+    ``online_batch_size`` rows and at every checkpoint barrier, answered before the
+    checkpoint completes (at-least-once; the scripts make a second delivery harmless)."""
+    scripts = "".join(
+        f",\n  'script.{name}' = '{lua.replace(chr(39), chr(39) * 2)}'"
+        for name, lua in SCRIPTS.items()
+    )
+    return f"""
+CREATE TABLE online_store ({ONLINE_WRITE_COLUMNS}) WITH (
+  'connector' = 'streamfeat-redis',
+  'url' = '{cfg.redis_url}',
+  'batch.size' = '{cfg.online_batch_size}',
+  'flush.interval' = '{cfg.online_flush_ms} ms',
+  'retry.timeout' = '{cfg.online_retry_timeout_ms} ms'{scripts}
+)"""
 
 
 PROFILE_COLUMNS = (
@@ -829,9 +921,8 @@ CREATE TABLE offline_rows (
 
 
 def online_insert(cfg: JobConfig) -> str:
-    if not cfg.online_writes:
-        return "INSERT INTO online_writes SELECT CAST(entity_id AS INT) FROM online_rows"
-    return f"INSERT INTO online_writes SELECT write_rows({ONLINE_ROW}) FROM online_rows"
+    sink = "online_store" if cfg.online_writes else "online_writes"
+    return f"INSERT INTO {sink} SELECT {ONLINE_WRITE} FROM online_rows"
 
 
 def _view_source() -> str:

@@ -30,7 +30,7 @@ user of the watermark-flush events)."""
 PROFILE_BASE = 51_000_000
 """Customers of the CRM records (burst and freshness)."""
 SCRATCH_IDS = range(USER_BASE, 52_000_000)
-ONLINE_SINK = "online_writes sink (write_rows results)"
+ONLINE_SINK = "online sink (Redis scripts, pipelined)"
 OFFLINE_SINK = "offline writer (feature rows)"
 FLUSH_AHEAD_MS = 60_000
 """Flush events are this much later than the last session's window end (see flush_records)."""
@@ -173,12 +173,12 @@ def vertex_role(description: str, inputs: Sequence[str] = ()) -> str:
     if "WindowRank" in text:
         return "orders: one create per order id (window Top-1)"
     if "last_two(" in text:
-        return "lags (LAST_TWO)" + (" + write_rows (Python, Redis)" if python else "")
+        return "lags (LAST_TWO)"
     if "GroupAggregate" in text and "tile" in text:
-        return "online tiles" + (" + write_rows (Python, Redis)" if python else "")
+        return "online tiles"
     if "WindowAggregate" in text and "TUMBLE" in text:
         return "offline tiles (TUMBLE)"
-    if "online_writes" in text:
+    if "online_store" in text or "online_writes" in text:
         return ONLINE_SINK
     if "StreamingFileWriter" in text:
         profile = any("PythonCorrelate" in i for i in inputs)  # ingest_profile's rows

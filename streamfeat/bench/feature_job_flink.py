@@ -227,8 +227,8 @@ def vertex_rows(job: Job, labels: dict[str, str], run_ms: float) -> list[Measure
 def sql_plan_rate(
     client: FlinkClient, script: Path, cfg: JobConfig, events: int, rows: int, deadline: float
 ) -> Measurement:
-    """The feature job's own SQL plan with its online writes sent to a blackhole (no Python
-    in the clickstream path), bounded to the topics' current end: events/s from its tasks
+    """The feature job's own SQL plan with its online writes sent to a blackhole instead of
+    the Redis sink, bounded to the topics' current end: events/s from its tasks
     RUNNING to FINISHED, start-up included (nothing of it is observable before it ends).
     Beside the job's own start-up-included rate, the gap is what the online writes cost."""
     args = ["--config", cfg.model_dump_json()]

@@ -7,6 +7,7 @@ runs with a 1 s bounded out-of-orderness and a 1 s idle timeout so the tests sta
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import random
@@ -30,7 +31,7 @@ from core.features import (
 )
 from core.objectstore import s3_client
 from core.offline import latest, read_rows
-from core.online import RedisOnlineStore
+from core.online import SCRIPTS, RedisOnlineStore
 from core.settings import StackSettings
 from core.topics import CDC_CUSTOMERS, CLICKSTREAM, CRM_CUSTOMERS
 from core.version import decode_event_time
@@ -491,6 +492,37 @@ def test_lags_at_a_users_first_event_are_absent(feature_job: StackSettings) -> N
         ("page_view", "search", 15 * 60_000),
     ]
     assert tuple(got[-1][n] for n in names) == tuple(lag[n] for n in USER_LAGS.names)
+
+
+def test_the_online_sink_reloads_its_scripts_when_redis_lost_them(
+    feature_job: StackSettings,
+) -> None:
+    """A Redis restarted (or failed over) forgets its scripts and answers NOSCRIPT: the job's
+    sink loads them and resends, without a restart, and the write lands."""
+    from streamfeat.flink_client import FlinkClient
+    from streamfeat.job import running_job
+    from streamfeat.stack.base import StackContext
+
+    s = feature_job
+    client = FlinkClient(StackContext(s))
+    job_id = running_job(s)
+    assert job_id
+    restarts = client.restarts(job_id)
+    user = 700_000 + int(uuid.uuid4().int % 100_000)
+    # after the lags test's events, before the savepoint test's: not late for either
+    t0 = int(time.time() * 1000) - 270_000
+    store = RedisOnlineStore.from_url(s.redis_url)
+    store.client.script_flush()
+    shas = [hashlib.sha1(lua.encode()).hexdigest() for lua in SCRIPTS.values()]
+    assert store.client.script_exists(*shas) == [False] * len(shas)
+
+    _send(s, CLICKSTREAM, [_click(user, t0, "search")])
+    lag = wait_for(
+        "user_lags written after SCRIPT FLUSH",
+        lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0) else None,
+    )
+    assert lag["last_event_type"] == "search"
+    assert client.restarts(job_id) == restarts
 
 
 def test_offline_files_commit_to_iceberg_once(feature_job: StackSettings) -> None:

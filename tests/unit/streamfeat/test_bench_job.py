@@ -123,6 +123,7 @@ def test_only_scratch_entities_are_recognised(key: bytes | str, view: Any, expec
             [],
             "session windows",
         ),
+        ("online_store[33]: Writer", [], ONLINE_SINK),
         ("online_writes[33]: Writer", [], ONLINE_SINK),
         (
             "StreamingFileWriter<br/>+- PartitionCommitter",
@@ -142,9 +143,9 @@ def test_only_scratch_entities_are_recognised(key: bytes | str, view: Any, expec
         ("StreamingFileWriter<br/>+- end: Writer", ["TableSourceScan"], "DLQ writer"),
         (
             "[45]:GlobalGroupAggregate(groupBy=[entity_id], select=[entity_id, "
-            "last_two(last_two$0) AS l]) +- PythonCalc(select=[write_rows(view, grp",
+            "last_two(last_two$0) AS l]) +- Calc(select=[||(_UTF-16LE'sf:ul:{u:'",
             [],
-            "lags (LAST_TWO) + write_rows (Python, Redis)",
+            "lags (LAST_TWO)",
         ),
         (
             "[38]:GlobalGroupAggregate(groupBy=[entity_id, tile], select=[entity_id, tile",
