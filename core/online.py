@@ -12,8 +12,10 @@ of one entity lives on one shard. Fields are the features' short names plus:
 Windowed views (core.windows) keep tiles instead: one field per tile, named by the integer
 ``tile_index * 8 + slot`` (a compact listpack integer), its value ``n[,measure...]``
 (core.windows.pack), plus ``_t`` (the newest event time). :data:`TILE_LUA` writes a tile only
-if its ``n`` is greater than the stored one, drops the tiles no window reads any more when a
-new tile arrives, and expires the key a window horizon after its newest event.
+if its ``n`` is greater than the stored one and some window still reads it; when the newest
+event time advances it deletes exactly the tiles that fell out of their retention since
+(one HDEL; a scan of the hash only after a gap of more than 64 tiles of a size), and
+expires the key a window horizon after its newest event.
 
 Writes run one Lua script per hash: a group (the row, or one attribute) is applied only if
 its version is strictly greater than the stored one, so redelivery and replay change
@@ -54,15 +56,18 @@ for _ = 1, groups do
   i = i + 3
   local current = redis.call('HGET', key, vfield)
   if (not current) or version > current then
-    redis.call('HSET', key, vfield, version)
+    local sets, dels = {vfield, version}, {}
     for j = 0, nfields - 1 do
       local field, marked = ARGV[i + 2 * j], ARGV[i + 2 * j + 1]
       if marked == '' then
-        redis.call('HDEL', key, field)
+        dels[#dels + 1] = field
       else
-        redis.call('HSET', key, field, string.sub(marked, 2))
+        sets[#sets + 1] = field
+        sets[#sets + 1] = string.sub(marked, 2)
       end
     end
+    redis.call('HSET', key, unpack(sets))
+    if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
     changed = changed + 1
   end
   i = i + 2 * nfields
@@ -98,46 +103,61 @@ def marked(encoded: str | None) -> str:
 TILE_LUA = """
 local key = KEYS[1]
 local expire_at = tonumber(ARGV[1])
-local event_time = ARGV[2]
+local event_time = tonumber(ARGV[2])
 local nslots = tonumber(ARGV[3])
-local keep = {}
-for s = 0, nslots - 1 do keep[s] = tonumber(ARGV[4 + s]) end
-local i = 4 + nslots
+local size, retention = {}, {}
+for s = 0, nslots - 1 do
+  size[s], retention[s] = tonumber(ARGV[4 + 2 * s]), tonumber(ARGV[5 + 2 * s])
+end
+local stored = tonumber(redis.call('HGET', key, '_t'))
+local newest = event_time
+if stored and stored > newest then newest = stored end
+local function keep(t, s) return math.floor((t - retention[s]) / size[s]) end
+local i = 4 + 2 * nslots
 local ntiles = tonumber(ARGV[i])
 i = i + 1
-local changed, created = 0, false
+local changed = 0
 for _ = 1, ntiles do
   local field, n, packed = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   i = i + 3
-  local current = redis.call('HGET', key, field)
-  local held = current and tonumber(string.match(current, '^[0-9]+'))
-  if (not held) or n > held then
-    redis.call('HSET', key, field, packed)
-    changed = changed + 1
-    if not current then created = true end
-  end
-end
-if created then
-  for _, f in ipairs(redis.call('HKEYS', key)) do
-    local v = tonumber(f)
-    if v then
-      local slot = v % SLOTS
-      if keep[slot] and (v - slot) / SLOTS < keep[slot] then redis.call('HDEL', key, f) end
+  local v = tonumber(field)
+  local slot = v % SLOTS
+  if (v - slot) / SLOTS >= keep(newest, slot) then
+    local current = redis.call('HGET', key, field)
+    local held = current and tonumber(string.match(current, '^[0-9]+'))
+    if (not held) or n > held then
+      redis.call('HSET', key, field, packed)
+      changed = changed + 1
     end
   end
 end
-if changed > 0 then
-  local t = redis.call('HGET', key, '_t')
-  if (not t) or tonumber(event_time) > tonumber(t) then
-    redis.call('HSET', key, '_t', event_time)
+if stored and event_time > stored then
+  local dead, scan = {}, false
+  for s = 0, nslots - 1 do
+    local from, to = keep(stored, s), keep(event_time, s)
+    if to - from > PRUNE_RANGE then scan = true break end
+    for t = from, to - 1 do dead[#dead + 1] = string.format('%d', t * SLOTS + s) end
   end
-  local current_expiry = redis.call('PEXPIRETIME', key)
-  if current_expiry < 0 or expire_at > current_expiry then
-    redis.call('PEXPIREAT', key, expire_at)
+  if scan then
+    dead = {}
+    for _, f in ipairs(redis.call('HKEYS', key)) do
+      local v = tonumber(f)
+      if v then
+        local slot = v % SLOTS
+        if size[slot] and (v - slot) / SLOTS < keep(event_time, slot) then
+          dead[#dead + 1] = f
+        end
+      end
+    end
   end
+  if #dead > 0 then redis.call('HDEL', key, unpack(dead)) end
+end
+if changed > 0 and ((not stored) or event_time > stored) then
+  redis.call('HSET', key, '_t', ARGV[2])
+  redis.call('PEXPIREAT', key, expire_at)
 end
 return changed
-""".replace("SLOTS", str(SLOTS))
+""".replace("SLOTS", str(SLOTS)).replace("PRUNE_RANGE", "64")
 
 
 SCRIPTS = {"upsert": UPSERT_LUA, "tiles": TILE_LUA}
@@ -256,7 +276,9 @@ AnyWrite = Write | TileWrite
 
 
 def tile_args(aggs: Aggregations, ttl_s: int, writes: Sequence[TileWrite]) -> list[str]:
-    """ARGV of :data:`TILE_LUA` for tiles of one hash (the greatest ``n`` per field)."""
+    """ARGV of :data:`TILE_LUA` for tiles of one hash (the greatest ``n`` per field): the
+    expiry, the newest event time, each tile size with its retention (core.windows), then
+    the tiles."""
     best: dict[int, TileWrite] = {}
     for w in writes:
         held = best.get(w.field)
@@ -265,10 +287,11 @@ def tile_args(aggs: Aggregations, ttl_s: int, writes: Sequence[TileWrite]) -> li
     newest = max(w.event_time for w in writes)
     keep = [(newest - aggs.retention_ms(size)) // size for size in aggs.tile_sizes]
     # a tile the script would drop at once is not sent: a replay's batch may carry a week of
-    # one entity's minute tiles, and a hash once past Redis' listpack limit stays a
-    # hashtable (~4x the bytes) even after the pruning shrinks it
+    # one entity's minute tiles
     live = [w for w in best.values() if w.field // SLOTS >= keep[w.field % SLOTS]]
-    args = [str(newest + ttl_s * 1000), str(newest), str(len(keep)), *map(str, keep)]
+    args = [str(newest + ttl_s * 1000), str(newest), str(len(aggs.tile_sizes))]
+    for size in aggs.tile_sizes:
+        args += [str(size), str(aggs.retention_ms(size))]
     args.append(str(len(live)))
     for w in live:
         args += [str(w.field), str(w.n), w.packed]

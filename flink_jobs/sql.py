@@ -461,15 +461,14 @@ def tile_write(
     view: FeatureView, *, entity: str, event_time: str, tile: str, n: str, packed: str
 ) -> str:
     """One tile of a windowed view as one online write: core.online.TILE_LUA's ARGV for one
-    tile (as core.online.tile_args builds it), the tiles to drop counted from the tile's own
-    newest event."""
+    tile (as core.online.tile_args builds it)."""
     aggs = _aggs(view)
-    keep = [_num(f"({event_time} - {aggs.retention_ms(s)}) / {s}") for s in aggs.tile_sizes]
+    sizes = [_text(v) for size in aggs.tile_sizes for v in (size, aggs.retention_ms(size))]
     argv = [
         _num(f"{event_time} + {view.ttl_s * 1000}"),
         _num(event_time),
-        _text(len(keep)),
-        *keep,
+        _text(len(aggs.tile_sizes)),
+        *sizes,
         _text(1),
         _num(tile),
         _num(n),

@@ -196,10 +196,10 @@ def test_tile_writes_drop_what_no_window_reads() -> None:
         USER_ACTIVITY, 1, tile_field(CLICK_AGGREGATIONS, MINUTE_MS, newest), 1, "1,0,0", newest
     )
     args = tile_args(CLICK_AGGREGATIONS, USER_ACTIVITY.ttl_s, [w])
-    expire_at, _, nslots, keep_minute, keep_hour = (int(a) for a in args[:5])
-    assert nslots == 2
-    assert keep_minute == (newest - 2 * HOUR_MS - MINUTE_MS) // MINUTE_MS
-    assert keep_hour == (newest - 7 * 24 * HOUR_MS - HOUR_MS) // HOUR_MS
+    expire_at, _, nslots, minute, minute_kept, hour, hour_kept = (int(a) for a in args[:7])
+    assert nslots == 2 and (minute, hour) == (MINUTE_MS, HOUR_MS)
+    assert minute_kept == 2 * HOUR_MS + MINUTE_MS
+    assert hour_kept == 7 * 24 * HOUR_MS + HOUR_MS
     assert expire_at == newest + 7 * 24 * HOUR_MS + HOUR_MS
 
 
@@ -214,6 +214,6 @@ def test_a_tile_the_store_would_drop_at_once_is_not_sent() -> None:
         for size in CLICK_AGGREGATIONS.tile_sizes
     ]
     args = tile_args(CLICK_AGGREGATIONS, USER_ACTIVITY.ttl_s, writes)
-    sent = {int(f) for f in args[6::3]}
-    assert int(args[5]) == len(sent) == 3
+    sent = {int(f) for f in args[8::3]}
+    assert int(args[7]) == len(sent) == 3
     assert sent == {w.field for w in writes} - {tile_field(CLICK_AGGREGATIONS, MINUTE_MS, old)}
