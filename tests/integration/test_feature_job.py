@@ -525,6 +525,34 @@ def test_the_online_sink_reloads_its_scripts_when_redis_lost_them(
     assert client.restarts(job_id) == restarts
 
 
+def test_the_online_sink_rides_out_a_redis_stall(feature_job: StackSettings) -> None:
+    """Redis stops answering for longer than the sink's socket timeout (2 s): the sink
+    resends its batch with backoff instead of failing, the job does not restart, and the
+    write lands once Redis answers again."""
+    from streamfeat.flink_client import FlinkClient
+    from streamfeat.job import running_job
+    from streamfeat.stack.base import StackContext
+
+    s = feature_job
+    client = FlinkClient(StackContext(s))
+    job_id = running_job(s)
+    assert job_id
+    restarts = client.restarts(job_id)
+    user = 600_000 + int(uuid.uuid4().int % 100_000)
+    t0 = int(time.time() * 1000) - 260_000  # after the script test's click, before later ones
+    store = RedisOnlineStore.from_url(s.redis_url)
+    store.client.execute_command("CLIENT", "PAUSE", 5000, "ALL")
+    paused = time.monotonic()
+    _send(s, CLICKSTREAM, [_click(user, t0, "search")])
+    lag = wait_for(
+        "user_lags written after the stall",
+        lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0) else None,
+    )
+    assert time.monotonic() - paused >= 5  # it could only land once Redis answered again
+    assert lag["last_event_type"] == "search"
+    assert client.restarts(job_id) == restarts
+
+
 def test_offline_files_commit_to_iceberg_once(feature_job: StackSettings) -> None:
     """The job's finished Parquet files become an Iceberg snapshot; a second commit adds
     nothing; the Iceberg scan returns exactly the committed rows."""
