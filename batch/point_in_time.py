@@ -422,7 +422,8 @@ def lag_columns(
     latest event rows at or before its time (:func:`last_two`): the latest one's value, the
     previous one's value, the time between them and (int values) the difference. All NULL
     when the latest event is expired at the spine time (the view's TTL, as a stored row);
-    the derived ones NULL at the entity's first event. An output column name per request."""
+    the derived ones NULL at the entity's first event and when the previous event is more
+    than the lags' horizon before the latest. An output column name per request."""
     view = requested[0].view
     spec = view.lags
     assert spec is not None
@@ -439,12 +440,12 @@ def lag_columns(
     alive = found.copy()
     if rows.num_rows:
         alive &= spine_ts - event_time[at] < view.ttl_s * 1000
-    paired = alive & (prev >= 0)
+    since = event_time[at] - event_time[before] if rows.num_rows else np.zeros_like(at)
+    paired = alive & (prev >= 0) & (since <= spec.horizon_ms)
     lookup = _MapLookup(rows["features"].combine_chunks())
     value = Requested(view, view.feature(spec.value))
     last = _decode(lookup.take(spec.value, at, alive), value)
     previous = _decode(lookup.take(spec.value, before, paired), value)
-    since = event_time[at] - event_time[before] if rows.num_rows else np.zeros_like(at)
     derived = {
         spec.value: last,
         spec.prev: previous,

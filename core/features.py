@@ -61,6 +61,11 @@ class Lags:
     """Feature: latest event time - the previous event's (>= 0); None at the first event."""
     delta: str | None = None
     """Feature (int64 values only): latest value - previous value; None at the first."""
+    horizon_ms: int = 7 * 86_400_000
+    """The previous event counts only if at most this long before the latest; else the
+    latest is as an entity's first event (``prev``, ``since_ms``, ``delta`` None). Default:
+    the 7 days Kafka keeps, so a replay sees every previous event the live job saw; and the
+    job keeps an entity's events in state only this long (plus a grace) after its last."""
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -192,13 +192,24 @@ class LagsSpec(_Spec):
     prev: Name = Field(description="Feature: the value of the event before it.")
     since_ms: Name = Field(description="Feature: latest event time - the previous one's.")
     delta: Name | None = Field(None, description="Feature: latest value - previous value.")
+    horizon_ms: int = Field(
+        Lags.horizon_ms,
+        gt=0,
+        description="The previous event counts only if at most this long before the latest.",
+    )
 
     def declaration(self) -> Lags:
-        return Lags(self.value, self.prev, self.since_ms, self.delta)
+        return Lags(self.value, self.prev, self.since_ms, self.delta, self.horizon_ms)
 
 
 def lags_spec(lags: Lags) -> LagsSpec:
-    return LagsSpec(value=lags.value, prev=lags.prev, since_ms=lags.since_ms, delta=lags.delta)
+    return LagsSpec(
+        value=lags.value,
+        prev=lags.prev,
+        since_ms=lags.since_ms,
+        delta=lags.delta,
+        horizon_ms=lags.horizon_ms,
+    )
 
 
 class FeatureViewBody(_Spec):

@@ -3,10 +3,11 @@
 Clickstream records are parsed once, strictly, by the job's Java parser (flink_jobs/jvm,
 the rules of flink_jobs.logic.records.parse_click) and gated in SQL: the ``reason`` column
 is NULL for a valid, on-time event, else the DLQ reason. ``late`` means the event's time
-is at or behind the current watermark when it arrives (``CURRENT_WATERMARK``): OVER
-aggregations would drop it silently, so it goes to the DLQ instead. Rolling windows are
-tiles (core.windows): the job keeps each tile's partial aggregate and the readers combine
-the tiles that cover a window as of the read.
+is at or behind the current watermark when it arrives (``CURRENT_WATERMARK``): the
+session and tumbling windows would drop it silently, so it goes to the DLQ instead.
+Rolling windows are tiles (core.windows): the job keeps each tile's partial aggregate and
+the readers combine the tiles that cover a window as of the read. Online writes leave as
+rows of script calls (:data:`ONLINE_WRITE`) for the job's Java Redis sink.
 """
 
 from __future__ import annotations
@@ -285,9 +286,8 @@ def order_creations() -> str:
 
     Every copy of an order has the same event time (its ``created_at``), so copies meet in
     one 1 ms tumbling window keyed by the order id: a window Top-1 (ROW_NUMBER ordered by
-    the version) emits the least copy once, when the watermark passes ``created_at`` — the
-    moment the OVER aggregations downstream would fire anyway, so nothing waits longer.
-    Its output is append-only (an OVER aggregation takes no updates; a plain
+    the version) emits the least copy once, when the watermark passes ``created_at``.
+    Its output is append-only (the offline rows and tumbling tiles take no updates; a plain
     ROW_NUMBER dedup would keep the first arrival on a time tie), and ``window_time`` of a
     1 ms window is the event time again. State lives only until the watermark passes: a
     copy arriving later than that is behind the watermark, so the gate rejects it as
@@ -501,6 +501,15 @@ class Chain:
     value: str
     """The event's own value as STRING (core.online's encoding)."""
     lagged: FeatureView
+    state_grace_ms: int
+    """How long an entity's two events outlive the lags' horizon in state (processing
+    time; JobConfig.tile_state_grace_ms)."""
+
+    @property
+    def state_ttl_ms(self) -> int:
+        """An entity's state lives this long after its last event: past the horizon its
+        previous event no longer counts, so nothing of it is needed (bounded state)."""
+        return self.lags.horizon_ms + self.state_grace_ms
 
     @property
     def lags(self) -> Lags:
@@ -511,13 +520,17 @@ class Chain:
     def online_rows(self) -> str:
         """The online writes (sql.ONLINE_WRITE; an upsert stream, one entity per key)."""
         spec = self.lags
+        within = f"l.t1 - l.t2 <= {spec.horizon_ms}"  # else as the entity's first event
         values = {
             spec.value: "l.x1",
-            spec.prev: "l.x2",
-            spec.since_ms: "CAST(l.t1 - l.t2 AS STRING)",
+            spec.prev: f"CASE WHEN {within} THEN l.x2 END",
+            spec.since_ms: f"CASE WHEN {within} THEN CAST(l.t1 - l.t2 AS STRING) END",
         }
         if spec.delta is not None:
-            values[spec.delta] = "CAST(CAST(l.x1 AS BIGINT) - CAST(l.x2 AS BIGINT) AS STRING)"
+            values[spec.delta] = (
+                f"CASE WHEN {within} THEN "
+                "CAST(CAST(l.x1 AS BIGINT) - CAST(l.x2 AS BIGINT) AS STRING) END"
+            )
         write = upsert_write(
             self.lagged,
             entity="entity_id",
@@ -528,9 +541,9 @@ class Chain:
         return f"""
 SELECT {write}
 FROM (
-  SELECT {self.entity} AS entity_id,
+  SELECT /*+ STATE_TTL('s' = '{self.state_ttl_ms} ms') */ {self.entity} AS entity_id,
     last_two({self.time_ms}, {self.version}, {self.value}) AS l
-  FROM {self.source} GROUP BY {self.entity})"""
+  FROM {self.source} AS s GROUP BY {self.entity})"""
 
     def event_rows(self) -> str:
         """The offline rows (sql.FEATURE_ROW, append-only): one per event, its own value."""
@@ -541,7 +554,7 @@ SELECT '{self.lagged.name}' AS view, CAST(NULL AS STRING) AS grp, {self.entity} 
 FROM {self.source}"""
 
 
-def click_chain(source: str = "valid_clicks") -> Chain:
+def click_chain(source: str, state_grace_ms: int) -> Chain:
     """user_lags over ``source`` (the valid clicks of its lateness class)."""
     return Chain(
         source=source,
@@ -550,10 +563,11 @@ def click_chain(source: str = "valid_clicks") -> Chain:
         version=_click_version(),
         value="event_type",
         lagged=USER_LAGS,
+        state_grace_ms=state_grace_ms,
     )
 
 
-def order_chain() -> Chain:
+def order_chain(state_grace_ms: int) -> Chain:
     """order_lags at each order's creation time (flink_jobs.logic.lags.order_lags: NULL at
     the first order)."""
     return Chain(
@@ -563,6 +577,7 @@ def order_chain() -> Chain:
         version=_order_version(),
         value="CAST(amount_cents AS STRING)",
         lagged=ORDER_LAGS,
+        state_grace_ms=state_grace_ms,
     )
 
 
@@ -775,7 +790,8 @@ def tile_event_views(cfg: JobConfig) -> list[str]:
 
 def _chains(cfg: JobConfig) -> tuple[Chain, Chain]:
     classes = click_classes(cfg)
-    return click_chain(valid_clicks_name(class_of(classes, USER_LAGS))), order_chain()
+    grace = cfg.tile_state_grace_ms
+    return click_chain(valid_clicks_name(class_of(classes, USER_LAGS)), grace), order_chain(grace)
 
 
 def session_source(cfg: JobConfig) -> str:

@@ -43,13 +43,17 @@ def lags(
     time_of: Callable[[E], int],
     version_of: Callable[[E], Version],
     value_of: Callable[[E], T],
+    horizon_ms: int | None = None,
 ) -> list[Lag[E, T]]:
-    """Lags of every event, sorted by (entity, time, version)."""
+    """Lags of every event, sorted by (entity, time, version); a previous event more than
+    ``horizon_ms`` before counts as none (core.features.Lags.horizon_ms)."""
     ordered = sorted(events, key=lambda e: (entity_of(e), time_of(e), version_of(e)))
     out: list[Lag[E, T]] = []
     prev: E | None = None
     for e in ordered:
         if prev is not None and entity_of(prev) != entity_of(e):
+            prev = None
+        if prev is not None and horizon_ms is not None and time_of(e) - time_of(prev) > horizon_ms:
             prev = None
         out.append(
             Lag(
@@ -65,6 +69,12 @@ def lags(
     return out
 
 
+def _horizon(name: str) -> int:
+    spec = view(name).lags
+    assert spec is not None
+    return spec.horizon_ms
+
+
 def click_lags(events: Iterable[ClickEvent]) -> list[FeatureRow]:
     """``user_lags`` rows, one per click: last_event_type, prev_event_type,
     ms_since_prev_event (None, None at a user's first event)."""
@@ -75,6 +85,7 @@ def click_lags(events: Iterable[ClickEvent]) -> list[FeatureRow]:
         time_of=lambda e: e.event_time,
         version_of=lambda e: e.version,
         value_of=lambda e: e.event_type,
+        horizon_ms=_horizon(USER_LAGS.name),
     ):
         values: dict[str, FeatureValue] = {
             "last_event_type": lag.value,
@@ -99,6 +110,7 @@ def order_lags(orders: Iterable[OrderEvent]) -> list[FeatureRow]:
         time_of=lambda o: o.order_time_ms,
         version_of=lambda o: o.version,
         value_of=lambda o: o.amount_cents,
+        horizon_ms=_horizon(ORDER_LAGS.name),
     ):
         prev = lag.prev_value
         values: dict[str, FeatureValue] = {

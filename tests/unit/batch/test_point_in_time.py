@@ -417,6 +417,26 @@ def test_lags_are_derived_from_the_two_latest_events_at_or_before_the_instant() 
     ]  # fmt: skip
 
 
+def test_a_previous_order_past_the_lags_horizon_is_none_offline() -> None:
+    """As online (flink_jobs.sql.Chain): the horizon apart pairs, 1 ms more does not."""
+    from core.features import ORDER_LAGS
+
+    assert ORDER_LAGS.lags is not None
+    h, t0 = ORDER_LAGS.lags.horizon_ms, 1_700_000_000_000
+    rows = [
+        row("order_lags", c, "", {"last_order_cents": str(a)}, t, offset=i)
+        for i, (c, t, a) in enumerate(
+            [(1, t0, 100), (1, t0 + h, 250), (2, t0, 100), (2, t0 + h + 1, 250)]
+        )
+    ]
+    got = _join(_spine([(1, t0 + h), (2, t0 + h + 1)]), rows, ["order_lags"]).to_pylist()
+    names = ["last_order_cents", "prev_order_cents", "order_delta_cents", "ms_since_prev_order"]
+    assert [tuple(r[f"order_lags__{n}"] for n in names) for r in got] == [
+        (250, 100, 150, h),
+        (250, None, None, None),
+    ]
+
+
 @given(
     st.lists(
         st.tuples(st.integers(1, 3), st.integers(0, 40), st.integers(0, 5), st.integers(0, 9)),

@@ -45,6 +45,26 @@ def test_equal_times_are_ordered_by_version() -> None:
     ]
 
 
+def test_a_previous_event_past_the_horizon_counts_as_none() -> None:
+    """Exactly the horizon apart still pairs; 1 ms more does not (core.features.Lags)."""
+    horizon = USER_LAGS.lags.horizon_ms if USER_LAGS.lags else 0
+    events = [
+        click(1, T0, "page_view"),
+        click(1, T0 + horizon, "search"),
+        click(1, T0 + 2 * horizon + 1, "purchase"),
+    ]
+    assert [tuple(r.values.values()) for r in click_lags(events)] == [
+        ("page_view", None, None),
+        ("search", "page_view", horizon),
+        ("purchase", None, None),
+    ]
+    orders = [order(7, T0, 1000), order(7, T0 + horizon + 1, 2500)]
+    assert [tuple(r.values.values()) for r in order_lags(orders)] == [
+        (1000, None, None, None),
+        (2500, None, None, None),
+    ]
+
+
 def test_order_lags_hand_computed() -> None:
     orders = [
         order(7, T0, 1000),

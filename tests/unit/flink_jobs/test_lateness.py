@@ -56,7 +56,7 @@ def test_a_view_with_its_own_lateness_gets_its_own_read_of_the_source() -> None:
     assert f"'properties.group.id' = '{cfg.group_id}_l300000'" in source  # offsets never mix
     # the sessions read the class's clicks, the chain the primary's
     assert sql.session_source(cfg) == "valid_clicks_l300000"
-    assert "FROM valid_clicks GROUP BY user_id" in sql.online_rows(cfg)  # lags, online
+    assert "FROM valid_clicks AS s GROUP BY user_id" in sql.online_rows(cfg)  # lags, online
     assert "FROM valid_clicks)" in sql.offline_feature_rows(cfg)  # and offline
     assert "FROM valid_clicks WHERE" not in "".join(sql.tile_event_views(cfg))
 
@@ -77,7 +77,7 @@ def test_views_computed_together_must_agree() -> None:
         (USER_LAGS,),
         50,
     )
-    assert "FROM valid_clicks_l50 GROUP BY user_id" in sql.online_rows(_cfg(user_lags=50))
+    assert "FROM valid_clicks_l50 AS s GROUP BY user_id" in sql.online_rows(_cfg(user_lags=50))
     # the orders have one source table: one watermark for every order view
     with pytest.raises(ValueError, match="customer_orders 7 ms, order_lags 1000 ms"):
         sql.orders_lateness_ms(_cfg(customer_orders=7))
