@@ -21,8 +21,9 @@ Lag views (core.features.Lags) hold one row per event with its own value: their 
 are derived per spine row from the entity's two latest events at or before the spine time
 (:func:`lag_columns`), the rule the feature job applies online.
 
-Windowed views (core.windows) are tiles: each offline row of such a view is one final tile
-(``grp`` its stored field, ``features`` its ``n`` and stored measures). Their features are
+Windowed views (core.windows) are tiles: each offline row of such a view is one value a
+tile took (``grp`` its stored field, ``features`` its ``n`` and stored measures, ``version``
+its encoded ``n``); the greatest version per tile is its final value. Their features are
 computed per spine row by :func:`core.windows.combine` as of the spine time from complete
 tiles only -- the code the API runs for ``as_of`` -- so no event after the spine time is ever
 counted (:func:`windowed_columns`).
@@ -469,7 +470,8 @@ def windowed_columns(
 ) -> list[pa.Array]:
     """Features of one windowed view per spine row, as of its time (complete tiles only,
     core.windows.combine): one array per requested feature. Per tile the row with the
-    greatest version wins (a replay writes a final tile again with the same values)."""
+    greatest version wins: the job writes every value a tile takes, each with its event
+    count as version, and a replay writes them again with the same values."""
     view = requested[0].view
     aggs = view.aggregations
     assert aggs is not None

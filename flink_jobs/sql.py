@@ -115,6 +115,7 @@ JAVA_FUNCTIONS = {
     "epoch_ms": "io.streamfeat.flink.EpochMillis",
     "plausible_time": "io.streamfeat.flink.PlausibleTime",
     "last_two": "io.streamfeat.flink.LastTwo",
+    "updated_rows": "io.streamfeat.flink.UpdatedRows",
 }
 """The job's Java functions (flink_jobs/jvm): SQL name -> class, registered by the job."""
 
@@ -631,62 +632,83 @@ def _measure_sql(m: Measure) -> str:
 
 
 def _packed(aggs: Aggregations) -> str:
-    """core.windows.pack in SQL: ``n`` then the stored measures, ``,``-separated."""
-    parts = ["CAST(COUNT(*) AS STRING)"]
-    parts += [f"COALESCE(CAST({_measure_sql(m)} AS STRING), '')" for m in aggs.stored]
+    """core.windows.pack in SQL over a row of :func:`tile_aggregates`: ``n`` then the stored
+    measures, ``,``-separated."""
+    parts = ["CAST(n AS STRING)"]
+    parts += [f"COALESCE(CAST(`{m.name}` AS STRING), '')" for m in aggs.stored]
     return " || ',' || ".join(parts)
 
 
-def tile_updates(view: FeatureView, cfg: JobConfig) -> str:
-    """The online tiles of a windowed view: per tile size a group aggregation on (entity,
-    tile) -- two-phase and mini-batched (``table.exec.mini-batch``: each key's state is
-    touched once per batch, no per-event timers) -- emitting each changed tile's absolute
-    value (an upsert stream) for the version-guarded online write. Its state lives
-    ``tile + lateness + grace`` (a STATE_TTL hint): the watermark closes a tile after its
-    end plus the allowed lateness, later events go to the DLQ as late, so an older tile
-    never changes again."""
+def tile_aggregates_name(view: FeatureView) -> str:
+    return f"tiles_{view.name}"
+
+
+def tile_aggregates(view: FeatureView, cfg: JobConfig) -> str:
+    """The tiles of a windowed view, one table for the online and the offline store: per tile
+    size a group aggregation on (entity, tile) -- two-phase and mini-batched
+    (``table.exec.mini-batch``: each key's state is touched once per batch, no per-event
+    timers, no watermark) -- emitting each changed tile's absolute value (an upsert stream:
+    ``entity_id, tile`` (its stored field), ``t`` (its newest event time), ``n`` and each
+    stored measure by name). Its state lives ``tile + lateness + grace`` (a STATE_TTL hint):
+    the watermark closes a tile after its end plus the allowed lateness, later events go to
+    the DLQ as late, so an older tile never changes again."""
     aggs = _aggs(view)
     lateness = view_lateness(
         view, default_ms=cfg.max_out_of_orderness_ms, overrides=lateness_overrides(cfg)
     )
+    measures = "".join(f", {_measure_sql(m)} AS `{m.name}`" for m in aggs.stored)
     parts = []
     for size in aggs.tile_sizes:
         ttl_ms = size + lateness + cfg.tile_state_grace_ms
-        write = tile_write(
-            view, entity="entity_id", event_time="t", tile="tile", n="n", packed="packed"
-        )
         parts.append(f"""
-SELECT {write}
-FROM (
-  SELECT /*+ STATE_TTL('e' = '{ttl_ms} ms') */ entity_id, tile, MAX(t_ms) AS t, COUNT(*) AS n,
-    {_packed(aggs)} AS packed
-  FROM (SELECT *, (t_ms / {size}) * {SLOTS} + {aggs.slot(size)} AS tile
-        FROM {tile_events_name(view)}) AS e
-  GROUP BY entity_id, tile)""")
-    return "\nUNION ALL\n".join(f"({p})" for p in parts)
+SELECT /*+ STATE_TTL('e' = '{ttl_ms} ms') */ entity_id, tile, MAX(t_ms) AS t, COUNT(*) AS n
+  {measures}
+FROM (SELECT *, (t_ms / {size}) * {SLOTS} + {aggs.slot(size)} AS tile
+      FROM {tile_events_name(view)}) AS e
+GROUP BY entity_id, tile""")
+    union = "\nUNION ALL\n".join(f"({p})" for p in parts)
+    return f"CREATE TEMPORARY VIEW {tile_aggregates_name(view)} AS\n{union}"
 
 
-def final_tiles(view: FeatureView) -> str:
-    """The offline tiles of a windowed view: each tile once, final, when the watermark
-    passes its end (a tumbling window per tile size; append-only, as the offline table
-    needs). ``features`` holds ``n`` and every stored measure by name, ``version`` the
-    encoded ``n``."""
+def tile_updates(view: FeatureView) -> str:
+    """The online writes of a windowed view's tiles (sql.ONLINE_WRITE): every change of a
+    tile, version-guarded by its ``n``."""
+    write = tile_write(
+        view, entity="entity_id", event_time="t", tile="tile", n="n", packed=_packed(_aggs(view))
+    )
+    return f"SELECT {write} FROM {tile_aggregates_name(view)}"
+
+
+def tile_rows_name(view: FeatureView) -> str:
+    return f"tile_rows_{view.name}"
+
+
+def tile_rows(view: FeatureView) -> str:
+    """The tiles' changes as feature rows (sql.FEATURE_ROW, an upsert stream): ``grp`` the
+    tile's stored field, ``version`` its encoded ``n``, ``features`` ``n`` and every stored
+    measure by name."""
     aggs = _aggs(view)
-    parts = []
-    values = {"n": "CAST(COUNT(*) AS STRING)"} | {
-        m.name: f"CAST({_measure_sql(m)} AS STRING)" for m in aggs.stored
-    }
-    pairs = ", ".join(f"'{k}', {v}" for k, v in values.items())
-    for size in aggs.tile_sizes:
-        parts.append(f"""
-SELECT '{view.name}' AS view,
-  CAST((MIN(t_ms) / {size}) * {SLOTS} + {aggs.slot(size)} AS STRING) AS grp,
-  entity_id, MAX(t_ms) AS event_time, {encoded_num("COUNT(*)")} AS version,
-  CAST(MAP[{pairs}] AS MAP<STRING, STRING>) AS features
-FROM TABLE(TUMBLE(TABLE {tile_events_name(view)}, DESCRIPTOR(ts),
-                  INTERVAL '{size // 1000}' SECOND(9)))
-GROUP BY entity_id, window_start, window_end""")
-    return "\nUNION ALL\n".join(f"({p})" for p in parts)
+    pairs = ", ".join(
+        [
+            "'n', CAST(n AS STRING)",
+            *(f"'{m.name}', CAST(`{m.name}` AS STRING)" for m in aggs.stored),
+        ]
+    )
+    return f"""
+CREATE TEMPORARY VIEW {tile_rows_name(view)} AS
+SELECT '{view.name}' AS view, CAST(tile AS STRING) AS grp, entity_id, t AS event_time,
+  {encoded_num("n")} AS version, CAST(MAP[{pairs}] AS MAP<STRING, STRING>) AS features
+FROM {tile_aggregates_name(view)}"""
+
+
+def offline_tiles(view: FeatureView) -> str:
+    """The offline rows of a windowed view (sql.FEATURE_ROW, append-only): every value a
+    tile took, as its online write (``updated_rows``, a Java table function: each insert and
+    update of the upsert stream becomes a row). The training-set join keeps the greatest
+    version per tile (batch.point_in_time.windowed_columns), so the offline tiles are final
+    without a second, watermark-driven aggregation that could drop an event the gate let
+    through."""
+    return f"SELECT {FEATURE_ROW} FROM updated_rows(input => TABLE {tile_rows_name(view)})"
 
 
 def valid_clicks_name(c: LatenessClass) -> str:
@@ -784,8 +806,12 @@ def event_sources(cfg: JobConfig) -> dict[str, str]:
 
 
 def tile_event_views(cfg: JobConfig) -> list[str]:
+    """Per windowed view: its events, its tiles and their feature rows."""
     sources = event_sources(cfg)
-    return [tile_events(v, sources[v.name]) for v in windowed_views()]
+    out = []
+    for v in windowed_views():
+        out += [tile_events(v, sources[v.name]), tile_aggregates(v, cfg), tile_rows(v)]
+    return out
 
 
 def _chains(cfg: JobConfig) -> tuple[Chain, Chain]:
@@ -803,7 +829,7 @@ def online_rows(cfg: JobConfig) -> str:
     """What the online store receives (sql.ONLINE_WRITE): each closed session, each change of
     an entity's lags and every change of a tile (upsert streams: each write is absolute)."""
     lags = [c.online_rows() for c in _chains(cfg)]
-    tiles = [tile_updates(v, cfg) for v in windowed_views()]
+    tiles = [tile_updates(v) for v in windowed_views()]
     parts = [session_writes(), *lags, *tiles]
     return "CREATE TEMPORARY VIEW online_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
@@ -812,7 +838,7 @@ def offline_feature_rows(cfg: JobConfig) -> str:
     """What the offline table receives (sql.FEATURE_ROW, append-only): each closed session,
     each lag event and each final tile."""
     lags = [c.event_rows() for c in _chains(cfg)]
-    tiles = [final_tiles(v) for v in windowed_views()]
+    tiles = [offline_tiles(v) for v in windowed_views()]
     parts = [sessions(), *lags, *tiles]
     return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 

@@ -178,6 +178,8 @@ def vertex_role(description: str, inputs: Sequence[str] = ()) -> str:
         return "online tiles"
     if "WindowAggregate" in text and "TUMBLE" in text:
         return "offline tiles (TUMBLE)"
+    if "ProcessTableFunction" in text and "updated_rows" in text:
+        return "offline tile rows (updated_rows)"
     if "online_store" in text or "online_writes" in text:
         return ONLINE_SINK
     if "StreamingFileWriter" in text:
