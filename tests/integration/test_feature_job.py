@@ -14,7 +14,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -500,20 +500,31 @@ def test_lags_at_a_users_first_event_are_absent(feature_job: StackSettings) -> N
     assert tuple(got[-1][n] for n in names) == tuple(lag[n] for n in USER_LAGS.names)
 
 
+def _job_restarts(settings: StackSettings) -> Callable[[], int]:
+    """The running feature job's restart count (Flink's ``numRestarts``), read at each call."""
+    from streamfeat.flink_client import FlinkClient
+    from streamfeat.job import running_job
+    from streamfeat.stack.base import StackContext
+
+    client = FlinkClient(StackContext(settings))
+    job_id = running_job(settings)
+    assert job_id
+    return lambda: client.restarts(job_id)
+
+
+def _lags_at(store: RedisOnlineStore, user: int, t: int) -> Callable[[], Any]:
+    """A wait_for check: the user's lags once they stand at the event of time ``t``."""
+    return lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t) else None
+
+
 def test_the_online_sink_reloads_its_scripts_when_redis_lost_them(
     feature_job: StackSettings,
 ) -> None:
     """A Redis restarted (or failed over) forgets its scripts and answers NOSCRIPT: the job's
     sink loads them and resends, without a restart, and the write lands."""
-    from streamfeat.flink_client import FlinkClient
-    from streamfeat.job import running_job
-    from streamfeat.stack.base import StackContext
-
     s = feature_job
-    client = FlinkClient(StackContext(s))
-    job_id = running_job(s)
-    assert job_id
-    restarts = client.restarts(job_id)
+    restarts = _job_restarts(s)
+    before = restarts()
     user = 700_000 + int(uuid.uuid4().int % 100_000)
     # after the lags test's events, before the savepoint test's: not late for either
     t0 = int(time.time() * 1000) - 270_000
@@ -523,40 +534,28 @@ def test_the_online_sink_reloads_its_scripts_when_redis_lost_them(
     assert store.client.script_exists(*shas) == [False] * len(shas)
 
     _send(s, CLICKSTREAM, [_click(user, t0, "search")])
-    lag = wait_for(
-        "user_lags written after SCRIPT FLUSH",
-        lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0) else None,
-    )
+    lag = wait_for("user_lags written after SCRIPT FLUSH", _lags_at(store, user, t0))
     assert lag["last_event_type"] == "search"
-    assert client.restarts(job_id) == restarts
+    assert restarts() == before
 
 
 def test_the_online_sink_rides_out_a_redis_stall(feature_job: StackSettings) -> None:
     """Redis stops answering for longer than the sink's socket timeout (2 s): the sink
     resends its batch with backoff instead of failing, the job does not restart, and the
     write lands once Redis answers again."""
-    from streamfeat.flink_client import FlinkClient
-    from streamfeat.job import running_job
-    from streamfeat.stack.base import StackContext
-
     s = feature_job
-    client = FlinkClient(StackContext(s))
-    job_id = running_job(s)
-    assert job_id
-    restarts = client.restarts(job_id)
+    restarts = _job_restarts(s)
+    before = restarts()
     user = 600_000 + int(uuid.uuid4().int % 100_000)
     t0 = int(time.time() * 1000) - 260_000  # after the script test's click, before later ones
     store = RedisOnlineStore.from_url(s.redis_url)
     store.client.execute_command("CLIENT", "PAUSE", 5000, "ALL")
     paused = time.monotonic()
     _send(s, CLICKSTREAM, [_click(user, t0, "search")])
-    lag = wait_for(
-        "user_lags written after the stall",
-        lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t0) else None,
-    )
+    lag = wait_for("user_lags written after the stall", _lags_at(store, user, t0))
     assert time.monotonic() - paused >= 5  # it could only land once Redis answered again
     assert lag["last_event_type"] == "search"
-    assert client.restarts(job_id) == restarts
+    assert restarts() == before
 
 
 def test_offline_files_commit_to_iceberg_once(feature_job: StackSettings) -> None:
