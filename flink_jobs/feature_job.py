@@ -5,8 +5,8 @@ Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_
 - clickstream: parsed once per record by the job's Java parser (flink_jobs/jvm) and gated
   in SQL (sql.clicks_gate; event-time watermarks, idle partitions ignored after
   ``idle_timeout_ms``); bad or late events -> DLQ on S3; valid ones -> tiles of the
-  windowed views (core.windows: mini-batch group aggregations online, final tumbling tiles
-  offline), lags (the two latest events per entity, sql.Chain), sessions (SESSION windows;
+  windowed views (core.windows: one mini-batch group aggregation per tile size, every
+  change of a tile written online and appended offline), lags (the two latest events per entity, sql.Chain), sessions (SESSION windows;
   their count in tiles too) -> Redis (sql.ONLINE_WRITE rows: version-guarded script calls,
   pipelined by the job's Java sink) and the offline table (sql.FEATURE_ROW rows: Parquet on
   S3, committed by checkpoints). CDC orders likewise, counted once per order id.

@@ -631,14 +631,6 @@ def _measure_sql(m: Measure) -> str:
     return f"{m.function.upper()}({value})"
 
 
-def _packed(aggs: Aggregations) -> str:
-    """core.windows.pack in SQL over a row of :func:`tile_aggregates`: ``n`` then the stored
-    measures, ``,``-separated."""
-    parts = ["CAST(n AS STRING)"]
-    parts += [f"COALESCE(CAST(`{m.name}` AS STRING), '')" for m in aggs.stored]
-    return " || ',' || ".join(parts)
-
-
 def tile_aggregates_name(view: FeatureView) -> str:
     return f"tiles_{view.name}"
 
@@ -670,13 +662,8 @@ GROUP BY entity_id, tile""")
     return f"CREATE TEMPORARY VIEW {tile_aggregates_name(view)} AS\n{union}"
 
 
-def tile_updates(view: FeatureView) -> str:
-    """The online writes of a windowed view's tiles (sql.ONLINE_WRITE): every change of a
-    tile, version-guarded by its ``n``."""
-    write = tile_write(
-        view, entity="entity_id", event_time="t", tile="tile", n="n", packed=_packed(_aggs(view))
-    )
-    return f"SELECT {write} FROM {tile_aggregates_name(view)}"
+def tile_changes_name(view: FeatureView) -> str:
+    return f"tile_changes_{view.name}"
 
 
 def tile_rows_name(view: FeatureView) -> str:
@@ -701,14 +688,43 @@ SELECT '{view.name}' AS view, CAST(tile AS STRING) AS grp, entity_id, t AS event
 FROM {tile_aggregates_name(view)}"""
 
 
+def tile_changes(view: FeatureView) -> str:
+    """Every value a tile took, as append-only feature rows (sql.FEATURE_ROW): ``updated_rows``
+    (a Java table function) turns each insert and update of the tiles' upsert stream into a
+    row. Both stores read this one table, so the tile aggregation runs once: an upsert sink
+    and a retracting reader of the aggregation itself would ask the planner for two changelog
+    modes, and it would compute the aggregation twice."""
+    return (
+        f"CREATE TEMPORARY VIEW {tile_changes_name(view)} AS "
+        f"SELECT {FEATURE_ROW} FROM updated_rows(input => TABLE {tile_rows_name(view)})"
+    )
+
+
+def tile_updates(view: FeatureView) -> str:
+    """The online writes of a windowed view's tiles (sql.ONLINE_WRITE): every change of a
+    tile, version-guarded by its ``n``."""
+    aggs = _aggs(view)
+    # core.windows.pack: n, then the stored measures, ','-separated, '' for a NULL
+    packed = " || ',' || ".join(
+        ["features['n']", *(f"COALESCE(features['{m.name}'], '')" for m in aggs.stored)]
+    )
+    write = tile_write(
+        view,
+        entity="entity_id",
+        event_time="event_time",
+        tile="CAST(grp AS BIGINT)",
+        n="features['n']",
+        packed=packed,
+    )
+    return f"SELECT {write} FROM {tile_changes_name(view)}"
+
+
 def offline_tiles(view: FeatureView) -> str:
-    """The offline rows of a windowed view (sql.FEATURE_ROW, append-only): every value a
-    tile took, as its online write (``updated_rows``, a Java table function: each insert and
-    update of the upsert stream becomes a row). The training-set join keeps the greatest
-    version per tile (batch.point_in_time.windowed_columns), so the offline tiles are final
-    without a second, watermark-driven aggregation that could drop an event the gate let
-    through."""
-    return f"SELECT {FEATURE_ROW} FROM updated_rows(input => TABLE {tile_rows_name(view)})"
+    """The offline rows of a windowed view (sql.FEATURE_ROW, append-only): every value a tile
+    took (:func:`tile_changes`). The training-set join keeps the greatest version per tile
+    (batch.point_in_time.windowed_columns), so the offline tiles are final without a second,
+    watermark-driven aggregation that could drop an event the gate let through."""
+    return f"SELECT {FEATURE_ROW} FROM {tile_changes_name(view)}"
 
 
 def valid_clicks_name(c: LatenessClass) -> str:
@@ -811,6 +827,7 @@ def tile_event_views(cfg: JobConfig) -> list[str]:
     out = []
     for v in windowed_views():
         out += [tile_events(v, sources[v.name]), tile_aggregates(v, cfg), tile_rows(v)]
+        out.append(tile_changes(v))
     return out
 
 
