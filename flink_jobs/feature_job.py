@@ -6,10 +6,11 @@ Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_
   in SQL (sql.clicks_gate; event-time watermarks, idle partitions ignored after
   ``idle_timeout_ms``); bad or late events -> DLQ on S3; valid ones -> tiles of the
   windowed views (core.windows: one mini-batch group aggregation per tile size, every
-  change of a tile written online and appended offline), lags (the two latest events per entity, sql.Chain), sessions (SESSION windows;
-  their count in tiles too) -> Redis (sql.ONLINE_WRITE rows: version-guarded script calls,
-  pipelined by the job's Java sink) and the offline table (sql.FEATURE_ROW rows: Parquet on
-  S3, committed by checkpoints). CDC orders likewise, counted once per order id.
+  change of a tile written online and appended offline), lags (the two latest events per
+  entity, sql.Chain), sessions (SESSION windows; their count in tiles too) -> Redis
+  (sql.ONLINE_WRITE rows: version-guarded script calls, pipelined by the job's Java sink)
+  and the offline table (sql.FEATURE_ROW rows: Parquet on S3, committed by checkpoints).
+  CDC orders likewise, counted once per order id.
 - cdc.public.customers + crm.customers -> attribute updates with versions -> Redis, where
   the Lua upsert keeps the greatest version per attribute: last-writer-wins that does not
   depend on arrival order, parallelism, restarts or replay. Unparsable records -> DLQ.
@@ -96,7 +97,9 @@ class IngestProfile(TableFunction):  # type: ignore[misc]
             )
 
 
-def computed_once(t_env: StreamTableEnvironment, query: str, name: str) -> None:
+def computed_once(
+    t_env: StreamTableEnvironment, query: str, name: str, *, proctime: bool = False
+) -> None:
     """Register the rows of ``query`` as table ``name``, computed once: the gates
     (sql.clicks_gate, sql.orders_gate) and the closed sessions (sql.closed_sessions). The
     query names its event time ``t0``; the table has it back as ``ts``, its event-time
@@ -107,15 +110,14 @@ def computed_once(t_env: StreamTableEnvironment, query: str, name: str) -> None:
     trip through a DataStream is a boundary the planner does not see through: the gate runs
     once per record, chained to the Kafka source, and its rows carry their event time as
     record timestamps; ``SOURCE_WATERMARK()`` keeps the source's per-partition watermarks
-    (and idleness) on the way back."""
+    (and idleness) on the way back. ``proctime``: the table has a processing-time attribute
+    ``pt`` too (for a first-arrival deduplication)."""
     gated = t_env.to_data_stream(t_env.sql_query(query))
-    schema = (
-        Schema.new_builder()
-        .column_by_metadata("ts", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
-        .watermark("ts", "SOURCE_WATERMARK()")
-        .build()
-    )
-    t_env.create_temporary_view(name, t_env.from_data_stream(gated, schema))
+    schema = Schema.new_builder().column_by_metadata("ts", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
+    if proctime:
+        schema = schema.column_by_expression("pt", "PROCTIME()")
+    schema = schema.watermark("ts", "SOURCE_WATERMARK()")
+    t_env.create_temporary_view(name, t_env.from_data_stream(gated, schema.build()))
 
 
 def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnvironment:
@@ -154,7 +156,14 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     t_env.execute_sql(sql.orders_source(cfg))
     for c in click_classes:
         computed_once(t_env, sql.clicks_gate(c), sql.clicks_gated(c))
-    computed_once(t_env, sql.orders_gate(), sql.ORDERS_GATED)
+    computed_once(t_env, sql.orders_gate(), sql.ORDERS_GATED, proctime=True)
+    t_env.execute_sql(sql.orders_view())
+    t_env.execute_sql(sql.order_inserts())
+    # the orders' first-copy deduplication: planned now, with a state TTL of its own and
+    # before mini-batches (a mini-batched one would emit updates, sql.order_creations)
+    conf.set("table.exec.state.ttl", f"{sql.order_dedup_ttl_ms(cfg)} ms")
+    computed_once(t_env, sql.order_creations(), sql.ORDER_CREATIONS)
+    conf.set("table.exec.state.ttl", "0 ms")
     # the online tile aggregations: two-phase, each key's state touched once per batch. Set
     # after the gates are planned: their source chains keep the sources' own watermarks.
     conf.set("table.exec.mini-batch.enabled", "true")
@@ -165,10 +174,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         t_env.execute_sql(sql.valid_clicks(c))
     computed_once(t_env, sql.closed_sessions(cfg), sql.CLOSED_SESSIONS)
     for ddl in (
-        sql.orders_view(),
         sql.dlq_sink(cfg),
-        sql.order_inserts(),
-        sql.order_creations(),
         sql.raw_source(cfg, "cdc_customers_raw", cfg.cdc_customers_topic),
         sql.raw_source(cfg, "crm_raw", cfg.crm_topic),
         sql.blackhole("online_writes"),

@@ -224,6 +224,8 @@ CREATE TABLE orders_raw (
 
 ORDERS_GATED = "orders_gated"
 """The orders gate's output, computed once like the clicks gate's."""
+ORDER_CREATIONS = "order_creations"
+"""One create event per order (:func:`order_creations`), computed once."""
 
 
 def orders_gate() -> str:
@@ -267,7 +269,7 @@ FROM (
 def orders_view() -> str:
     return (
         "CREATE TEMPORARY VIEW orders AS SELECT kp, ko, kts, ts, k, v, op, order_id, customer_id, "
-        f"amount_cents, order_ms, src_ms, commit_lsn, lsn, reason FROM {ORDERS_GATED}"
+        f"amount_cents, order_ms, src_ms, commit_lsn, lsn, reason, pt FROM {ORDERS_GATED}"
     )
 
 
@@ -282,28 +284,30 @@ def order_inserts() -> str:
 def order_creations() -> str:
     """One create event per order id (flink_jobs.logic.events.order_creations): a record
     Kafka Connect redelivers after a crash, or a row both read by the snapshot (``r``) and
-    streamed as an insert (``c``), counts once, as the copy with the least CDC version
-    (``source.ts_ms``, commit LSN, LSN), whatever the arrival order.
+    streamed as an insert (``c``), counts once, as the first copy to arrive: the first in
+    its partition (all copies of one order are on one partition, keyed by the order id, and
+    one source subtask reads a partition in order), so which copy counts is fixed by the
+    topic, not by arrival across partitions, restarts or parallelism.
 
-    Every copy of an order has the same event time (its ``created_at``), so copies meet in
-    one 1 ms tumbling window keyed by the order id: a window Top-1 (ROW_NUMBER ordered by
-    the version) emits the least copy once, when the watermark passes ``created_at``.
-    Its output is append-only (the offline rows and tumbling tiles take no updates; a plain
-    ROW_NUMBER dedup would keep the first arrival on a time tie), and ``window_time`` of a
-    1 ms window is the event time again. State lives only until the watermark passes: a
-    copy arriving later than that is behind the watermark, so the gate rejects it as
-    ``late`` (DLQ) before it reaches the window — never counted twice, never silently
-    dropped, but filed under ``late``, not a reason of its own (that would take keeping
-    every order id past its window). Copies are assumed to carry the same ``created_at``
-    (the column never changes after insert); copies differing in it would count twice."""
+    A first-row deduplication on processing time: the first copy is emitted at once (no
+    timer, no watermark: at any parallelism an order is counted as soon as it arrives).
+    Planned without mini-batches and with ``table.exec.state.ttl`` =
+    :func:`order_dedup_ttl_ms` (feature_job.build: computed once, before either is set for
+    the rest), so its output is append-only and each order id is kept that long. A copy
+    arriving later than the orders' lateness is behind the watermark and filed by the gate
+    as ``late`` (DLQ) first, never counted twice. Its event time is ``t0``
+    (feature_job.computed_once)."""
     return """
-CREATE TEMPORARY VIEW order_creations AS
-SELECT order_id, customer_id, amount_cents, order_ms, commit_lsn, lsn, window_time AS ts
+SELECT order_id, customer_id, amount_cents, order_ms, commit_lsn, lsn, ts AS t0
 FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, order_id
-                               ORDER BY src_ms, commit_lsn, lsn) AS rn
-  FROM TABLE(TUMBLE(TABLE order_inserts, DESCRIPTOR(ts), INTERVAL '0.001' SECOND)))
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY order_id ORDER BY pt) AS rn FROM order_inserts)
 WHERE rn = 1"""
+
+
+def order_dedup_ttl_ms(cfg: JobConfig) -> int:
+    """How long :func:`order_creations` keeps an order id (processing time): the orders'
+    lateness (later copies are rejected as late by the gate) plus the state grace."""
+    return orders_lateness_ms(cfg) + cfg.tile_state_grace_ms
 
 
 def orders_dlq_insert(cfg: JobConfig) -> str:
@@ -572,7 +576,7 @@ def order_chain(state_grace_ms: int) -> Chain:
     """order_lags at each order's creation time (flink_jobs.logic.lags.order_lags: NULL at
     the first order)."""
     return Chain(
-        source="order_creations",
+        source=ORDER_CREATIONS,
         entity="customer_id",
         time_ms="order_ms",
         version=_order_version(),
@@ -816,7 +820,7 @@ def event_sources(cfg: JobConfig) -> dict[str, str]:
     a clickstream view reads the valid clicks of its lateness class."""
     classes = click_classes(cfg)
     out = {v.name: valid_clicks_name(class_of(classes, v)) for v in windowed_views("clickstream")}
-    out |= {v.name: "order_creations" for v in windowed_views("orders")}
+    out |= {v.name: ORDER_CREATIONS for v in windowed_views("orders")}
     out |= {v.name: CLOSED_SESSIONS for v in windowed_views("sessions")}
     return out
 

@@ -249,6 +249,21 @@ class FlinkClient:
         )
         return int(found[0]) if found and found[0] is not None else 0
 
+    def input_watermarks(self, job_id: str, vertex: str) -> list[int]:
+        """Each subtask's input watermark (epoch ms) of the job's vertices whose name contains
+        ``vertex``; an empty list when none has one yet."""
+        vertices = self.job(job_id).get("vertices")
+        out: list[int] = []
+        for v in vertices if isinstance(vertices, list) else []:
+            if vertex not in str(v.get("name", "")):
+                continue
+            got: object = self._get(f"/jobs/{job_id}/vertices/{v['id']}/watermarks")
+            for m in got if isinstance(got, list) else []:
+                value = m.get("value") if isinstance(m, dict) else None
+                if value is not None and int(value) > -(2**62):  # Long.MIN_VALUE: none yet
+                    out.append(int(value))
+        return out
+
     def exceptions(self, job_id: str) -> str:
         data = self._get(f"/jobs/{job_id}/exceptions")
         root = data.get("root-exception") or ""

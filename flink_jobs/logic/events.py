@@ -83,13 +83,15 @@ def dedup_clicks(events: list[ClickEvent]) -> list[ClickEvent]:
 
 def order_creations(orders: list[OrderEvent]) -> list[OrderEvent]:
     """The events that create orders (op ``c``/``r``), one per ``order_id``: an order seen
-    both by the snapshot and as an insert (or redelivered) counts once, as its create event
-    with the least version. Sorted by (order_time_ms, version)."""
+    both by the snapshot and as an insert (or redelivered) counts once, as the copy first in
+    ``orders``, which is in topic order per order id. Debezium keys each event by the row's
+    primary key, so all copies of one order are on one partition, in the order written: the
+    original before a redelivery, an insert before a later read of the same row. Which copy
+    counts is fixed by the topic, whatever else arrives between them (other orders, other
+    partitions), so a replay, a restart or another parallelism counts the same one.
+    Sorted by (order_time_ms, version)."""
     first: dict[int, OrderEvent] = {}
     for o in orders:
-        if o.op not in CREATE_OPS:
-            continue
-        kept = first.get(o.order_id)
-        if kept is None or o.version < kept.version:
-            first[o.order_id] = o
+        if o.op in CREATE_OPS:
+            first.setdefault(o.order_id, o)
     return sorted(first.values(), key=lambda o: (o.order_time_ms, o.version))

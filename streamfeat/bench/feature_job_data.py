@@ -166,18 +166,16 @@ def vertex_role(description: str, inputs: Sequence[str] = ()) -> str:
     python = "PythonCorrelate" in text or "PythonCalc" in text
     if "WindowAggregate" in text and "SESSION" in text:
         return "session windows"
+    if "Deduplicate" in text:
+        return "orders: first copy per order id (Deduplicate)"
     if "TableSourceScan" in text:
         table = _TABLE.search(text)
         name = table.group(1) if table else "?"
         return f"source {name}" + (" + ingest_profile (Python, Redis)" if python else "")
-    if "WindowRank" in text:
-        return "orders: one create per order id (window Top-1)"
     if "last_two(" in text:
         return "lags (LAST_TWO)"
     if "GroupAggregate" in text and "tile" in text:
-        return "online tiles"
-    if "WindowAggregate" in text and "TUMBLE" in text:
-        return "offline tiles (TUMBLE)"
+        return "tiles (both stores)"
     if "ProcessTableFunction" in text and "updated_rows" in text:
         return "offline tile rows (updated_rows)"
     if "online_store" in text or "online_writes" in text:

@@ -2,7 +2,7 @@
 
 Inputs are crafted records with hand-computed expectations. One job serves the module; it
 runs with a 1 s bounded out-of-orderness and a 1 s idle timeout so the tests stay short, at
-parallelism 1 (``STREAMFEAT_TEST_JOB_PARALLELISM`` sets another; docs/operations.md).
+parallelism 2 (``STREAMFEAT_TEST_JOB_PARALLELISM`` sets another; docs/operations.md).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from core.version import decode_event_time
 from core.windows import split_field, tiles_of
 from flink_jobs.config import JobConfig
 from streamfeat.job import cancel, deploy, job_config, stop
+from tests.integration import JOB_PARALLELISM
 from tests.waiting import wait_for
 
 HOUR = 3_600_000
@@ -70,7 +71,7 @@ def _job_cfg(ingestion: StackSettings) -> JobConfig:
         allowed_lateness_ms={USER_SESSIONS.name: SESSIONS_LATENESS_MS},
         idle_timeout_ms=1000,
         orders_idle_timeout_ms=20_000,
-        parallelism=int(os.environ.get("STREAMFEAT_TEST_JOB_PARALLELISM", "1")),
+        parallelism=JOB_PARALLELISM,
         checkpoint_interval_ms=2000,
     )
     return cfg
@@ -512,6 +513,24 @@ def _job_restarts(settings: StackSettings) -> Callable[[], int]:
     return lambda: client.restarts(job_id)
 
 
+def _watermark_of(settings: StackSettings, vertex: str) -> Callable[[], int | None]:
+    """The least input watermark (epoch ms) over the subtasks of the running job's vertex
+    named with ``vertex``, read at each call; None before every subtask has one."""
+    from streamfeat.flink_client import FlinkClient
+    from streamfeat.job import running_job
+    from streamfeat.stack.base import StackContext
+
+    client = FlinkClient(StackContext(settings))
+    job_id = running_job(settings)
+    assert job_id
+
+    def least() -> int | None:
+        marks = client.input_watermarks(job_id, vertex)
+        return min(marks) if marks else None
+
+    return least
+
+
 def _lags_at(store: RedisOnlineStore, user: int, t: int) -> Callable[[], Any]:
     """A wait_for check: the user's lags once they stand at the event of time ``t``."""
     return lambda: r if (r := store.read(USER_LAGS, [user])[0]).get("_t") == str(t) else None
@@ -775,8 +794,8 @@ def _order_change(
 
 def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
     """An order Kafka Connect writes twice (the same record: redelivery after a crash) and
-    one read by the snapshot and streamed as an insert count once each, as the copy with
-    the least CDC version whatever the arrival order; a copy arriving after the watermark
+    one streamed as an insert and read again by a snapshot count once each, as the first
+    copy on their partition, whatever the later copy says; a copy arriving after the watermark
     passed the order's created_at reaches the DLQ as ``late``. (After the order test above:
     these created_at times are 'now' and later, they move the orders' watermark.)"""
     from core.features import CUSTOMER_ORDERS, ORDER_AGGREGATIONS, ORDER_LAGS
@@ -784,6 +803,7 @@ def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
     from flink_jobs.logic.events import OrderEvent, order_creations
     from flink_jobs.logic.lags import offline_row, order_lags
     from flink_jobs.logic.records import parse_cdc_order
+    from flink_jobs.sql import orders_lateness_ms
 
     s = feature_job
     customer, flusher = (500_000 + int(uuid.uuid4().int % 50_000) * 2 + i for i in (0, 1))
@@ -791,13 +811,13 @@ def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
     t1 = int(time.time() * 1000)  # after the orders of the test above: not late
     t2 = t1 + 10 * 60_000
     first_a = _order_change(a, customer, t1, 1000, op="c", commit_ms=t1, lsn=5000)
-    # b: the snapshot's read (a later commit time: a greater version) arrives first, with
-    # another amount; the insert with the least version must be the copy that counts
-    b_read = _order_change(b, customer, t2, 999, op="r", commit_ms=t2 + 60_000, lsn=9000)
+    # b: the insert, then a snapshot's read of the row (a later commit, another amount);
+    # the insert, first on the partition, is the copy that counts
     b_insert = _order_change(b, customer, t2, 700, op="c", commit_ms=t2, lsn=6000)
+    b_read = _order_change(b, customer, t2, 999, op="r", commit_ms=t2 + 60_000, lsn=9000)
     flush = _order_change(f, flusher, t2 + 10 * 60_000, 1, op="c", commit_ms=t2, lsn=7000)
     key = json.dumps({"id": a}).encode()  # one partition: the order given is the order read
-    records = [first_a, first_a, b_read, b_insert, flush]
+    records = [first_a, first_a, b_insert, b_read, flush]
     _send(s, CDC_ORDERS, [(key, v) for v in records])
     store = RedisOnlineStore.from_url(s.redis_url)
 
@@ -815,7 +835,12 @@ def test_a_redelivered_order_counts_once(feature_job: StackSettings) -> None:
     assert (lags["last_order_cents"], lags["prev_order_cents"]) == (700, 1000)
     assert (lags["order_delta_cents"], lags["ms_since_prev_order"]) == (-300, 10 * 60_000)
 
-    # the same order again, now behind the watermark: rejected as late, counted nowhere
+    # the same order again, once behind the watermark: rejected as late, counted nowhere.
+    # The features above land without waiting for a watermark, so wait for the one the
+    # flusher's order makes (at the deduplication, after every source subtask's)
+    flushed = t2 + 10 * 60_000 - orders_lateness_ms(_CFGS["cfg"])
+    watermark = _watermark_of(s, "Deduplicate")
+    wait_for("the orders' watermark at the flusher's order", lambda: (watermark() or 0) >= flushed)
     _send(s, CDC_ORDERS, [(key, first_a)])
     day = time.strftime("%Y-%m-%d", time.gmtime(t1 / 1000))
     wait_for(
@@ -896,8 +921,11 @@ def test_implausible_order_times_reach_the_dlq_and_never_move_the_watermark(
     store = RedisOnlineStore.from_url(s.redis_url)
 
     def counted() -> dict[str, Any] | None:
+        """Each tile size of an event is a write of its own (at parallelism > 1 perhaps
+        through another sink subtask): the row once both windows hold the order."""
         row = store.read(CUSTOMER_ORDERS, [customer], now_ms=created + 1)[0]
-        return row if row.get("_t") == str(created) else None
+        landed = row.get("_t") == str(created) and min(row["orders_1h"], row["orders_7d"]) > 0
+        return row if landed else None
 
     row = wait_for("the valid order after the implausible ones, counted", counted)
     assert (row["orders_7d"], row["spend_cents_7d"]) == (1, 700)
@@ -1093,8 +1121,10 @@ def test_implausible_event_times_reach_the_dlq_and_never_move_the_watermark(
     store = RedisOnlineStore.from_url(s.redis_url)
 
     def counted() -> dict[str, Any] | None:
+        """Once both windows hold the click (each tile size is a write of its own)."""
         row = store.read(USER_ACTIVITY, [user], now_ms=valid_t + 1)[0]
-        return row if row.get("_t") == str(valid_t) else None
+        landed = row.get("_t") == str(valid_t) and min(row["clicks_1h"], row["clicks_7d"]) > 0
+        return row if landed else None
 
     row = wait_for("the valid click after the implausible ones, counted", counted)
     assert (row["clicks_1h"], row["clicks_7d"]) == (1, 1)  # the implausible ones count nowhere

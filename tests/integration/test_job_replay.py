@@ -16,6 +16,7 @@ from core.online import RedisOnlineStore
 from core.settings import StackSettings
 from core.topics import CLICKSTREAM
 from streamfeat.job import cancel, deploy, job_config
+from tests.integration import JOB_PARALLELISM
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.stack
@@ -46,6 +47,7 @@ def test_a_replay_rebuilds_window_state_from_the_topics(ingestion: StackSettings
         idle_timeout_ms=1000,
         orders_idle_timeout_ms=20_000,
         checkpoint_interval_ms=2000,
+        parallelism=JOB_PARALLELISM,
     )
     user, other = (800_000 + int(uuid.uuid4().int % 50_000) * 2 + i for i in (0, 1))
     # after every click produced before (the replay reads them all again; earlier ones

@@ -119,7 +119,8 @@ def test_orders_count_once_at_creation_with_spend() -> None:
     dup = order(7, T0, 1000, order_id=1, op="c", ts_ms=T0 + 6 * DAY)  # the same order again
     update = order(7, T0, 1000, order_id=1, op="u", ts_ms=T0 + 6 * DAY)
     second = order(7, T0 + 2 * HOUR, 2500, order_id=2)
-    rows = rolling_features([second, update, dup, created], CUSTOMER_ORDERS)
+    # order 1's events in their partition's order, order 2 anywhere among them
+    rows = rolling_features([created, second, update, dup], CUSTOMER_ORDERS)
     assert [(r.event_time, r.values["orders_1h"], r.values["spend_cents_24h"]) for r in rows] == [
         (T0, 1, 1000),
         (T0 + 2 * HOUR, 1, 3500),
@@ -138,21 +139,21 @@ def test_orders_count_once_at_creation_with_spend() -> None:
 def test_copies_of_an_order_count_once_whatever_their_arrival(
     spec: list[tuple[int, int, int, int]], rnd: random.Random
 ) -> None:
-    """The rule the job's window Top-1 follows (flink_jobs.sql.order_creations): each order
-    id counts once, as its create event (c or r) with the least CDC version; redelivered
-    copies, a snapshot read beside the insert, other amounts in the greater copies and any
-    arrival order change no order feature."""
+    """The rule the job's first-copy deduplication follows (flink_jobs.sql.order_creations):
+    each order id counts once, as its first create event (c or r) on its partition;
+    redelivered copies, a later snapshot read beside the insert, other amounts in the later
+    copies and any interleaving with other orders change no order feature."""
     originals: list[OrderEvent] = []
-    arrived: list[OrderEvent] = []
+    copies_of: dict[int, list[OrderEvent]] = {}
     for order_id, (customer, minutes, amount, copies) in enumerate(spec, start=1):
         created = T0 + minutes * 10 * MINUTE
         lsn = 1000 * order_id
         first = order(customer, created, amount, order_id=order_id, ts_ms=created, lsn=lsn)
         originals.append(first)
-        arrived.append(first)
+        copies_of[order_id] = [first]
         for n in range(1, copies):  # a later commit (a snapshot read) or the same record again
             later = n % 2 == 1
-            arrived.append(
+            copies_of[order_id].append(
                 order(
                     customer,
                     created,
@@ -163,7 +164,10 @@ def test_copies_of_an_order_count_once_whatever_their_arrival(
                     lsn=lsn + n if later else lsn,
                 )
             )
-    rnd.shuffle(arrived)
+    # any interleaving of the orders, each order's copies in their partition's order
+    turns = [order_id for order_id, copies in copies_of.items() for _ in copies]
+    rnd.shuffle(turns)
+    arrived = [copies_of[order_id].pop(0) for order_id in turns]
     assert rolling_features(arrived, CUSTOMER_ORDERS) == rolling_features(
         originals, CUSTOMER_ORDERS
     )

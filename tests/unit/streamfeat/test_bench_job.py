@@ -114,9 +114,10 @@ def test_only_scratch_entities_are_recognised(key: bytes | str, view: Any, expec
     ("description", "inputs", "role"),
     [
         (
-            "[37]:WindowRank(window=[TUMBLE(win_start=[window_start], win_end=[window_end]",
+            "[37]:Deduplicate(keep=[FirstRow], key=[order_id], order=[PROCTIME]) -> "
+            "TableSourceScan(table=[[*anonymous_datastream_source$5*]])",
             [],
-            "orders: one create per order id (window Top-1)",
+            "orders: first copy per order id (Deduplicate)",
         ),
         (
             "[20]:WindowAggregate(groupBy=[user_id], window=[SESSION(time_col=[ts]",
@@ -150,12 +151,7 @@ def test_only_scratch_entities_are_recognised(key: bytes | str, view: Any, expec
         (
             "[38]:GlobalGroupAggregate(groupBy=[entity_id, tile], select=[entity_id, tile",
             [],
-            "online tiles",
-        ),
-        (
-            "[78]:GlobalWindowAggregate(groupBy=[entity_id], window=[TUMBLE(win_start=",
-            [],
-            "offline tiles (TUMBLE)",
+            "tiles (both stores)",
         ),
         (
             "[1]:TableSourceScan(table=[[default_catalog, default_database, clicks_raw, m",
