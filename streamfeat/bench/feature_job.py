@@ -7,14 +7,14 @@ it at the end:
 1. throughput: N demo click events are produced first (malformed and late ones dropped, user
    ids moved into the scratch range, then one flush event per partition so every watermark
    passes every event and closes every session); the job reads them from the earliest
-   offset. Timed from all its tasks RUNNING until Redis holds every user's final state (the
+   offset. Timed from its first task RUNNING until Redis holds every user's final state (the
    lags', sessions' and each window group's version at the user's last event): start-up
    (Python workers booting, 1-3 s) included, so a conservative sustained rate over a run of
    ~20 s (200,000 events); the rate from the first row in Redis is in the detail, an
    overstatement (rows already in flight between the operators then). Baseline:
    ``flink_jobs/bench_blackhole.py`` (Flink SQL Kafka -> blackhole) on the same topic, read
    repeatedly so its start-up does not dominate (feature_job_flink.BLACKHOLE_READS), timed
-   from its tasks RUNNING to FINISHED. Per-vertex busy / backpressured time comes from the
+   from its first task RUNNING to FINISHED. Per-vertex busy / backpressured time comes from the
    REST API (cumulative counters, read once the sink counts are complete);
 2. customer_profile freshness: feature_job_freshness.py;
 3. Redis bytes per entity: feature_job_redis.py.
@@ -174,8 +174,8 @@ def _throughput_rows(
     detail = (
         f"{clicks.events:,} valid events ({generated:,} demo click_records less "
         f"{clicks.malformed} malformed and {clicks.late} late; {len(clicks.last_time):,} users), "
-        f"parallelism {parallelism}: {run_s:.2f}s from all tasks RUNNING to every user's final "
-        f"state in Redis (polled every {POLL_S}s); first row in Redis after "
+        f"parallelism {parallelism}: {run_s:.2f}s from its first task RUNNING to every user's "
+        f"final state in Redis (polled every {POLL_S}s); first row in Redis after "
         f"{(first_ms - running_ms) / 1000:.2f}s, {clicks.events / after_first_s:,.0f} events/s "
         "from then (an overstatement: rows were in flight between operators); feature "
         f"rows: online sink {online:,}, offline writer {offline:,}, expected at least {want:,} "

@@ -1,4 +1,4 @@
-"""Redis with persistence (AOF every second plus RDB snapshots), loopback only."""
+"""Redis with persistence (AOF fsynced before each reply, plus RDB snapshots), loopback only."""
 
 from __future__ import annotations
 
@@ -40,8 +40,11 @@ class Redis(Service):
                 "no",
                 "--appendonly",
                 "yes",
+                # before each reply (one fsync per event-loop pass, shared by a whole pipeline):
+                # a write the job's sink saw answered survives a crash of Redis, so a
+                # checkpoint never covers a write Redis then loses (docs/reliability.md)
                 "--appendfsync",
-                "everysec",
+                "always",
                 "--save",
                 "60 1",
                 "--protected-mode",

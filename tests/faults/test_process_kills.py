@@ -1,10 +1,20 @@
-"""Process faults on the real stack: the TaskManager SIGKILLed mid-stream, again and again.
+"""Process faults on the real stack: the TaskManager or Redis SIGKILLed mid-stream, again
+and again.
 
 The feature job runs on scratch topics and a scratch bucket (its own copy: the platform's
 topics, offline table and keys are left alone) while demo clicks are produced at a fixed
-rate. The TaskManager is killed ``STREAMFEAT_FAULT_KILLS`` times (3), each after new
-feature rows appeared and a checkpoint covered them; `up` stops the Python workers the dead
-TaskManager left behind and starts a new one, and the job restores from its checkpoint.
+rate. A process is killed several times, each after new feature rows appeared and a
+checkpoint covered them:
+
+- the TaskManager ``STREAMFEAT_FAULT_KILLS`` times (3): `up` stops the Python workers the
+  dead TaskManager left behind and starts a new one, and the job restores from its
+  checkpoint;
+- in another run the Kafka broker and Redis, in turn, twice each, down for :data:`DOWN_S`
+  each time: `up` restarts them from their files. The job's sources and the test's
+  producer wait for the broker; Redis restarts from its append-only file (fsynced before
+  each reply, so nothing it acknowledged is lost) and the job's online sink resends what
+  Redis did not answer; the job never restarts.
+
 About 1 record in 100 is poison, broken in every way the gate knows (tests/faults/poison.py).
 Then every user's online features must equal those computed from the valid events by the
 pure rules, the offline table must hold every event's row once, and the DLQ every poison
@@ -23,6 +33,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -56,6 +67,11 @@ pytestmark = pytest.mark.stack
 
 CLICKS = int(os.environ.get("STREAMFEAT_FAULT_CLICKS", "100000"))
 KILLS = int(os.environ.get("STREAMFEAT_FAULT_KILLS", "3"))
+OUTAGES = 2
+"""Outages of the broker and of Redis each, in turn."""
+DOWN_S = 5.0
+"""How long each outage of Redis or the Kafka broker lasts (well inside the online sink's
+60 s retry timeout)."""
 CHECKPOINT_MS = int(os.environ.get("STREAMFEAT_FAULT_CHECKPOINT_MS", "2000"))
 POISON_EVERY = 100
 """One poison record (tests/faults/poison.py: every kind the gate knows) after every 100
@@ -143,10 +159,55 @@ def _kill_taskmanager(sup: Supervisor) -> tuple[int, list[psutil.Process]]:
     return tm.pid, workers
 
 
-def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
-    supervisor: Supervisor, stack_settings: StackSettings
+def _taskmanager_fault(sup: Supervisor, client: FlinkClient, job_id: str) -> dict[str, float]:
+    """SIGKILL the TaskManager, start a new one; returns when the job runs again."""
+    killed_at, killed_ms = time.monotonic(), time.time() * 1000
+    pid, workers = _kill_taskmanager(sup)
+    assert workers, "the TaskManager ran no Python worker"
+    lines: list[str] = []
+    sup.up([TM], progress=lines.append)
+    psutil.wait_procs(workers, timeout=30)
+    assert not [w for w in workers if w.is_running()], "the dead TM's workers live on"
+    assert any(f"left running (group {pid})" in line for line in lines), lines
+    wait_for("the job restarted", lambda t=killed_ms: _restarted_since(client, job_id, t), 180)
+    client.wait_state(job_id, "RUNNING", timeout_s=180)
+    return {"to_running_s": round(time.monotonic() - killed_at, 1)}
+
+
+def _outage(service: str) -> Callable[[Supervisor, FlinkClient, str], dict[str, float]]:
+    """A fault: SIGKILL ``service``, keep it down :data:`DOWN_S` (the outage), start it again
+    from its files; the job must ride it out without a restart."""
+
+    def inject(sup: Supervisor, client: FlinkClient, job_id: str) -> dict[str, float]:
+        restarts = client.restarts(job_id)
+        proc = sup.table.alive(service)
+        assert proc is not None, f"no {service} running"
+        killed_at = time.monotonic()
+        proc.kill()
+        psutil.wait_procs([proc], timeout=30)
+        time.sleep(DOWN_S)  # the fault's length, not a wait for anything
+        sup.up([service], progress=lambda _line: None)
+        back_s = round(time.monotonic() - killed_at, 1)
+        assert client.restarts(job_id) == restarts, client.exceptions(job_id)
+        assert client.job(job_id).get("state") == "RUNNING"
+        return {"back_s": back_s}
+
+    return inject
+
+
+FAULTS = {
+    "taskmanager": ([_taskmanager_fault] * KILLS, True),
+    "kafka-and-redis": ([_outage("kafka"), _outage("redis")] * OUTAGES, False),
+}
+"""Fault -> (the kills, one after another in one run; whether the job restarts)."""
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_process_killed_mid_stream_loses_and_duplicates_nothing(
+    fault: str, supervisor: Supervisor, stack_settings: StackSettings
 ) -> None:
     s = stack_settings
+    injections, restarts_job = FAULTS[fault]
     client = FlinkClient(StackContext(s))
     group = f"_faults-{uuid.uuid4().hex[:8]}"
     for topic, partitions in TOPICS.values():
@@ -201,7 +262,7 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
         client.wait_state(job_id, "RUNNING", timeout_s=180)
         producing.start()
         written = 0
-        for _ in range(KILLS):
+        for inject in injections:
             # each kill after new output, and after a checkpoint that covers some of it
             written = wait_for(
                 "new feature rows since the last kill",
@@ -215,24 +276,9 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
                 120,
             )
             produced = sent[0]
-            killed_at, killed_ms = time.monotonic(), time.time() * 1000
-            pid, workers = _kill_taskmanager(supervisor)
-            assert workers, "the TaskManager ran no Python worker"
-            lines: list[str] = []
-            supervisor.up([TM], progress=lines.append)
-            psutil.wait_procs(workers, timeout=30)
-            assert not [w for w in workers if w.is_running()], "the dead TM's workers live on"
-            assert any(f"left running (group {pid})" in line for line in lines), lines
-            wait_for(
-                "the job restarted", lambda t=killed_ms: _restarted_since(client, job_id, t), 180
-            )
-            client.wait_state(job_id, "RUNNING", timeout_s=180)
+            recovery = inject(supervisor, client, job_id)
             kills.append(
-                {
-                    "users_with_rows_before": written,
-                    "clicks_produced_before": produced,
-                    "to_running_s": round(time.monotonic() - killed_at, 1),
-                }
+                {"users_with_rows_before": written, "clicks_produced_before": produced, **recovery}
             )
         producing.join(timeout=CLICKS / RATE + 120)
         assert done == ["ok"], done
@@ -310,7 +356,10 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
         assert len(at) == len(entries)
         assert {e["coordinates"]["topic"] for e in entries} == {TOPICS["clickstream"][0]}
         RESULTS.mkdir(parents=True, exist_ok=True)
+        if not restarts_job:
+            assert client.restarts(job_id) == 0, client.exceptions(job_id)
         result = {
+            "fault": fault,
             "clicks": clicks.events,
             "poison": len(bad),
             "users": len(users),
@@ -319,8 +368,8 @@ def test_taskmanager_killed_mid_stream_loses_and_duplicates_nothing(
             "restarts": client.restarts(job_id),
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        (RESULTS / "taskmanager-kill.json").write_text(json.dumps(result, indent=2))
-        print(f"\ntaskmanager kills: {json.dumps(result)}")
+        (RESULTS / f"{fault}-kills.json").write_text(json.dumps(result, indent=2))
+        print(f"\n{fault} kills: {json.dumps(result)}")
     finally:
         if client.job(job_id).get("state") not in TERMINAL_STATES:
             client.end(job_id)
