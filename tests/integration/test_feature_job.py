@@ -1192,3 +1192,87 @@ def test_offline_commit_every_keeps_committing(feature_job: StackSettings) -> No
         proc.terminate()
         proc.wait(timeout=30)
     assert len(rounds) == 3, rounds
+
+
+def test_connect_killed_mid_stream_counts_every_order_once(
+    feature_job: StackSettings, supervisor: Any
+) -> None:
+    """Kafka Connect SIGKILLed while orders are committed in PostgreSQL, started again by
+    `up`: Debezium resumes from the offsets it had flushed (every 5 s) and sends again what
+    it had sent since, so the topic holds copies; every order counts once (the job's
+    first-copy deduplication), online and in the lags, and the job never restarts. (Last in
+    the module: these orders are 40 min ahead, after every order of the tests before.)"""
+    import threading
+
+    import psutil
+
+    from core.events import format_iso_ms
+    from core.features import CUSTOMER_ORDERS, ORDER_LAGS
+    from core.topics import CDC_ORDERS
+    from flink_jobs.logic.events import CREATE_OPS, OrderEvent
+    from flink_jobs.logic.records import parse_cdc_order
+
+    s = feature_job
+    restarts = _job_restarts(s)
+    before = restarts()
+    customer = 760_000 + int(uuid.uuid4().int % 50_000)
+    base = int(time.time() * 1000) + 40 * 60_000
+    orders = [(base + i * 1000, 100 + i) for i in range(300)]  # 5 min of created_at
+    _insert_orders(s, customer, [])
+    inserted: list[str] = []
+
+    def insert_paced() -> None:
+        """Each order in its own transaction, ~100 per second (the stream Connect dies in)."""
+        import psycopg
+
+        try:
+            with psycopg.connect(s.postgres_dsn(), autocommit=True) as conn:
+                for created, amount in orders:
+                    conn.execute(
+                        "INSERT INTO public.orders (id, customer_id, status, amount_cents, "
+                        "currency, created_at, updated_at) VALUES ((SELECT COALESCE(MAX(id), 0) "
+                        "+ 1 FROM public.orders), %s, 'created', %s, 'EUR', %s, %s)",
+                        (customer, amount, format_iso_ms(created), format_iso_ms(created)),
+                    )
+                    time.sleep(0.01)  # the pace of the stream, not a wait for anything
+            inserted.append("ok")
+        except Exception as exc:  # reported below, never lost in a thread
+            inserted.append(repr(exc))
+
+    store = RedisOnlineStore.from_url(s.redis_url)
+    last = orders[-1][0]
+
+    def counted() -> int:
+        return int(store.read(CUSTOMER_ORDERS, [customer], now_ms=last + 1)[0]["orders_7d"])
+
+    writer = threading.Thread(target=insert_paced, daemon=True)
+    writer.start()
+    wait_for("the first orders online", lambda: counted() > 0)
+    connect = supervisor.table.alive("connect")
+    assert connect is not None, "no Kafka Connect running"
+    connect.kill()  # mid-stream: orders keep being committed while it is down
+    psutil.wait_procs([connect], timeout=30)
+    supervisor.up(["connect"], progress=lambda _line: None)
+    writer.join(timeout=120)
+    assert inserted == ["ok"], inserted
+
+    def landed() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        row = store.read(CUSTOMER_ORDERS, [customer], now_ms=last + 1)[0]
+        lags = store.read(ORDER_LAGS, [customer])[0]
+        return (row, lags) if lags.get("_t") == str(last) and row["orders_7d"] > 0 else None
+
+    row, lags = wait_for("the last order's lags online", landed, 240)
+    total = sum(amount for _, amount in orders)
+    assert (row["orders_7d"], row["spend_cents_7d"]) == (len(orders), total)
+    assert (row["orders_24h"], row["spend_cents_24h"]) == (len(orders), total)
+    assert (lags["last_order_cents"], lags["prev_order_cents"]) == (orders[-1][1], orders[-2][1])
+    assert restarts() == before
+    events = [
+        e
+        for v in _read_topic(s, CDC_ORDERS, _end_offsets(s, CDC_ORDERS))
+        if isinstance(e := parse_cdc_order(v), OrderEvent)
+        and e.customer_id == customer
+        and e.op in CREATE_OPS
+    ]
+    assert len({e.order_id for e in events}) == len(orders)
+    print(f"\nConnect kill: {len(events) - len(orders)} copies of {len(orders)} orders sent again")
