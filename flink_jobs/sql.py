@@ -635,13 +635,13 @@ def _measure_sql(m: Measure) -> str:
     return f"{m.function.upper()}({value})"
 
 
-def tile_aggregates_name(view: FeatureView) -> str:
-    return f"tiles_{view.name}"
+def tile_aggregates_name(view: FeatureView, size: int) -> str:
+    return f"tiles_{view.name}_{_aggs(view).slot(size)}"
 
 
-def tile_aggregates(view: FeatureView, cfg: JobConfig) -> str:
-    """The tiles of a windowed view, one table for the online and the offline store: per tile
-    size a group aggregation on (entity, tile) -- two-phase and mini-batched
+def tile_aggregates(view: FeatureView, cfg: JobConfig) -> list[str]:
+    """The tiles of a windowed view, for the online and the offline store: per tile size a
+    view of a group aggregation on (entity, tile) -- two-phase and mini-batched
     (``table.exec.mini-batch``: each key's state is touched once per batch, no per-event
     timers, no watermark) -- emitting each changed tile's absolute value (an upsert stream:
     ``entity_id, tile`` (its stored field), ``t`` (its newest event time), ``n`` and each
@@ -653,31 +653,31 @@ def tile_aggregates(view: FeatureView, cfg: JobConfig) -> str:
         view, default_ms=cfg.max_out_of_orderness_ms, overrides=lateness_overrides(cfg)
     )
     measures = "".join(f", {_measure_sql(m)} AS `{m.name}`" for m in aggs.stored)
-    parts = []
+    out = []
     for size in aggs.tile_sizes:
         ttl_ms = size + lateness + cfg.tile_state_grace_ms
-        parts.append(f"""
+        out.append(f"""
+CREATE TEMPORARY VIEW {tile_aggregates_name(view, size)} AS
 SELECT /*+ STATE_TTL('e' = '{ttl_ms} ms') */ entity_id, tile, MAX(t_ms) AS t, COUNT(*) AS n
   {measures}
 FROM (SELECT *, (t_ms / {size}) * {SLOTS} + {aggs.slot(size)} AS tile
       FROM {tile_events_name(view)}) AS e
 GROUP BY entity_id, tile""")
-    union = "\nUNION ALL\n".join(f"({p})" for p in parts)
-    return f"CREATE TEMPORARY VIEW {tile_aggregates_name(view)} AS\n{union}"
+    return out
 
 
 def tile_changes_name(view: FeatureView) -> str:
     return f"tile_changes_{view.name}"
 
 
-def tile_rows_name(view: FeatureView) -> str:
-    return f"tile_rows_{view.name}"
+def tile_rows_name(view: FeatureView, size: int) -> str:
+    return f"tile_rows_{view.name}_{_aggs(view).slot(size)}"
 
 
-def tile_rows(view: FeatureView) -> str:
-    """The tiles' changes as feature rows (sql.FEATURE_ROW, an upsert stream): ``grp`` the
-    tile's stored field, ``version`` its encoded ``n``, ``features`` ``n`` and every stored
-    measure by name."""
+def tile_rows(view: FeatureView) -> list[str]:
+    """Per tile size, the tiles' changes as feature rows (sql.FEATURE_ROW, an upsert
+    stream): ``grp`` the tile's stored field, ``version`` its encoded ``n``, ``features``
+    ``n`` and every stored measure by name."""
     aggs = _aggs(view)
     pairs = ", ".join(
         [
@@ -685,23 +685,28 @@ def tile_rows(view: FeatureView) -> str:
             *(f"'{m.name}', CAST(`{m.name}` AS STRING)" for m in aggs.stored),
         ]
     )
-    return f"""
-CREATE TEMPORARY VIEW {tile_rows_name(view)} AS
+    return [
+        f"""
+CREATE TEMPORARY VIEW {tile_rows_name(view, size)} AS
 SELECT '{view.name}' AS view, CAST(tile AS STRING) AS grp, entity_id, t AS event_time,
   {encoded_num("n")} AS version, CAST(MAP[{pairs}] AS MAP<STRING, STRING>) AS features
-FROM {tile_aggregates_name(view)}"""
+FROM {tile_aggregates_name(view, size)}"""
+        for size in aggs.tile_sizes
+    ]
 
 
 def tile_changes(view: FeatureView) -> str:
     """Every value a tile took, as append-only feature rows (sql.FEATURE_ROW): ``updated_rows``
     (a Java table function) turns each insert and update of the tiles' upsert stream into a
-    row. Both stores read this one table, so the tile aggregation runs once: an upsert sink
-    and a retracting reader of the aggregation itself would ask the planner for two changelog
+    row, one call per tile size (chained to its aggregation: no exchange in between). Both
+    stores read this one table, so each tile aggregation runs once: an upsert sink and a
+    retracting reader of the aggregation itself would ask the planner for two changelog
     modes, and it would compute the aggregation twice."""
-    return (
-        f"CREATE TEMPORARY VIEW {tile_changes_name(view)} AS "
-        f"SELECT {FEATURE_ROW} FROM updated_rows(input => TABLE {tile_rows_name(view)})"
+    calls = "\nUNION ALL\n".join(
+        f"SELECT {FEATURE_ROW} FROM updated_rows(input => TABLE {tile_rows_name(view, size)})"
+        for size in _aggs(view).tile_sizes
     )
+    return f"CREATE TEMPORARY VIEW {tile_changes_name(view)} AS\n{calls}"
 
 
 def tile_updates(view: FeatureView) -> str:
@@ -830,7 +835,7 @@ def tile_event_views(cfg: JobConfig) -> list[str]:
     sources = event_sources(cfg)
     out = []
     for v in windowed_views():
-        out += [tile_events(v, sources[v.name]), tile_aggregates(v, cfg), tile_rows(v)]
+        out += [tile_events(v, sources[v.name]), *tile_aggregates(v, cfg), *tile_rows(v)]
         out.append(tile_changes(v))
     return out
 

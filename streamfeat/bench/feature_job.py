@@ -9,8 +9,9 @@ it at the end:
    passes every event and closes every session); the job reads them from the earliest
    offset. Timed from its first task RUNNING until Redis holds every user's final state (the
    lags', sessions' and each window group's version at the user's last event): start-up
-   (Python workers booting, 1-3 s) included, so a conservative sustained rate over a run of
-   ~20 s (200,000 events); the rate from the first row in Redis is in the detail, an
+   (Python workers booting, 5-12 s to the first output) included, so a conservative
+   sustained rate over a run of ~40 s (600,000 events); the rate from the first row in Redis
+   is in the detail, an
    overstatement (rows already in flight between the operators then). Baseline:
    ``flink_jobs/bench_blackhole.py`` (Flink SQL Kafka -> blackhole) on the same topic, read
    repeatedly so its start-up does not dominate (feature_job_flink.BLACKHOLE_READS), timed
@@ -248,7 +249,7 @@ def feature_job_bench(
     crm_burst: int,
     fresh_seconds: float,
     progress: Progress = print,
-    timeout_s: float = 420.0,
+    timeout_s: float = 900.0,
     parallelism: int = 1,
 ) -> list[Measurement]:
     """Throughput vs blackhole, profile freshness vs Kafka, Redis bytes (see the module)."""

@@ -52,8 +52,9 @@ class Sizes:
     bridge_rows: int
     cdc_seconds: float
     job_events: int
-    """Demo click events through the feature job: sized for the ~1k events/s it reached on
-    2 CPUs in Nov 2026 (its two job submissions add ~60 s); raise them as the job speeds up."""
+    """Demo click events through the feature job: enough that its start-up (5-12 s from its
+    first task RUNNING to its first output; more at a higher parallelism) is a small part of
+    a run timed with it included, at the 10-20k events/s it reaches on 2 CPUs."""
     job_crm_burst: int
     job_fresh_seconds: float
     cdc_rate: float = 20.0
@@ -69,7 +70,7 @@ FULL = Sizes(
     click_events=300_000,
     bridge_rows=1_000_000,
     cdc_seconds=20,
-    job_events=200_000,
+    job_events=600_000,
     job_crm_burst=5_000,
     job_fresh_seconds=15,
 )
