@@ -182,7 +182,9 @@ def vertex_role(description: str, inputs: Sequence[str] = ()) -> str:
         return ONLINE_SINK
     if "StreamingFileWriter" in text:
         profile = any("PythonCorrelate" in i for i in inputs)  # ingest_profile's rows
-        if "PartitionCommitter" not in text:
+        # the DLQ commits no partitions; an offline writer's committer is chained to it at
+        # parallelism 1 and a vertex of its own (parallelism 1) above
+        if "PartitionCommitter" not in text and "end: Writer" in text:
             return "DLQ writer (profile)" if profile else "DLQ writer"
         return "offline writer (profile)" if profile else OFFLINE_SINK
     return text.split(" ", 1)[0][:60]

@@ -153,6 +153,8 @@ def test_only_scratch_entities_are_recognised(key: bytes | str, view: Any, expec
             [],
             "tiles (both stores)",
         ),
+        ("StreamingFileWriter", [], "offline writer (feature rows)"),  # parallelism > 1
+        ("StreamingFileWriter -> end: Writer", [], "DLQ writer"),
         (
             "[1]:TableSourceScan(table=[[default_catalog, default_database, clicks_raw, m",
             [],
