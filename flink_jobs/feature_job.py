@@ -11,14 +11,14 @@ Thin PyFlink wiring; the rules live in flink_jobs.logic (pure Python) and flink_
   (sql.ONLINE_WRITE rows: version-guarded script calls, pipelined by the job's Java sink)
   and the offline table (sql.FEATURE_ROW rows: Parquet on S3, committed by checkpoints).
   CDC orders likewise, counted once per order id.
-- cdc.public.customers + crm.customers -> attribute updates with versions -> Redis, where
-  the Lua upsert keeps the greatest version per attribute: last-writer-wins that does not
-  depend on arrival order, parallelism, restarts or replay. Unparsable records -> DLQ.
+- cdc.public.customers + crm.customers -> attribute updates with versions -> Redis (through
+  the same sink), where the Lua upsert keeps the greatest version per attribute:
+  last-writer-wins that does not depend on arrival order, parallelism, restarts or replay.
+  Unparsable records -> DLQ.
 
-Online writes are answered by Redis before the checkpoint that covers them completes —
-feature writes by the sink's flush at every barrier (sql.online_store_sink), profile
-updates per record — and are idempotent through versions, so recovery from a checkpoint
-replays harmlessly.
+Online writes are answered by Redis before the checkpoint that covers them completes (the
+sink's flush at every barrier, sql.online_store_sink) and are idempotent through versions,
+so recovery from a checkpoint replays harmlessly.
 Run by `streamfeat job deploy` as ``flink run -py flink_jobs/feature_job.py --config JSON``.
 """
 
@@ -31,10 +31,10 @@ from typing import Any
 
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
-from pyflink.table.udf import FunctionContext, TableFunction, udtf
+from pyflink.table.udf import TableFunction, udtf
 
 from core.features import CUSTOMER_PROFILE
-from core.online import AttributeWrite, RedisOnlineStore
+from core.online import encode_value
 from flink_jobs import sql
 from flink_jobs.config import JobConfig
 from flink_jobs.logic.events import Rejection
@@ -54,41 +54,31 @@ PROFILE_TYPES = [
 
 
 class IngestProfile(TableFunction):  # type: ignore[misc]
-    """A CDC customer or CRM record -> its attribute updates written to Redis (the Lua
-    upsert keeps the greatest version per attribute). Emits the updates (kind 'w', for the
-    offline table) or, if unparsable, one DLQ row (kind 'r'); see sql.PROFILE_COLUMNS."""
+    """A CDC customer or CRM record -> its attribute updates (kind 'w': to Redis through the
+    job's online sink, sql.profile_writes, where the Lua upsert keeps the greatest version
+    per attribute; and to the offline table), or, if unparsable, one DLQ row (kind 'r');
+    see sql.PROFILE_COLUMNS. ``val`` is the value in core.online's encoding."""
 
-    def __init__(self, redis_url: str, cdc_topic: str) -> None:
-        self.redis_url = redis_url
+    def __init__(self, cdc_topic: str) -> None:
         self.cdc_topic = cdc_topic
-        self.store: RedisOnlineStore | None = None
-
-    def open(self, function_context: FunctionContext) -> None:
-        self.store = RedisOnlineStore.from_url(self.redis_url)
 
     def is_deterministic(self) -> bool:
-        return False
+        return False  # planned once per record, its rows shared by the DLQ and both stores
 
     def eval(self, topic: str, key: bytes | None, value: bytes | None) -> Iterator[tuple[Any, ...]]:
-        assert self.store is not None
         cdc = topic == self.cdc_topic
         parsed = parse_cdc_customer(key, value) if cdc else parse_crm(value)
         source = "pg_cdc" if cdc else "s3_crm"
         if isinstance(parsed, Rejection):  # the DLQ row keeps the record's own bytes (sql)
             yield ("r", None, None, None, None, None, source, parsed.reason, parsed.detail)
             return
-        self.store.write(
-            [
-                AttributeWrite(CUSTOMER_PROFILE, u.entity_id, u.attribute, u.value, u.version)
-                for u in parsed
-            ]
-        )
-        for u in parsed:  # the same updates, for the offline table
+        for u in parsed:
+            feature = CUSTOMER_PROFILE.feature(u.attribute)
             yield (
                 "w",
                 u.entity_id,
                 u.attribute,
-                u.value,
+                None if u.value is None else encode_value(feature, u.value),
                 u.version.encode(),
                 u.version.event_time,
                 source,
@@ -145,7 +135,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     t_env.create_temporary_function(
         "ingest_profile",
         udtf(
-            IngestProfile(cfg.redis_url, cfg.cdc_customers_topic),
+            IngestProfile(cfg.cdc_customers_topic),
             result_types=PROFILE_TYPES,
         ),
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from core.domain import CLICK_EVENT_TYPES
 from core.events import SOURCE_PRIORITY, Source
 from core.features import (
+    CUSTOMER_PROFILE,
     FEATURE_VIEWS,
     ORDER_LAGS,
     USER_LAGS,
@@ -462,6 +463,28 @@ def upsert_write(
     return _write(view, "upsert", entity, argv)
 
 
+def attribute_write(
+    view: FeatureView, *, entity: str, attribute: str, value: str, version: str, event_time: str
+) -> str:
+    """One attribute of an attribute-scoped view as one online write: UPSERT_LUA's ARGV for
+    one group (as core.online.upsert_args builds it for one AttributeWrite): no ``_t``, the
+    attribute's version field and version, its value (encoded; NULL deletes the field).
+    ``attribute`` holds the feature's long name, one of the view's."""
+    short = " ".join(f"WHEN '{f.name}' THEN '{f.short}'" for f in view.features)
+    short = f"CASE {attribute} {short} END"
+    argv = [
+        _num(f"{event_time} + {view.ttl_s * 1000}"),
+        _text(""),
+        _text(1),
+        f"{short} || '@'",  # core.online.attribute_version_field
+        version,
+        _text(1),
+        short,
+        f"COALESCE('{SET_MARK}' || {value}, '')",
+    ]
+    return _write(view, "upsert", entity, argv)
+
+
 def tile_write(
     view: FeatureView, *, entity: str, event_time: str, tile: str, n: str, packed: str
 ) -> str:
@@ -815,6 +838,20 @@ def session_writes() -> str:
     return f"SELECT {write} FROM {CLOSED_SESSIONS}"
 
 
+def profile_writes() -> str:
+    """``customer_profile``'s online writes (sql.ONLINE_WRITE): each attribute update of the
+    profile path (CDC customers, CRM), version-guarded per attribute (last-writer-wins)."""
+    write = attribute_write(
+        CUSTOMER_PROFILE,
+        entity="entity_id",
+        attribute="attribute",
+        value="val",
+        version="version",
+        event_time="event_time",
+    )
+    return f"SELECT {write} FROM profile WHERE kind = 'w'"
+
+
 def computed_views() -> tuple[FeatureView, ...]:
     """The views the job computes (its lineage outputs)."""
     return (*windowed_views(), USER_LAGS, ORDER_LAGS, USER_SESSIONS)
@@ -853,10 +890,11 @@ def session_source(cfg: JobConfig) -> str:
 
 def online_rows(cfg: JobConfig) -> str:
     """What the online store receives (sql.ONLINE_WRITE): each closed session, each change of
-    an entity's lags and every change of a tile (upsert streams: each write is absolute)."""
+    an entity's lags, every change of a tile (upsert streams: each write is absolute) and
+    each profile attribute update."""
     lags = [c.online_rows() for c in _chains(cfg)]
     tiles = [tile_updates(v) for v in windowed_views()]
-    parts = [session_writes(), *lags, *tiles]
+    parts = [session_writes(), *lags, *tiles, profile_writes()]
     return "CREATE TEMPORARY VIEW online_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
@@ -925,8 +963,8 @@ PROFILE_COLUMNS = (
 
 
 def profile_view(cfg: JobConfig) -> str:
-    """CDC customers + CRM records through ``ingest_profile`` (which writes Redis): one output
-    row per attribute update (kind 'w', for the offline table) or per rejected record
+    """CDC customers + CRM records through ``ingest_profile``: one output row per attribute
+    update (kind 'w', for both stores: :func:`profile_writes`) or per rejected record
     (kind 'r', for the DLQ)."""
     parts = []
     for table, topic in (

@@ -171,7 +171,7 @@ def vertex_role(description: str, inputs: Sequence[str] = ()) -> str:
     if "TableSourceScan" in text:
         table = _TABLE.search(text)
         name = table.group(1) if table else "?"
-        return f"source {name}" + (" + ingest_profile (Python, Redis)" if python else "")
+        return f"source {name}" + (" + ingest_profile (Python)" if python else "")
     if "last_two(" in text:
         return "lags (LAST_TWO)"
     if "GroupAggregate" in text and "tile" in text:

@@ -164,7 +164,7 @@ def test_only_scratch_entities_are_recognised(key: bytes | str, view: Any, expec
             "[48]:TableSourceScan(table=[[default_catalog, default_database, crm_raw]]) "
             "+- [50]:PythonCorrelate(invocation=[ingest_profile(",
             [],
-            "source crm_raw + ingest_profile (Python, Redis)",
+            "source crm_raw + ingest_profile (Python)",
         ),
     ],
 )
