@@ -12,6 +12,7 @@ rows of script calls (:data:`ONLINE_WRITE`) for the job's Java Redis sink.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.domain import CLICK_EVENT_TYPES
@@ -22,10 +23,11 @@ from core.features import (
     ORDER_LAGS,
     USER_LAGS,
     USER_SESSIONS,
+    Feature,
     FeatureView,
     Lags,
 )
-from core.online import ROW_VERSION, SCRIPTS, SET_MARK, key_parts
+from core.online import ROW_VERSION, SCRIPTS, SET_MARK, attribute_version_field, key_parts
 from core.windows import SLOTS, Aggregations, Filter, Measure
 from flink_jobs.config import JobConfig
 from flink_jobs.lateness import (
@@ -470,16 +472,19 @@ def attribute_write(
     one group (as core.online.upsert_args builds it for one AttributeWrite): no ``_t``, the
     attribute's version field and version, its value (encoded; NULL deletes the field).
     ``attribute`` holds the feature's long name, one of the view's."""
-    short = " ".join(f"WHEN '{f.name}' THEN '{f.short}'" for f in view.features)
-    short = f"CASE {attribute} {short} END"
+
+    def per_feature(of: Callable[[Feature], str]) -> str:
+        cases = " ".join(f"WHEN '{f.name}' THEN '{of(f)}'" for f in view.features)
+        return f"CASE {attribute} {cases} END"
+
     argv = [
         _num(f"{event_time} + {view.ttl_s * 1000}"),
         _text(""),
         _text(1),
-        f"{short} || '@'",  # core.online.attribute_version_field
+        per_feature(attribute_version_field),
         version,
         _text(1),
-        short,
+        per_feature(lambda f: f.short),
         f"COALESCE('{SET_MARK}' || {value}, '')",
     ]
     return _write(view, "upsert", entity, argv)

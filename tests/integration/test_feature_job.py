@@ -629,8 +629,11 @@ def _read_topic(s: StackSettings, topic: str, ends: list[int]) -> list[bytes | N
     return values
 
 
-def _insert_orders(s: StackSettings, customer: int, orders: list[tuple[int, int]]) -> None:
-    """A customer, then each (created_at ms, amount) order in its own transaction."""
+def _insert_orders(
+    s: StackSettings, customer: int, orders: list[tuple[int, int]], pace_s: float = 0.0
+) -> None:
+    """A customer, then each (created_at ms, amount) order in its own transaction, one every
+    ``pace_s`` at most (the pace of a stream, not a wait for anything)."""
     import psycopg
 
     from core.events import format_iso_ms
@@ -649,6 +652,7 @@ def _insert_orders(s: StackSettings, customer: int, orders: list[tuple[int, int]
                 "public.orders), %s, 'created', %s, 'EUR', %s, %s)",
                 (customer, amount, format_iso_ms(created), format_iso_ms(created)),
             )
+            time.sleep(pace_s)
 
 
 def test_order_features_snapshot_and_live_match_hand_computed_and_pure_rules(
@@ -1206,7 +1210,6 @@ def test_connect_killed_mid_stream_counts_every_order_once(
 
     import psutil
 
-    from core.events import format_iso_ms
     from core.features import CUSTOMER_ORDERS, ORDER_LAGS
     from core.topics import CDC_ORDERS
     from flink_jobs.logic.events import CREATE_OPS, OrderEvent
@@ -1218,23 +1221,12 @@ def test_connect_killed_mid_stream_counts_every_order_once(
     customer = 760_000 + int(uuid.uuid4().int % 50_000)
     base = int(time.time() * 1000) + 40 * 60_000
     orders = [(base + i * 1000, 100 + i) for i in range(300)]  # 5 min of created_at
-    _insert_orders(s, customer, [])
     inserted: list[str] = []
 
     def insert_paced() -> None:
-        """Each order in its own transaction, ~100 per second (the stream Connect dies in)."""
-        import psycopg
-
+        """~100 orders per second (the stream Connect dies in)."""
         try:
-            with psycopg.connect(s.postgres_dsn(), autocommit=True) as conn:
-                for created, amount in orders:
-                    conn.execute(
-                        "INSERT INTO public.orders (id, customer_id, status, amount_cents, "
-                        "currency, created_at, updated_at) VALUES ((SELECT COALESCE(MAX(id), 0) "
-                        "+ 1 FROM public.orders), %s, 'created', %s, 'EUR', %s, %s)",
-                        (customer, amount, format_iso_ms(created), format_iso_ms(created)),
-                    )
-                    time.sleep(0.01)  # the pace of the stream, not a wait for anything
+            _insert_orders(s, customer, orders, pace_s=0.01)
             inserted.append("ok")
         except Exception as exc:  # reported below, never lost in a thread
             inserted.append(repr(exc))
