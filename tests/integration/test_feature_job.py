@@ -115,6 +115,23 @@ def _end_offsets(s: StackSettings, topic: str) -> list[int]:
         c.close()
 
 
+def _checkpointed_through(s: StackSettings, group: str, topic: str, ends: list[int]) -> bool:
+    """The job's consumer group committed offsets >= ``ends`` on every partition of ``topic``.
+    The Kafka source commits at a completed checkpoint, whose barrier has flushed every
+    operator and sink before it: Redis then holds all the job made of those records."""
+    from confluent_kafka import TopicPartition
+
+    from connectors.kafka_clients import consumer
+
+    c = consumer(s, group=group)
+    try:
+        parts = [TopicPartition(topic, p) for p in range(len(ends))]
+        done = c.committed(parts, timeout=10)
+        return all(tp.offset >= end for tp, end in zip(done, ends, strict=True))
+    finally:
+        c.close()
+
+
 def _time_of(row: dict[str, Any], field: str) -> int | None:
     return decode_event_time(row[field]) if field in row else None
 
@@ -1248,23 +1265,34 @@ def test_connect_killed_mid_stream_counts_every_order_once(
     writer.join(timeout=120)
     assert inserted == ["ok"], inserted
 
-    def landed() -> tuple[dict[str, Any], dict[str, Any]] | None:
-        row = store.read(CUSTOMER_ORDERS, [customer], now_ms=last + 1)[0]
-        lags = store.read(ORDER_LAGS, [customer])[0]
-        return (row, lags) if lags.get("_t") == str(last) and row["orders_7d"] > 0 else None
+    def created() -> tuple[list[int], list[Any]]:
+        """The CDC topic's end offsets and this customer's order creations up to them."""
+        ends = _end_offsets(s, CDC_ORDERS)
+        return ends, [
+            e
+            for v in _read_topic(s, CDC_ORDERS, ends)
+            if isinstance(e := parse_cdc_order(v), OrderEvent)
+            and e.customer_id == customer
+            and e.op in CREATE_OPS
+        ]
 
-    row, lags = wait_for("the last order's lags online", landed, 240)
+    def all_sent() -> tuple[list[int], list[Any]] | None:
+        ends, events = created()
+        return (ends, events) if len({e.order_id for e in events}) == len(orders) else None
+
+    # Sync on the job's progress, not on one feature: the lags and the tiles are separate
+    # writes (the tiles after a mini-batch), so the last lag online says nothing of the tiles.
+    ends, events = wait_for("every order in the CDC topic (Connect resends)", all_sent, 240)
+    wait_for(
+        "a checkpoint through those offsets",
+        lambda: _checkpointed_through(s, _job_cfg(s).group_id, CDC_ORDERS, ends),
+        240,
+    )
+    row = store.read(CUSTOMER_ORDERS, [customer], now_ms=last + 1)[0]
+    lags = store.read(ORDER_LAGS, [customer])[0]
     total = sum(amount for _, amount in orders)
     assert (row["orders_7d"], row["spend_cents_7d"]) == (len(orders), total)
     assert (row["orders_24h"], row["spend_cents_24h"]) == (len(orders), total)
     assert (lags["last_order_cents"], lags["prev_order_cents"]) == (orders[-1][1], orders[-2][1])
     assert restarts() == before
-    events = [
-        e
-        for v in _read_topic(s, CDC_ORDERS, _end_offsets(s, CDC_ORDERS))
-        if isinstance(e := parse_cdc_order(v), OrderEvent)
-        and e.customer_id == customer
-        and e.op in CREATE_OPS
-    ]
-    assert len({e.order_id for e in events}) == len(orders)
     print(f"\nConnect kill: {len(events) - len(orders)} copies of {len(orders)} orders sent again")
