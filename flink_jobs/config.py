@@ -6,6 +6,8 @@ never reads environment variables or literals of its own.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.events import EVENT_TIME_FLOOR_MS
@@ -82,6 +84,13 @@ class JobConfig(BaseModel):
         "`make install` into .local/jvm/udf): shipped with the job (`pipeline.jars`).",
     )
     parallelism: int = Field(1, gt=0)
+    state_backend: Literal["hashmap", "rocksdb"] = Field(
+        "hashmap",
+        description="Where keyed state lives: `hashmap` (objects on the TaskManager's heap, "
+        "full snapshots) or `rocksdb` (serialized on local disk within managed memory, "
+        "incremental checkpoints: state past the heap, checkpoints that upload only new "
+        "files). docs/operations.md, State backend.",
+    )
     python_bundle_time_ms: int = Field(
         50,
         gt=0,
@@ -129,6 +138,13 @@ class JobConfig(BaseModel):
             if ms < 0:
                 raise ValueError(f"allowed_lateness_ms: {name} has a negative lateness {ms}")
         return value
+
+    def environment_options(self) -> dict[str, str]:
+        """Flink options of the job's own environment (over the cluster's defaults)."""
+        options: dict[str, str] = {"state.backend.type": self.state_backend}
+        if self.state_backend == "rocksdb":
+            options["execution.checkpointing.incremental"] = "true"
+        return options
 
     @property
     def dlq_path(self) -> str:

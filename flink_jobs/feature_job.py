@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pyflink.common import Configuration
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 from pyflink.table.udf import TableFunction, udtf
@@ -194,7 +195,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True, help="JobConfig as JSON")
     args = parser.parse_args(argv)
     cfg = JobConfig.model_validate_json(args.config)
-    env = StreamExecutionEnvironment.get_execution_environment()
+    options = Configuration()
+    for key, value in cfg.environment_options().items():
+        options.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(options)
     build(env, cfg)
     env.execute(JOB_NAME)
 

@@ -142,8 +142,10 @@ def bench(
     suite: Annotated[
         str,
         typer.Option(
-            help="baselines | ingestion | job | api | all (ingestion: producer, bridge, CDC; "
-            "job: the feature job on scratch topics; api: feature API latency)."
+            help="baselines | ingestion | job | api | all | state (ingestion: producer, "
+            "bridge, CDC; job: the feature job on scratch topics; api: feature API latency; "
+            "state: the job's state and heap per state backend on 10M clicks, ~40 min, not "
+            "in all)."
         ),
     ] = "all",
     job_parallelism: Annotated[

@@ -264,6 +264,28 @@ class FlinkClient:
                     out.append(int(value))
         return out
 
+    def latest_checkpoint(self, job_id: str) -> dict[str, Any] | None:
+        """The job's latest completed checkpoint as the REST API reports it (``id``,
+        ``state_size`` = its full state, ``checkpointed_size`` = what it uploaded,
+        ``end_to_end_duration``, ``latest_ack_timestamp``), or None before the first."""
+        latest = self._get(f"/jobs/{job_id}/checkpoints").get("latest")
+        done = latest.get("completed") if isinstance(latest, dict) else None
+        return done if isinstance(done, dict) else None
+
+    def taskmanager_metrics(self, *names: str) -> dict[str, dict[str, int]]:
+        """TaskManager id -> metric name -> value, for each registered TaskManager (e.g.
+        ``Status.JVM.Memory.Heap.Used``); a metric it does not report is left out."""
+        tms = self._get("/taskmanagers").get("taskmanagers")
+        out: dict[str, dict[str, int]] = {}
+        for tm in tms if isinstance(tms, list) else []:
+            got: object = self._get(f"/taskmanagers/{tm['id']}/metrics?get={','.join(names)}")
+            out[str(tm["id"])] = {
+                str(m["id"]): int(float(m["value"]))
+                for m in (got if isinstance(got, list) else [])
+                if isinstance(m, dict) and m.get("value") not in (None, "")
+            }
+        return out
+
     def exceptions(self, job_id: str) -> str:
         data = self._get(f"/jobs/{job_id}/exceptions")
         root = data.get("root-exception") or ""

@@ -26,12 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.settings import StackSettings
-from streamfeat.bench import api, baselines, feature_job, ingestion
+from streamfeat.bench import api, baselines, feature_job, feature_job_state, ingestion
 from streamfeat.bench.stats import Measurement, format_value, render_table, to_json
 
 Progress = Callable[[str], None]
 Step = tuple[str, Callable[[], list[Measurement]]]
-SUITES = ("baselines", "ingestion", "job", "api", "all")
+SUITES = ("baselines", "ingestion", "job", "api", "all", "state")
+"""``state`` (~40 min) is not part of ``all``."""
 
 HOST_AT_START = "host load average at start"
 HOST_AT_END = "host load average at end"
@@ -57,6 +58,10 @@ class Sizes:
     a run timed with it included, at the 10-20k events/s it reaches on 2 CPUs."""
     job_crm_burst: int
     job_fresh_seconds: float
+    state_events: int = 10_000_000
+    state_marks: tuple[int, ...] = (1_000_000,)
+    """The state suite reports state per user at each mark and at ``state_events``."""
+    state_users: int = 100_000
     cdc_rate: float = 20.0
     api_rates: tuple[float, ...] = (25, 100, 250, 500)
     """Requests/s of each feature API run (issue 5's goal is stated at 500/s)."""
@@ -86,6 +91,9 @@ QUICK = Sizes(
     job_fresh_seconds=6,
     api_rates=(25, 100, 500),
     api_seconds=3.0,
+    state_events=200_000,
+    state_marks=(100_000,),
+    state_users=10_000,
 )
 
 
@@ -210,6 +218,23 @@ def _job_steps(
     ]
 
 
+def _state_steps(settings: StackSettings, sizes: Sizes, progress: Progress) -> list[Step]:
+    """The feature job's keyed state and heap per state backend on one large input."""
+    return [
+        (
+            f"feature job state: {sizes.state_events:,} clicks of {sizes.state_users:,} users, "
+            f"backends {' and '.join(feature_job_state.BACKENDS)}",
+            lambda: feature_job_state.state_bench(
+                settings,
+                events=sizes.state_events,
+                users=sizes.state_users,
+                marks=sizes.state_marks,
+                progress=progress,
+            ),
+        )
+    ]
+
+
 def _api_steps(settings: StackSettings, sizes: Sizes, progress: Progress) -> list[Step]:
     """The feature API on a scratch port: hello JSON, 1 entity, batch of 100, per rate."""
     rates = "/".join(f"{r:g}" for r in sizes.api_rates)
@@ -247,6 +272,8 @@ def run_suite(
         steps += _job_steps(settings, sizes, progress, job_parallelism)
     if suite in ("api", "all"):
         steps += _api_steps(settings, sizes, progress)
+    if suite == "state":
+        steps += _state_steps(settings, sizes, progress)
     start = HostSnapshot.capture()
     progress(
         f"bench {suite} ({'quick' if quick else 'full'}) on {start.nproc} CPUs, "
