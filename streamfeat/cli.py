@@ -151,6 +151,15 @@ def bench(
     job_parallelism: Annotated[
         int, typer.Option(min=1, help="Parallelism of the feature job under test (suite job).")
     ] = 1,
+    state_events: Annotated[
+        int, typer.Option(min=0, help="Clicks of the state suite (0: 10M, quick 200k).")
+    ] = 0,
+    state_users: Annotated[
+        int, typer.Option(min=0, help="Users of the state suite (0: 100k, quick 10k).")
+    ] = 0,
+    state_backends: Annotated[
+        str, typer.Option(help="State backends the state suite compares, in order.")
+    ] = "hashmap,rocksdb",
 ) -> None:
     """Measure on the running stack; print the table, write .local/bench/latest.{md,json}."""
     from streamfeat.bench.runner import SUITES, run_suite, write_report
@@ -162,7 +171,13 @@ def bench(
     settings = load_settings()
     try:
         measurements = run_suite(
-            settings, suite, quick=quick, progress=out.print, job_parallelism=job_parallelism
+            settings,
+            suite,
+            quick=quick,
+            progress=out.print,
+            job_parallelism=job_parallelism,
+            state_size=(state_events, state_users),
+            state_backends=tuple(b.strip() for b in state_backends.split(",") if b.strip()),
         )
     except StackError as exc:
         fail_with(exc)

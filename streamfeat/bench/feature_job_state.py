@@ -58,6 +58,9 @@ HEAP_USED, HEAP_MAX = "Status.JVM.Memory.Heap.Used", "Status.JVM.Memory.Heap.Max
 MANAGED_USED = "Status.Flink.Memory.Managed.Used"
 MIB = 1 << 20
 SAMPLE_S = 1.0
+HEAP_FULL, HEAP_FULL_S = 0.95, 60.0
+"""A heap this full at every sample for this long: the backend is GC-bound (a heap state
+backend past its heap crawls long before it fails); the run ends there as failed."""
 Progress = Callable[[str], None]
 
 
@@ -160,16 +163,27 @@ class Run:
     managed_peak: int = 0
     done_ms: float = 0.0
     covered: int = 0
+    full_since: float | None = None
     failed: str = ""
     """Why the job left RUNNING before the last mark (a backend that cannot hold the state
     is a result, not an error of the benchmark)."""
 
 
 def _sample(client: FlinkClient, run: Run) -> None:
+    full = False
     for values in client.taskmanager_metrics(HEAP_USED, HEAP_MAX, MANAGED_USED).values():
-        run.heap_peak = max(run.heap_peak, values.get(HEAP_USED, 0))
-        run.heap_max = max(run.heap_max, values.get(HEAP_MAX, 0))
+        used, top = values.get(HEAP_USED, 0), values.get(HEAP_MAX, 0)
+        run.heap_peak = max(run.heap_peak, used)
+        run.heap_max = max(run.heap_max, top)
         run.managed_peak = max(run.managed_peak, values.get(MANAGED_USED, 0))
+        full = full or (top > 0 and used >= HEAP_FULL * top)
+    now = time.monotonic()
+    run.full_since = (run.full_since or now) if full else None
+    if run.full_since is not None and now - run.full_since >= HEAP_FULL_S:
+        run.failed = (
+            f"heap >= {HEAP_FULL:.0%} full at every sample for {HEAP_FULL_S:g} s (GC-bound; "
+            "stopped there)"
+        )
 
 
 def watch(
@@ -197,6 +211,9 @@ def watch(
             say(f"{run.backend}: the job failed after {run.covered:,} events: {run.failed}")
             return
         _sample(client, run)
+        if run.failed:
+            say(f"{run.backend}: after {run.covered:,} events in a checkpoint: {run.failed}")
+            return
         cp = client.latest_checkpoint(job_id)
         if cp is not None and cp.get("id") != seen_id:
             seen_id = cp.get("id")

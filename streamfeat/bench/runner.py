@@ -21,7 +21,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -218,17 +218,23 @@ def _job_steps(
     ]
 
 
-def _state_steps(settings: StackSettings, sizes: Sizes, progress: Progress) -> list[Step]:
+def _state_steps(
+    settings: StackSettings, sizes: Sizes, progress: Progress, backends: tuple[str, ...]
+) -> list[Step]:
     """The feature job's keyed state and heap per state backend on one large input."""
+    unknown = set(backends) - set(feature_job_state.BACKENDS)
+    if unknown or not backends:
+        raise ValueError(f"state backends must be among {feature_job_state.BACKENDS}")
     return [
         (
             f"feature job state: {sizes.state_events:,} clicks of {sizes.state_users:,} users, "
-            f"backends {' and '.join(feature_job_state.BACKENDS)}",
+            f"backends {' and '.join(backends)}",
             lambda: feature_job_state.state_bench(
                 settings,
                 events=sizes.state_events,
                 users=sizes.state_users,
                 marks=sizes.state_marks,
+                backends=backends,
                 progress=progress,
             ),
         )
@@ -259,12 +265,20 @@ def run_suite(
     quick: bool = False,
     progress: Progress = print,
     job_parallelism: int = 1,
+    state_size: tuple[int, int] = (0, 0),
+    state_backends: tuple[str, ...] = feature_job_state.BACKENDS,
 ) -> list[Measurement]:
     """Measure ``suite`` (one of :data:`SUITES`) on the running stack, step by step; raises
-    StackError on failure. The first and last rows are host snapshots."""
+    StackError on failure. The first and last rows are host snapshots. ``state_size``:
+    (events, users) of the state suite, each 0 for the suite's own."""
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
     sizes = QUICK if quick else FULL
+    events, users = state_size
+    if events or users:
+        events, users = events or sizes.state_events, users or sizes.state_users
+        marks = tuple(m for m in sizes.state_marks if m < events) or (events // 2,)
+        sizes = replace(sizes, state_events=events, state_users=users, state_marks=marks)
     steps = _baseline_steps(settings, sizes) if suite in ("baselines", "all") else []
     if suite in ("ingestion", "all"):
         steps += _ingestion_steps(settings, sizes, with_baselines=suite == "all")
@@ -273,7 +287,7 @@ def run_suite(
     if suite in ("api", "all"):
         steps += _api_steps(settings, sizes, progress)
     if suite == "state":
-        steps += _state_steps(settings, sizes, progress)
+        steps += _state_steps(settings, sizes, progress, state_backends)
     start = HostSnapshot.capture()
     progress(
         f"bench {suite} ({'quick' if quick else 'full'}) on {start.nproc} CPUs, "

@@ -10,7 +10,8 @@ checkpoint covered them:
   dead TaskManager left behind and starts a new one, and the job restores from its
   checkpoint;
 - in another run the Kafka broker and Redis, in turn, twice each, down for :data:`DOWN_S`
-  each time: `up` restarts them from their files. The job's sources and the test's
+  each time (5 s and 30 s): `up` restarts them from their files; while Redis is down the
+  feature API must answer 503 at once. The job's sources and the test's
   producer wait for the broker; Redis restarts from its append-only file (fsynced before
   each reply, so nothing it acknowledged is lost) and the job's online sink resends what
   Redis did not answer; the job never restarts.
@@ -69,9 +70,8 @@ CLICKS = int(os.environ.get("STREAMFEAT_FAULT_CLICKS", "100000"))
 KILLS = int(os.environ.get("STREAMFEAT_FAULT_KILLS", "3"))
 OUTAGES = 2
 """Outages of the broker and of Redis each, in turn."""
-DOWN_S = 5.0
-"""How long each outage of Redis or the Kafka broker lasts (well inside the online sink's
-60 s retry timeout)."""
+DOWN_S = {"kafka": 5.0, "redis": 30.0}
+"""How long each outage lasts (Redis's inside the online sink's 60 s retry timeout)."""
 CHECKPOINT_MS = int(os.environ.get("STREAMFEAT_FAULT_CHECKPOINT_MS", "2000"))
 POISON_EVERY = 100
 """One poison record (tests/faults/poison.py: every kind the gate knows) after every 100
@@ -174,9 +174,33 @@ def _taskmanager_fault(sup: Supervisor, client: FlinkClient, job_id: str) -> dic
     return {"to_running_s": round(time.monotonic() - killed_at, 1)}
 
 
+def _api_while_redis_is_down(s: StackSettings, until: float) -> dict[str, float]:
+    """Ask the stack's feature API for a user's features until ``until`` (the outage's
+    end): every answer must be a 503 `online_store_unavailable`, none may hang (2 s client
+    timeout). Returns how many answers and the slowest (ms)."""
+    import httpx
+
+    from feature_api.settings import Role, dev_key
+
+    url = f"http://{s.host}:{s.ports.api}/v1/features/{USER_ACTIVITY.name}/{USER_BASE + 1}"
+    slowest, n = 0.0, 0
+    with httpx.Client(headers={"X-API-Key": dev_key(Role.READER)}, timeout=2.0) as http:
+        while time.monotonic() < until:
+            t0 = time.perf_counter()
+            r = http.get(url)
+            slowest = max(slowest, time.perf_counter() - t0)
+            n += 1
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["code"] == "online_store_unavailable", r.text
+            time.sleep(0.2)  # the pace of a client retrying, not a wait for anything
+    assert n > 0
+    return {"api_503s": n, "api_slowest_ms": round(slowest * 1000, 1)}
+
+
 def _outage(service: str) -> Callable[[Supervisor, FlinkClient, str], dict[str, float]]:
     """A fault: SIGKILL ``service``, keep it down :data:`DOWN_S` (the outage), start it again
-    from its files; the job must ride it out without a restart."""
+    from its files; the job must ride it out without a restart. While Redis is down the
+    feature API answers 503 at once."""
 
     def inject(sup: Supervisor, client: FlinkClient, job_id: str) -> dict[str, float]:
         restarts = client.restarts(job_id)
@@ -185,12 +209,15 @@ def _outage(service: str) -> Callable[[Supervisor, FlinkClient, str], dict[str, 
         killed_at = time.monotonic()
         proc.kill()
         psutil.wait_procs([proc], timeout=30)
-        time.sleep(DOWN_S)  # the fault's length, not a wait for anything
+        api: dict[str, float] = {}
+        if service == "redis":
+            api = _api_while_redis_is_down(sup.ctx.settings, killed_at + DOWN_S[service])
+        time.sleep(max(killed_at + DOWN_S[service] - time.monotonic(), 0))  # the fault's length
         sup.up([service], progress=lambda _line: None)
         back_s = round(time.monotonic() - killed_at, 1)
         assert client.restarts(job_id) == restarts, client.exceptions(job_id)
         assert client.job(job_id).get("state") == "RUNNING"
-        return {"back_s": back_s}
+        return {"back_s": back_s, **api}
 
     return inject
 

@@ -594,6 +594,51 @@ def test_the_online_sink_rides_out_a_redis_stall(feature_job: StackSettings) -> 
     assert restarts() == before
 
 
+def test_profile_updates_committed_during_a_redis_stall_land_after_it(
+    feature_job: StackSettings,
+) -> None:
+    """The CDC path through the same sink: a customer updated 20 times in PostgreSQL while
+    Redis does not answer (5 s); the sink holds the stream, the job does not restart, and
+    Redis then holds PostgreSQL's final row."""
+    import psycopg
+
+    from core.domain import SEGMENTS, TIERS
+
+    s = feature_job
+    restarts = _job_restarts(s)
+    before = restarts()
+    customer = 820_000 + int(uuid.uuid4().int % 50_000)
+    store = RedisOnlineStore.from_url(s.redis_url)
+    with psycopg.connect(s.postgres_dsn(), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO public.customers (id, email, full_name, segment, tier, country, "
+            "created_at, updated_at) VALUES (%s, %s, 'Stall', 'smb', 'bronze', 'DE', now(), "
+            "now())",
+            (customer, f"s{customer}@example.com"),
+        )
+        wait_for("the new customer online", lambda: store.read(CUSTOMER_PROFILE, [customer])[0])
+        store.client.execute_command("CLIENT", "PAUSE", 5000, "ALL")
+        paused = time.monotonic()
+        for i in range(20):  # one transaction each, all while Redis is paused
+            conn.execute(
+                "UPDATE public.customers SET email = %s, segment = %s, tier = %s, "
+                "updated_at = clock_timestamp() WHERE id = %s",
+                (f"s{customer}-{i}@example.com", SEGMENTS[i % 3], TIERS[i % 4], customer),
+            )
+        final = conn.execute(
+            "SELECT email, segment, tier FROM public.customers WHERE id = %s", (customer,)
+        ).fetchone()
+    assert time.monotonic() - paused < 5, "the updates took longer than the stall"
+
+    def landed() -> dict[str, Any] | None:
+        row = store.read(CUSTOMER_PROFILE, [customer])[0]
+        return row if (row.get("email"), row.get("segment"), row.get("tier")) == final else None
+
+    wait_for("PostgreSQL's final row online after the stall", landed)
+    assert time.monotonic() - paused >= 5  # it could only land once Redis answered again
+    assert restarts() == before
+
+
 def test_offline_files_commit_to_iceberg_once(feature_job: StackSettings) -> None:
     """The job's finished Parquet files become an Iceberg snapshot; a second commit adds
     nothing; the Iceberg scan returns exactly the committed rows."""
