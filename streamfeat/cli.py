@@ -151,6 +151,10 @@ def bench(
     job_parallelism: Annotated[
         int, typer.Option(min=1, help="Parallelism of the feature job under test (suite job).")
     ] = 1,
+    job_state_backend: Annotated[
+        str,
+        typer.Option(help="State backend of the job under test (suite job): rocksdb | hashmap."),
+    ] = "rocksdb",
     state_events: Annotated[
         int, typer.Option(min=0, help="Clicks of the state suite (0: 10M, quick 200k).")
     ] = 0,
@@ -176,6 +180,7 @@ def bench(
             quick=quick,
             progress=out.print,
             job_parallelism=job_parallelism,
+            job_state_backend=job_state_backend,
             state_size=(state_events, state_users),
             state_backends=tuple(b.strip() for b in state_backends.split(",") if b.strip()),
         )

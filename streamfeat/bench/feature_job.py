@@ -166,6 +166,7 @@ def _throughput_rows(
     blackhole: tuple[float, str],
     generated: int,
     parallelism: int = 1,
+    state_backend: str = "rocksdb",
 ) -> list[Measurement]:
     running_ms, first_ms, done_ms = times
     run_s, after_first_s = (done_ms - running_ms) / 1000, (done_ms - first_ms) / 1000
@@ -175,7 +176,8 @@ def _throughput_rows(
     detail = (
         f"{clicks.events:,} valid events ({generated:,} demo click_records less "
         f"{clicks.malformed} malformed and {clicks.late} late; {len(clicks.last_time):,} users), "
-        f"parallelism {parallelism}: {run_s:.2f}s from its first task RUNNING to every user's "
+        f"parallelism {parallelism}, state backend {state_backend}: {run_s:.2f}s from its "
+        f"first task RUNNING to every user's "
         f"final state in Redis (polled every {POLL_S}s); first row in Redis after "
         f"{(first_ms - running_ms) / 1000:.2f}s, {clicks.events / after_first_s:,.0f} events/s "
         "from then (an overstatement: rows were in flight between operators); feature "
@@ -251,6 +253,7 @@ def feature_job_bench(
     progress: Progress = print,
     timeout_s: float = 900.0,
     parallelism: int = 1,
+    state_backend: str = "rocksdb",
 ) -> list[Measurement]:
     """Throughput vs blackhole, profile freshness vs Kafka, Redis bytes (see the module)."""
     from connectors.demo.loader import click_records
@@ -265,7 +268,7 @@ def feature_job_bench(
     scratch: dict[str, object] = {"clickstream_topic": CLICK_TOPIC, "crm_topic": CRM_TOPIC}
     scratch["group_id"] = group
     scratch |= {"cdc_customers_topic": CDC_TOPIC, "cdc_orders_topic": ORDERS_TOPIC}
-    scratch |= {"lake_bucket": BUCKET, "parallelism": parallelism}
+    scratch |= {"lake_bucket": BUCKET, "parallelism": parallelism, "state_backend": state_backend}
     # the demo clicks span a day from 12 h ago (so no user's hash expires by event time
     # during the run): half of them are dated ahead of their produce time, which the job
     # allows here, and only here, up to 13 h
@@ -304,7 +307,7 @@ def feature_job_bench(
         job = flink.settled(client, job_id, labels, clicks.expected_rows(), deadline)
         counts = flink.sink_counts(job, labels)
         times = (running_ms, first_ms, done_ms)
-        out = _throughput_rows(clicks, counts, times, blackhole, events, parallelism)
+        out = _throughput_rows(clicks, counts, times, blackhole, events, parallelism, state_backend)
         out += gates
         out += flink.vertex_rows(job, labels, done_ms - running_ms)
         say(f"{out[0].value:,.0f} events/s; CRM burst + freshness on {CRM_TOPIC} ...")

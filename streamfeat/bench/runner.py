@@ -198,7 +198,11 @@ def _ingestion_steps(settings: StackSettings, sizes: Sizes, *, with_baselines: b
 
 
 def _job_steps(
-    settings: StackSettings, sizes: Sizes, progress: Progress, parallelism: int = 1
+    settings: StackSettings,
+    sizes: Sizes,
+    progress: Progress,
+    parallelism: int = 1,
+    state_backend: str = "rocksdb",
 ) -> list[Step]:
     """The feature job's own copy on scratch topics: throughput vs blackhole, profile
     freshness vs Kafka round trip, Redis bytes per entity (one step: one deployment)."""
@@ -213,6 +217,7 @@ def _job_steps(
                 fresh_seconds=sizes.job_fresh_seconds,
                 progress=progress,
                 parallelism=parallelism,
+                state_backend=state_backend,
             ),
         )
     ]
@@ -265,6 +270,7 @@ def run_suite(
     quick: bool = False,
     progress: Progress = print,
     job_parallelism: int = 1,
+    job_state_backend: str = "rocksdb",
     state_size: tuple[int, int] = (0, 0),
     state_backends: tuple[str, ...] = feature_job_state.BACKENDS,
 ) -> list[Measurement]:
@@ -283,7 +289,7 @@ def run_suite(
     if suite in ("ingestion", "all"):
         steps += _ingestion_steps(settings, sizes, with_baselines=suite == "all")
     if suite in ("job", "all"):
-        steps += _job_steps(settings, sizes, progress, job_parallelism)
+        steps += _job_steps(settings, sizes, progress, job_parallelism, job_state_backend)
     if suite in ("api", "all"):
         steps += _api_steps(settings, sizes, progress)
     if suite == "state":

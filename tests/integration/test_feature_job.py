@@ -1010,7 +1010,10 @@ def test_stop_with_savepoint_and_resume_keeps_window_state_and_offsets(
 ) -> None:
     """Clicks before the stop, more while stopped; resumed from the savepoint the 1 h count
     is 4. A restart without the window state would count 2 (only the clicks after the
-    stop), a replay without the offsets would count clicks twice."""
+    stop), a replay without the offsets would count clicks twice. The savepoints are
+    Flink's canonical format, so the state backend may change at a resume: the job resumes
+    on the heap backend, then stops and resumes on RocksDB again (the upgrade from a job
+    deployed before RocksDB became the default), and a fifth click counts 5."""
     s = feature_job
     user, other = (600_000 + int(uuid.uuid4().int % 50_000) * 2 + i for i in (0, 1))
     t0 = int(time.time() * 1000) - 4 * 60_000  # after every click of the tests before
@@ -1027,11 +1030,18 @@ def test_stop_with_savepoint_and_resume_keeps_window_state_and_offsets(
     assert "savepoint" in location
     while_stopped = [_click(user, t0 + 60_000, "search"), _click(user, t0 + 90_000, "purchase")]
     _send(s, CLICKSTREAM, while_stopped)
-    deploy(s, _job_cfg(s), from_savepoint="last")
+    cfg = _job_cfg(s)
+    assert cfg.state_backend == "rocksdb"
+    deploy(s, cfg.model_copy(update={"state_backend": "hashmap"}), from_savepoint="last")
     _send(s, CLICKSTREAM, [_click(other, t0 + 150_000, "page_view")])
     assert wait_for("4 clicks after the resume", lambda: clicks_at(t0 + 90_000) == 4)
     row = store.read(USER_ACTIVITY, [user], now_ms=t0 + 90_001)[0]
     assert (row["purchases_1h"], row["carts_1h"]) == (1, 0)
+    assert "savepoint" in stop(s)
+    deploy(s, cfg, from_savepoint="last")  # back on RocksDB, from the heap backend's state
+    _send(s, CLICKSTREAM, [_click(user, t0 + 120_000, "page_view")])
+    _send(s, CLICKSTREAM, [_click(other, t0 + 160_000, "page_view")])
+    assert wait_for("5 clicks after the second resume", lambda: clicks_at(t0 + 120_000) == 5)
 
 
 def _dlq_entries(s: StackSettings, source: str, reason: str, day: str) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ def test_every_generated_click_passes_the_strict_gate_in_event_time_order() -> N
     parsed = [parse_click(value, 0, i) for i, (_, value, _) in enumerate(out)]
     assert all(isinstance(p, ClickEvent) for p in parsed)
     times = [p.event_time for p in parsed if isinstance(p, ClickEvent)]
-    assert times == sorted(times) and END - DAY_MS <= times[0] and times[-1] < END
+    assert times == sorted(times) and times[0] >= END - DAY_MS and times[-1] < END
     users = {user for _, _, user in out}
     assert users <= set(SCRATCH_IDS) and len(users) <= 40
     assert all(key == b"%d" % user for key, _, user in out)  # keyed by user: one partition each
