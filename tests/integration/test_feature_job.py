@@ -1351,3 +1351,124 @@ def test_connect_killed_mid_stream_counts_every_order_once(
     assert (lags["last_order_cents"], lags["prev_order_cents"]) == (orders[-1][1], orders[-2][1])
     assert restarts() == before
     print(f"\nConnect kill: {len(events) - len(orders)} copies of {len(orders)} orders sent again")
+
+
+CONNECT_KILLS = 5
+CUSTOMER_UPDATES = int(os.environ.get("STREAMFEAT_FAULT_PG_UPDATES", "4000"))
+"""PostgreSQL updates during the Connect kills (`make faults` runs 100k)."""
+
+
+def test_connect_killed_five_times_during_customer_updates_loses_no_version(
+    feature_job: StackSettings, supervisor: Any
+) -> None:
+    """Kafka Connect SIGKILLed 5 times while 100 customers are updated one transaction at a
+    time, started again by `up` each time: Redis ends equal to PostgreSQL's final rows, the
+    offline history holds every version Debezium committed to the topic (each update's
+    attribute values at its commit LSN), and the job never restarts. Copies Debezium sends
+    again after a kill reach the offline table again (same version: harmless to the
+    point-in-time join); how many is printed."""
+    import threading
+
+    import psutil
+    import psycopg
+
+    from core.domain import SEGMENTS, TIERS
+    from flink_jobs.logic.events import Rejection
+    from flink_jobs.logic.records import parse_cdc_customer
+
+    s = feature_job
+    restarts = _job_restarts(s)
+    before = restarts()
+    base = 840_000 + int(uuid.uuid4().int % 50_000) * 100
+    customers = list(range(base, base + 100))
+    store = RedisOnlineStore.from_url(s.redis_url)
+    committed = [0]
+    failed: list[str] = []
+
+    def update_paced() -> None:
+        """~50 updates per second, each its own transaction, while Connect dies."""
+        rng = random.Random(base)
+        try:
+            with psycopg.connect(s.postgres_dsn(), autocommit=True) as conn:
+                for i in range(CUSTOMER_UPDATES):
+                    c = rng.choice(customers)
+                    conn.execute(
+                        "UPDATE public.customers SET email = %s, segment = %s, tier = %s, "
+                        "updated_at = clock_timestamp() WHERE id = %s",
+                        (f"k{c}-{i}@example.com", rng.choice(SEGMENTS), rng.choice(TIERS), c),
+                    )
+                    committed[0] += 1
+                    time.sleep(0.02)  # the pace of a stream, not a wait for anything
+        except Exception as exc:  # reported below, never lost in a thread
+            failed.append(repr(exc))
+
+    with psycopg.connect(s.postgres_dsn(), autocommit=True) as conn:
+        for c in customers:
+            conn.execute(
+                "INSERT INTO public.customers (id, email, full_name, segment, tier, country, "
+                "created_at, updated_at) VALUES (%s, %s, 'Kill', 'smb', 'bronze', 'DE', now(), "
+                "now())",
+                (c, f"k{c}@example.com"),
+            )
+    writer = threading.Thread(target=update_paced, daemon=True)
+    writer.start()
+    back_s = []
+    for k in range(CONNECT_KILLS):
+        # each kill once a further sixth of the updates is committed in PostgreSQL
+        wait_for(
+            f"update {(k + 1) * CUSTOMER_UPDATES // 6:,} committed",
+            lambda k=k: failed or committed[0] >= (k + 1) * CUSTOMER_UPDATES // 6,
+            300,
+        )
+        assert not failed, failed
+        connect = supervisor.table.alive("connect")
+        assert connect is not None, "no Kafka Connect running"
+        killed_at = time.monotonic()
+        connect.kill()
+        psutil.wait_procs([connect], timeout=30)
+        supervisor.up(["connect"], progress=lambda _line: None)
+        back_s.append(round(time.monotonic() - killed_at, 1))
+    writer.join(timeout=CUSTOMER_UPDATES * 0.1 + 120)
+    assert not failed and committed[0] == CUSTOMER_UPDATES, (committed, failed)
+
+    with psycopg.connect(s.postgres_dsn()) as conn:
+        final = {
+            row[0]: tuple(row[1:])
+            for row in conn.execute(
+                "SELECT id, email, segment, tier FROM public.customers WHERE id = ANY(%s)",
+                (customers,),
+            )
+        }
+
+    def redis_equals_postgres() -> bool:
+        rows = store.read(CUSTOMER_PROFILE, customers)
+        return all(
+            (r.get("email"), r.get("segment"), r.get("tier")) == final[c]
+            for c, r in zip(customers, rows, strict=True)
+        )
+
+    wait_for("Redis equal to PostgreSQL's final rows", redis_equals_postgres, 300)
+    assert restarts() == before
+
+    wanted, sent = set(customers), 0
+    versions: set[tuple[int, str, str]] = set()
+    for value in _read_topic(s, CDC_CUSTOMERS, _end_offsets(s, CDC_CUSTOMERS)):
+        updates = parse_cdc_customer(None, value)
+        if isinstance(updates, Rejection) or not updates or updates[0].entity_id not in wanted:
+            continue
+        sent += 1
+        versions |= {(u.entity_id, u.attribute, u.version.encode()) for u in updates}
+    assert len({v[2] for v in versions}) == len(customers) + CUSTOMER_UPDATES  # none missing
+
+    def offline_has_every_version() -> list[dict[str, Any]] | None:
+        rows = read_rows(s, view=CUSTOMER_PROFILE.name).to_pylist()
+        mine = [r for r in rows if r["entity_id"] in wanted]
+        have = {(r["entity_id"], r["grp"], r["version"]) for r in mine}
+        return mine if versions <= have else None
+
+    rows = wait_for("every committed version offline", offline_has_every_version, 300)
+    print(
+        f"\nConnect killed {CONNECT_KILLS}x during {CUSTOMER_UPDATES:,} updates: back after "
+        f"{back_s} s; {sent - len(customers) - CUSTOMER_UPDATES:,} events sent again; "
+        f"{len(rows) - len(versions):,} offline rows are copies of a version"
+    )
