@@ -89,7 +89,12 @@ class IngestProfile(TableFunction):  # type: ignore[misc]
 
 
 def computed_once(
-    t_env: StreamTableEnvironment, query: str, name: str, *, proctime: bool = False
+    t_env: StreamTableEnvironment,
+    query: str,
+    name: str,
+    *,
+    proctime: bool = False,
+    event_time: bool = True,
 ) -> None:
     """Register the rows of ``query`` as table ``name``, computed once: the gates
     (sql.clicks_gate, sql.orders_gate) and the closed sessions (sql.closed_sessions). The
@@ -102,12 +107,16 @@ def computed_once(
     once per record, chained to the Kafka source, and its rows carry their event time as
     record timestamps; ``SOURCE_WATERMARK()`` keeps the source's per-partition watermarks
     (and idleness) on the way back. ``proctime``: the table has a processing-time attribute
-    ``pt`` too (for a first-arrival deduplication)."""
+    ``pt`` too (for a first-arrival deduplication). ``event_time=False``: rows without an
+    event time (the profile path's, whose versions order them), no ``ts`` and no watermark."""
     gated = t_env.to_data_stream(t_env.sql_query(query))
-    schema = Schema.new_builder().column_by_metadata("ts", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
+    schema = Schema.new_builder()
+    if event_time:
+        schema = schema.column_by_metadata("ts", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
     if proctime:
         schema = schema.column_by_expression("pt", "PROCTIME()")
-    schema = schema.watermark("ts", "SOURCE_WATERMARK()")
+    if event_time:
+        schema = schema.watermark("ts", "SOURCE_WATERMARK()")
     t_env.create_temporary_view(name, t_env.from_data_stream(gated, schema.build()))
 
 
@@ -154,6 +163,20 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     # before mini-batches (a mini-batched one would emit updates, sql.order_creations)
     conf.set("table.exec.state.ttl", f"{sql.order_dedup_ttl_ms(cfg)} ms")
     computed_once(t_env, sql.order_creations(), sql.ORDER_CREATIONS)
+    # the profile path: its Python parse once per record (its rows shared by the DLQ and
+    # both stores), then the first copy of each attribute update (sql.profile_updates), planned
+    # the same way as the orders' deduplication
+    for ddl in (
+        sql.raw_source(cfg, "cdc_customers_raw", cfg.cdc_customers_topic),
+        sql.raw_source(cfg, "crm_raw", cfg.crm_topic),
+        sql.profile_view(cfg),
+    ):
+        t_env.execute_sql(ddl)
+    computed_once(
+        t_env, f"SELECT * FROM {sql.PROFILE}", sql.PROFILE_ROWS, proctime=True, event_time=False
+    )
+    conf.set("table.exec.state.ttl", f"{sql.profile_dedup_ttl_ms(cfg)} ms")
+    computed_once(t_env, sql.profile_updates(), sql.PROFILE_UPDATES, event_time=False)
     conf.set("table.exec.state.ttl", "0 ms")
     # the online tile aggregations: two-phase, each key's state touched once per batch. Set
     # after the gates are planned: their source chains keep the sources' own watermarks.
@@ -166,12 +189,9 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     computed_once(t_env, sql.closed_sessions(cfg), sql.CLOSED_SESSIONS)
     for ddl in (
         sql.dlq_sink(cfg),
-        sql.raw_source(cfg, "cdc_customers_raw", cfg.cdc_customers_topic),
-        sql.raw_source(cfg, "crm_raw", cfg.crm_topic),
         sql.blackhole("online_writes"),
         sql.online_store_sink(cfg),
         sql.offline_sink(cfg),
-        sql.profile_view(cfg),
         *sql.tile_event_views(cfg),
         sql.online_rows(cfg),
         sql.offline_feature_rows(cfg),

@@ -854,7 +854,7 @@ def profile_writes() -> str:
         version="version",
         event_time="event_time",
     )
-    return f"SELECT {write} FROM profile WHERE kind = 'w'"
+    return f"SELECT {write} FROM {PROFILE_UPDATES}"
 
 
 def computed_views() -> tuple[FeatureView, ...]:
@@ -967,6 +967,37 @@ PROFILE_COLUMNS = (
 )
 
 
+PROFILE, PROFILE_ROWS, PROFILE_UPDATES = "profile", "profile_rows", "profile_updates"
+"""The profile path: the view over both sources, its rows computed once (with ``pt``), and
+its attribute updates without redelivered copies (:func:`profile_updates`)."""
+
+
+def profile_updates() -> str:
+    """One row per attribute update, ``(entity_id, attribute, version)``, the first copy to
+    arrive. After a crash Kafka Connect sends again what it sent since its last offset flush,
+    and the CRM bridge a file's rows since its last checkpoint; a copy carries the version of
+    the original (commit LSN and LSN; export time, object key and row), so Redis's version
+    guard already ignores it, but the offline history would hold it twice. A first-row
+    deduplication on processing time, planned like :func:`order_creations` (no
+    mini-batches; ``table.exec.state.ttl`` = :func:`profile_dedup_ttl_ms`), so its output
+    is append-only. The rejected records (kind 'r') skip it: their DLQ entries are kept per
+    Kafka record (:func:`profile_dlq_insert`)."""
+    columns = ", ".join(PROFILE_COLUMNS)
+    return f"""
+SELECT {columns}
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY entity_id, attribute, version ORDER BY pt) AS rn
+  FROM {PROFILE_ROWS} WHERE kind = 'w')
+WHERE rn = 1"""
+
+
+def profile_dedup_ttl_ms(cfg: JobConfig) -> int:
+    """How long :func:`profile_updates` remembers a version (processing time): a copy sent
+    again later than this reaches the offline history a second time (harmless to the
+    point-in-time join, which keeps one row per version)."""
+    return cfg.tile_state_grace_ms
+
+
 def profile_view(cfg: JobConfig) -> str:
     """CDC customers + CRM records through ``ingest_profile``: one output row per attribute
     update (kind 'w', for both stores: :func:`profile_writes`) or per rejected record
@@ -979,23 +1010,24 @@ def profile_view(cfg: JobConfig) -> str:
         parts.append(f"""
 SELECT '{topic}' AS topic, kp, ko, kts, k, v, DATE_FORMAT(kts, 'yyyy-MM-dd') AS kdate, T.*
 FROM {table}, LATERAL TABLE(ingest_profile('{topic}', k, v)) AS T({", ".join(PROFILE_COLUMNS)})""")
-    return "CREATE TEMPORARY VIEW profile AS" + "\nUNION ALL".join(parts)
+    return f"CREATE TEMPORARY VIEW {PROFILE} AS" + "\nUNION ALL".join(parts)
 
 
 def profile_dlq_insert() -> str:
     return f"""
 INSERT INTO dlq
 SELECT detail, {kafka_original("topic")}, kdate, source, reason
-FROM profile WHERE kind = 'r'"""
+FROM {PROFILE_ROWS} WHERE kind = 'r'"""
 
 
 def offline_profile_insert() -> str:
-    return """
+    return f"""
 INSERT INTO offline_rows
 SELECT 'customer_profile', entity_id, attribute, MAP[attribute, val], event_time, version,
   source, d, 'customer', d, 'customer'
-FROM (SELECT *, DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd') AS d FROM profile)
-WHERE kind = 'w'"""
+FROM (
+  SELECT *, DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd') AS d
+  FROM {PROFILE_UPDATES})"""
 
 
 def encoded_num(expr: str) -> str:
