@@ -55,7 +55,7 @@ from streamfeat.bench.feature_job_data import (
     spread,
 )
 from streamfeat.bench.feature_job_redis import delete_scratch_keys, redis_bytes, tile_bytes
-from streamfeat.bench.scratch import failing, redis_client, scratch_topic
+from streamfeat.bench.scratch import failing, produce_queued, redis_client, scratch_topic
 from streamfeat.bench.stats import Measurement
 from streamfeat.flink_client import TERMINAL_STATES, FlinkClient
 from streamfeat.job import FEATURE_JOB, job_config
@@ -92,12 +92,7 @@ def _produce(settings: StackSettings, clicks: ScratchClicks, cfg: JobConfig) -> 
     )
     with failing(settings, "kafka", f"producing to {CLICK_TOPIC}"):
         for key, value in clicks.records:
-            while True:
-                try:
-                    p.produce(CLICK_TOPIC, value, key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    p.poll(0.01)
+            produce_queued(p, CLICK_TOPIC, value, key, on_delivery)
         left = p.flush(60)
         for partition, key, value in flush:
             p.produce(CLICK_TOPIC, value, key, partition=partition, on_delivery=on_delivery)

@@ -44,7 +44,7 @@ from streamfeat.bench import feature_job_freshness as fresh
 from streamfeat.bench.feature_job import BUCKET, CDC_TOPIC, CRM_TOPIC, ORDERS_TOPIC, TOPICS
 from streamfeat.bench.feature_job_data import USER_BASE
 from streamfeat.bench.feature_job_redis import delete_scratch_keys
-from streamfeat.bench.scratch import failing, scratch_topic
+from streamfeat.bench.scratch import failing, produce_queued, scratch_topic
 from streamfeat.bench.stats import Measurement
 from streamfeat.flink_client import TERMINAL_STATES, FlinkClient
 from streamfeat.job import FEATURE_JOB, job_config
@@ -118,12 +118,7 @@ def produce(settings: StackSettings, events: int, users: int, say: Progress) -> 
             if user not in seen:
                 seen.add(user)
                 first_seen.append(i)
-            while True:
-                try:
-                    p.produce(TOPIC, value, key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    p.poll(0.05)
+            produce_queued(p, TOPIC, value, key, on_delivery)
             if (i + 1) % 1_000_000 == 0:
                 say(f"{i + 1:,} clicks produced")
         left = p.flush(120)
@@ -358,7 +353,8 @@ def state_bench(
                 lake_bucket=BUCKET,
                 state_backend=backend,
             )
-            groups += _groups(cfg)
+            mine = _groups(cfg)
+            groups += mine
             job_id = None
             try:
                 job_id = client.run_python(
@@ -370,7 +366,7 @@ def state_bench(
                 client.wait_state(job_id, "RUNNING", timeout_s=600)
                 say(f"{backend}: job {job_id[:8]} RUNNING; sampling until a checkpoint has all")
                 run = Run(backend, sorted(set(marks) | {events}))
-                watch(settings, client, job_id, run, _groups(cfg), starts, deadline, say)
+                watch(settings, client, job_id, run, mine, starts, deadline, say)
                 got = rows(run, population, flink.running_since_ms(client, job_id), cfg)
                 say(f"{backend}: {got[0].name} {got[0].value:,.0f} {got[0].unit}")
                 out += got

@@ -90,6 +90,17 @@ def scratch_topic(settings: StackSettings, name: str, partitions: int) -> None:
             time.sleep(0.2)
 
 
+def produce_queued(p: Any, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None:
+    """``p.produce`` one record, serving delivery reports while the client's local queue
+    is full (a bulk load outruns the broker)."""
+    while True:
+        try:
+            p.produce(topic, value, key, on_delivery=on_delivery)
+            return
+        except BufferError:
+            p.poll(0.05)
+
+
 def paced(n: int, rate: float, call: Callable[[int], None]) -> None:
     """``call(i)`` for i in 0..n-1 at ``rate`` per second (open loop: never catches up late
     calls by bunching them — each waits for its own slot)."""
