@@ -92,11 +92,20 @@ class JobConfig(BaseModel):
         "full snapshots: faster while the state fits the heap, GC-bound past it). "
         "docs/operations.md, State backend.",
     )
+    python_execution_mode: Literal["thread", "process"] = Field(
+        "thread",
+        description="Where the profile updates' Python function runs: `thread` (the "
+        "TaskManager's embedded interpreter, each record in the task's own thread: nothing "
+        "buffered, nothing to release on a cancel, no worker processes) or `process` "
+        "(separate Python workers fed in bundles over gRPC; a hard cancel mid-bundle can "
+        "end the TaskManager). docs/operations.md, Stopping and cancelling.",
+    )
     python_bundle_time_ms: int = Field(
         50,
         gt=0,
-        description="Longest the profile updates' Python function holds records before "
-        "processing them: bounds the profile's freshness (Flink's default is 1000 ms).",
+        description="In process mode, the longest the profile updates' Python function holds "
+        "records before processing them: bounds the profile's freshness (Flink's default is "
+        "1000 ms).",
     )
     online_flush_ms: int = Field(
         50,

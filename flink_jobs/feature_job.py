@@ -139,6 +139,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     conf.set("pipeline.object-reuse", "true")  # SQL operators copy nothing between chained ones
     conf.set("pipeline.name", JOB_NAME)
     conf.set("python.fn-execution.bundle.time", str(cfg.python_bundle_time_ms))
+    conf.set("python.execution-mode", cfg.python_execution_mode)
     for name, java_class in sql.JAVA_FUNCTIONS.items():
         t_env.create_java_temporary_system_function(name, java_class)
 

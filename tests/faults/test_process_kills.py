@@ -33,35 +33,40 @@ import os
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import psutil
 import pyarrow as pa
 import pytest
 
 from batch.point_in_time import join, parse_features
-from connectors.demo.loader import click_records
-from connectors.kafka_clients import producer
 from core.features import USER_ACTIVITY, USER_LAGS
 from core.objectstore import s3_client
 from core.offline import read_rows
 from core.online import RedisOnlineStore, entity_key
 from core.settings import PROJECT_ROOT, StackSettings
-from core.windows import combine, tiles_of
-from flink_jobs import sql
 from streamfeat.bench.feature_job import unfinished
-from streamfeat.bench.feature_job_data import USER_BASE, flush_records, scratch_clicks
-from streamfeat.bench.feature_job_freshness import drop_bucket, make_bucket
-from streamfeat.bench.feature_job_redis import delete_scratch_keys
-from streamfeat.bench.scratch import redis_client, scratch_topic
+from streamfeat.bench.feature_job_data import USER_BASE
+from streamfeat.bench.scratch import redis_client
 from streamfeat.flink_client import TERMINAL_STATES, FlinkClient
-from streamfeat.job import FEATURE_JOB, job_config
+from streamfeat.job import FEATURE_JOB
 from streamfeat.stack.base import StackContext
 from streamfeat.stack.supervisor import Supervisor
 from tests.faults.poison import poison
+from tests.faults.stream import (
+    TM,
+    Scratch,
+    assert_activity_exact,
+    checkpointed_since,
+    demo_stream,
+    events_by_user,
+    produce_flush,
+    produce_paced,
+    python_workers,
+    taskmanager,
+)
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.stack
@@ -79,42 +84,17 @@ valid clicks, about 1 in 100 records."""
 PRODUCE_S = float(os.environ.get("STREAMFEAT_FAULT_PRODUCE_S", "90"))
 RATE = CLICKS / PRODUCE_S
 """Clicks produced per second: the stream lasts through every kill (each ~30 s)."""
-TOPICS = {"clickstream": ("_faults-clicks", 12), "crm": ("_faults-crm", 3),
-          "cdc_customers": ("_faults-cdc", 3), "cdc_orders": ("_faults-orders", 3)}  # fmt: skip
-BUCKET = "streamfeat-faults"
-TM = "flink-taskmanager"
+SCRATCH = Scratch(
+    {
+        "clickstream": ("_faults-clicks", 12),
+        "crm": ("_faults-crm", 3),
+        "cdc_customers": ("_faults-cdc", 3),
+        "cdc_orders": ("_faults-orders", 3),
+    },
+    "streamfeat-faults",
+)
+BUCKET = SCRATCH.bucket
 RESULTS = PROJECT_ROOT / ".local" / "faults"
-
-
-def _produce(
-    s: StackSettings, records: list[tuple[bytes, bytes | None]], sent: list[int], done: list[str]
-) -> None:
-    """Every record at :data:`RATE` per second (open loop), in order, counting them in
-    ``sent[0]``; ``done`` gets 'ok' or the error."""
-    p, failed = producer(s), []
-    topic = TOPICS["clickstream"][0]
-    try:
-        t0 = time.monotonic()
-        for i, (key, value) in enumerate(records):
-            time.sleep(max(t0 + i / RATE - time.monotonic(), 0))
-            while True:
-                try:
-                    p.produce(topic, value, key, on_delivery=lambda e, _m: e and failed.append(e))
-                    break
-                except BufferError:
-                    p.poll(0.01)
-            p.poll(0)
-            sent[0] = i + 1
-        left = p.flush(60)
-        done.append("ok" if not left and not failed else f"{left} undelivered, {failed[:1]}")
-    except Exception as exc:  # reported by the test, never lost in a thread
-        done.append(repr(exc))
-
-
-def _checkpointed_since(client: FlinkClient, job_id: str, since_ms: float) -> bool:
-    got: Any = client._get(f"/jobs/{job_id}/checkpoints")
-    latest = (got.get("latest") or {}).get("completed") or {}
-    return float(latest.get("latest_ack_timestamp") or 0) > since_ms
 
 
 def _b64(text: str | None) -> bytes | None:
@@ -149,26 +129,17 @@ def _restarted_since(client: FlinkClient, job_id: str, since_ms: float) -> bool:
     return float(client.job(job_id).get("timestamps", {}).get("RESTARTING") or 0) > since_ms
 
 
-def _kill_taskmanager(sup: Supervisor) -> tuple[int, list[psutil.Process]]:
-    """SIGKILL the TaskManager; returns its pid and the Python workers it leaves behind."""
-    tm = sup.table.alive(TM)
-    assert tm is not None, "no TaskManager running"
-    workers = tm.children(recursive=True)
+def _taskmanager_fault(sup: Supervisor, client: FlinkClient, job_id: str) -> dict[str, float]:
+    """SIGKILL the TaskManager, start a new one; returns when the job runs again. The job's
+    Python function runs in the TaskManager's own interpreter (thread mode): no worker
+    process is left behind (`up` would stop one:
+    tests/unit/streamfeat/test_supervisor_errors.py)."""
+    killed_at, killed_ms = time.monotonic(), time.time() * 1000
+    tm = taskmanager(sup)
+    assert not python_workers(tm), "the TaskManager runs Python worker processes"
     tm.kill()
     psutil.wait_procs([tm], timeout=30)
-    return tm.pid, workers
-
-
-def _taskmanager_fault(sup: Supervisor, client: FlinkClient, job_id: str) -> dict[str, float]:
-    """SIGKILL the TaskManager, start a new one; returns when the job runs again."""
-    killed_at, killed_ms = time.monotonic(), time.time() * 1000
-    pid, workers = _kill_taskmanager(sup)
-    assert workers, "the TaskManager ran no Python worker"
-    lines: list[str] = []
-    sup.up([TM], progress=lines.append)
-    psutil.wait_procs(workers, timeout=30)
-    assert not [w for w in workers if w.is_running()], "the dead TM's workers live on"
-    assert any(f"left running (group {pid})" in line for line in lines), lines
+    sup.up([TM], progress=lambda _line: None)
     wait_for("the job restarted", lambda t=killed_ms: _restarted_since(client, job_id, t), 180)
     client.wait_state(job_id, "RUNNING", timeout_s=180)
     return {"to_running_s": round(time.monotonic() - killed_at, 1)}
@@ -236,39 +207,14 @@ def test_process_killed_mid_stream_loses_and_duplicates_nothing(
     s = stack_settings
     injections, restarts_job = FAULTS[fault]
     client = FlinkClient(StackContext(s))
-    group = f"_faults-{uuid.uuid4().hex[:8]}"
-    for topic, partitions in TOPICS.values():
-        scratch_topic(s, topic, partitions)
-    delete_scratch_keys(s)
-    make_bucket(s, BUCKET)
-    cfg = job_config(
-        s,
-        **{f"{name}_topic": topic for name, (topic, _) in TOPICS.items()},
-        group_id=group,
-        lake_bucket=BUCKET,
-        checkpoint_interval_ms=CHECKPOINT_MS,
+    SCRATCH.create(s)
+    cfg = SCRATCH.job_config(
+        s, group_id=f"_faults-{uuid.uuid4().hex[:8]}", checkpoint_interval_ms=CHECKPOINT_MS
     )
     start_ms = (int(time.time()) // 60) * 60_000 - 12 * 3_600_000
-    strictest = min(c.lateness_ms for c in sql.click_classes(cfg))
-    clicks = scratch_clicks(
-        click_records(11, CLICKS, start_ms=start_ms),
-        user_base=USER_BASE,
-        bound_ms=strictest,
-        gap_ms=cfg.session_gap_ms,
+    cfg, clicks, flush = demo_stream(
+        cfg, seed=11, n=CLICKS, start_ms=start_ms, partitions=SCRATCH.topics["clickstream"][1]
     )
-    flush = flush_records(
-        TOPICS["clickstream"][1],
-        after_ms=clicks.max_time,
-        gap_ms=cfg.session_gap_ms,
-        bound_ms=max(c.lateness_ms for c in sql.click_classes(cfg)),
-    )
-    # the demo clicks start 12 h ago and, at large sizes, run more than a day: this job
-    # allows every one of them (and the flush events) ahead of its produce time
-    now_ms = int(time.time() * 1000)
-    latest = max(orjson.loads(value)["event_time"] for _, _, value in flush)
-    ahead = max(13 * 3_600_000, latest - now_ms + 3_600_000)
-    cfg = cfg.model_copy(update={"max_event_time_ahead_ms": ahead})
-    assert ahead <= 30 * 86_400_000, f"demo clicks span {ahead} ms ahead: past the 30 d bound"
     bad = poison(len(clicks.records) // POISON_EVERY, now_ms=start_ms + 12 * 3_600_000,
                  ahead_ms=cfg.max_event_time_ahead_ms)  # fmt: skip
     stream: list[tuple[bytes, bytes | None]] = []
@@ -278,7 +224,11 @@ def test_process_killed_mid_stream_loses_and_duplicates_nothing(
             stream.append(bad[(i + 1) // POISON_EVERY - 1][:2])
     done: list[str] = []
     sent = [0]
-    producing = threading.Thread(target=_produce, args=(s, stream, sent, done), daemon=True)
+    producing = threading.Thread(
+        target=produce_paced,
+        args=(s, SCRATCH.clicks_topic, stream, RATE, sent, done),
+        daemon=True,
+    )
     r = redis_client(s)
     users = sorted(clicks.last_time)
     job_id = client.run_python(
@@ -299,7 +249,7 @@ def test_process_killed_mid_stream_loses_and_duplicates_nothing(
             progress_ms = time.time() * 1000
             wait_for(
                 "a checkpoint since then",
-                lambda since=progress_ms: _checkpointed_since(client, job_id, since),
+                lambda since=progress_ms: checkpointed_since(client, job_id, since),
                 120,
             )
             produced = sent[0]
@@ -309,10 +259,7 @@ def test_process_killed_mid_stream_loses_and_duplicates_nothing(
             )
         producing.join(timeout=CLICKS / RATE + 120)
         assert done == ["ok"], done
-        p = producer(s)
-        for partition, key, value in flush:
-            p.produce(TOPICS["clickstream"][0], value, key, partition=partition)
-        assert p.flush(30) == 0
+        produce_flush(s, SCRATCH.clicks_topic, flush)
         first = kills[0]  # killed mid-stream: after output began, before the input ended
         assert first["users_with_rows_before"] > 0
         assert first["clicks_produced_before"] < len(stream)
@@ -322,21 +269,9 @@ def test_process_killed_mid_stream_loses_and_duplicates_nothing(
             max(600, CLICKS / 1000),
         )
 
-        events: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for key, value in clicks.records:
-            events[int(key)].append(orjson.loads(value))
-        aggs = USER_ACTIVITY.aggregations
-        assert aggs is not None
-        as_of = clicks.max_time + 1
+        assert_activity_exact(s, clicks)
+        events = events_by_user(clicks)
         store = RedisOnlineStore.from_url(s.redis_url)
-        online = store.read(USER_ACTIVITY, users, now_ms=as_of)
-        wrong = {}
-        for user, row in zip(users, online, strict=True):
-            want = combine(aggs, tiles_of(aggs, events[user]), as_of, open_head=True)
-            got = {name: row.get(name) for name in want}
-            if got != want:
-                wrong[user] = (got, want)
-        assert not wrong, f"{len(wrong)} users differ, e.g. {next(iter(wrong.items()))}"
 
         lake = s.model_copy(update={"s3": s.s3.model_copy(update={"lake_bucket": BUCKET})})
 
@@ -381,7 +316,7 @@ def test_process_killed_mid_stream_loses_and_duplicates_nothing(
         assert got == Counter((reason, value) for _, value, reason in bad)
         at = {(e["coordinates"]["partition"], e["coordinates"]["offset"]) for e in entries}
         assert len(at) == len(entries)
-        assert {e["coordinates"]["topic"] for e in entries} == {TOPICS["clickstream"][0]}
+        assert {e["coordinates"]["topic"] for e in entries} == {SCRATCH.clicks_topic}
         RESULTS.mkdir(parents=True, exist_ok=True)
         if not restarts_job:
             assert client.restarts(job_id) == 0, client.exceptions(job_id)
@@ -400,7 +335,4 @@ def test_process_killed_mid_stream_loses_and_duplicates_nothing(
     finally:
         if client.job(job_id).get("state") not in TERMINAL_STATES:
             client.end(job_id)
-        delete_scratch_keys(s)
-        drop_bucket(s, BUCKET)
-        for topic, partitions in TOPICS.values():
-            scratch_topic(s, topic, partitions)
+        SCRATCH.drop(s)

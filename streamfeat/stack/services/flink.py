@@ -9,13 +9,16 @@ format from deploy/jvm; plugins = the S3 filesystem (configured for the local en
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sysconfig
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from core.settings import PROJECT_ROOT
 from streamfeat.stack.base import Command, Health, Service, StackContext, write_if_changed
 from streamfeat.stack.errors import StackError
 
@@ -83,7 +86,14 @@ class FlinkLayout:
             folder.mkdir(parents=True, exist_ok=True)
         extra_lib = ctx.jvm_path("flink", "lib", service="flink")
         s3_plugin = ctx.jvm_path("flink", "plugins", "s3-fs-hadoop", service="flink")
-        _link_jars(self.lib, [*(self.wheel / "lib").glob("*.jar"), *extra_lib.glob("*.jar")])
+        # flink-python on the cluster's class path (not shipped per job): its embedded
+        # interpreter (pemja) loads libpython once per JVM, so every later job's Python
+        # functions run in thread mode too; and its classes are not loaded again per job
+        python_jar = list((self.wheel / "opt").glob("flink-python-*.jar"))
+        _link_jars(
+            self.lib,
+            [*(self.wheel / "lib").glob("*.jar"), *python_jar, *extra_lib.glob("*.jar")],
+        )
         _link_jars(self.plugins / "s3-fs-hadoop", list(s3_plugin.glob("*.jar")))
         for name in WHEEL_CONF_FILES:
             src = self.wheel / "conf" / name
@@ -141,6 +151,12 @@ class FlinkLayout:
             "s3.directory.marker.retention": "keep",
             "s3.multiobjectdelete.enable": False,
             "python.executable": str(ctx.python),
+            # Python functions in thread mode run in the TaskManager's own (embedded)
+            # interpreter: it imports from the stack's virtualenv and the project
+            "python.pythonpath": os.pathsep.join(
+                [sysconfig.get_paths()["purelib"], str(PROJECT_ROOT)]
+            ),
+            "classloader.parent-first-patterns.additional": "pemja.",
             "python.client.executable": str(ctx.python),
         }
         write_if_changed(
