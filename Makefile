@@ -73,9 +73,11 @@ bench: install ## Benchmarks beside same-run baselines (stack up first); table -
 	@$(BIN)/streamfeat up > /dev/null
 	@$(BIN)/streamfeat bench
 
-faults: install ## Process faults at full size (1M clicks, 3 TaskManager kills); results -> .local/faults
+faults: install ## Process faults at full size (1M clicks, 3 TaskManager kills, 20 cancels, 5 Connect kills in 100k updates); results -> .local/faults
 	@STREAMFEAT_FAULT_CLICKS=1000000 STREAMFEAT_FAULT_PRODUCE_S=300 STREAMFEAT_FAULT_CHECKPOINT_MS=10000 \
-	  $(BIN)/pytest -s tests/faults
+	  STREAMFEAT_FAULT_CANCELS=20 STREAMFEAT_FAULT_PG_UPDATES=100000 \
+	  $(BIN)/pytest -s tests/faults \
+	  tests/integration/test_feature_job.py::test_connect_killed_five_times_during_customer_updates_loses_no_version
 
 lint: install ## ruff + mypy
 	@$(BIN)/ruff check .

@@ -164,14 +164,11 @@ class FlinkClient:
     def end(self, job_id: str, timeout_s: float = 60.0) -> str:
         """End a job and keep no savepoint; returns its terminal state.
 
-        Gracefully first: a stop with a throwaway savepoint (deleted after), so every
-        operator finishes its open Python bundle before it closes. Flink's own cancel closes
-        Python operators mid-bundle, and Beam's job bundle factory can then release its
-        worker twice ("Reference count must not be negative"). Flink treats that as fatal:
-        the TaskManager exits, with every job on it (2 of 6 full test runs, each on a cancel
-        of a job still reading). A job that cannot take a savepoint (failing, restarting) is
-        cancelled the hard way. The stop's final checkpoint commits what the sinks hold, as
-        any checkpoint would."""
+        Gracefully first: a stop with a throwaway savepoint (deleted after), whose final
+        checkpoint commits what the sinks hold. A job that cannot take a savepoint
+        (failing, restarting) is cancelled the hard way. Either is safe for the TaskManager
+        while Python functions run in thread mode (the feature job's default); in process
+        mode a hard cancel can end it (docs/operations.md, Stopping and cancelling)."""
         scratch = self.layout.root / "cancel-savepoints" / job_id
         try:
             self.stop_with_savepoint(job_id, timeout_s=timeout_s, target=scratch)

@@ -518,6 +518,24 @@ def test_lags_at_a_users_first_event_are_absent(feature_job: StackSettings) -> N
     assert tuple(got[-1][n] for n in names) == tuple(lag[n] for n in USER_LAGS.names)
 
 
+def _insert_customers(
+    s: StackSettings, ids: list[int], name: str, tier: str, *, keep_existing: bool = False
+) -> None:
+    """New customers in PostgreSQL, one transaction each: email
+    ``<name lowercased><id>@example.com``, segment smb, country DE. An id that exists is an
+    error, or kept as it is with ``keep_existing``."""
+    import psycopg
+
+    with psycopg.connect(s.postgres_dsn(), autocommit=True) as conn:
+        for c in ids:
+            conn.execute(
+                "INSERT INTO public.customers (id, email, full_name, segment, tier, country, "
+                "created_at, updated_at) VALUES (%s, %s, %s, 'smb', %s, 'DE', now(), now())"
+                + (" ON CONFLICT (id) DO NOTHING" if keep_existing else ""),
+                (c, f"{name.lower()}{c}@example.com", name, tier),
+            )
+
+
 def _job_restarts(settings: StackSettings) -> Callable[[], int]:
     """The running feature job's restart count (Flink's ``numRestarts``), read at each call."""
     from streamfeat.flink_client import FlinkClient
@@ -609,13 +627,8 @@ def test_profile_updates_committed_during_a_redis_stall_land_after_it(
     before = restarts()
     customer = 820_000 + int(uuid.uuid4().int % 50_000)
     store = RedisOnlineStore.from_url(s.redis_url)
+    _insert_customers(s, [customer], "Stall", "bronze")
     with psycopg.connect(s.postgres_dsn(), autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO public.customers (id, email, full_name, segment, tier, country, "
-            "created_at, updated_at) VALUES (%s, %s, 'Stall', 'smb', 'bronze', 'DE', now(), "
-            "now())",
-            (customer, f"s{customer}@example.com"),
-        )
         wait_for("the new customer online", lambda: store.read(CUSTOMER_PROFILE, [customer])[0])
         store.client.execute_command("CLIENT", "PAUSE", 5000, "ALL")
         paused = time.monotonic()
@@ -700,13 +713,8 @@ def _insert_orders(
 
     from core.events import format_iso_ms
 
+    _insert_customers(s, [customer], "Test", "gold", keep_existing=True)
     with psycopg.connect(s.postgres_dsn(), autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO public.customers (id, email, full_name, segment, tier, country, "
-            "created_at, updated_at) VALUES (%s, %s, 'Test', 'smb', 'gold', 'DE', now(), now()) "
-            "ON CONFLICT (id) DO NOTHING",
-            (customer, f"c{customer}@example.com"),
-        )
         for created, amount in orders:
             conn.execute(
                 "INSERT INTO public.orders (id, customer_id, status, amount_cents, currency, "
@@ -1012,8 +1020,9 @@ def test_stop_with_savepoint_and_resume_keeps_window_state_and_offsets(
     is 4. A restart without the window state would count 2 (only the clicks after the
     stop), a replay without the offsets would count clicks twice. The savepoints are
     Flink's canonical format, so the state backend may change at a resume: the job resumes
-    on the heap backend, then stops and resumes on RocksDB again (the upgrade from a job
-    deployed before RocksDB became the default), and a fifth click counts 5."""
+    on the heap backend (with its Python function in process mode), then stops and resumes
+    on RocksDB again (the upgrade from a job deployed before RocksDB became the default),
+    and a fifth click counts 5."""
     s = feature_job
     user, other = (600_000 + int(uuid.uuid4().int % 50_000) * 2 + i for i in (0, 1))
     t0 = int(time.time() * 1000) - 4 * 60_000  # after every click of the tests before
@@ -1032,11 +1041,24 @@ def test_stop_with_savepoint_and_resume_keeps_window_state_and_offsets(
     _send(s, CLICKSTREAM, while_stopped)
     cfg = _job_cfg(s)
     assert cfg.state_backend == "rocksdb"
-    deploy(s, cfg.model_copy(update={"state_backend": "hashmap"}), from_savepoint="last")
+    # on the heap backend, and with the profile path's Python function in process mode
+    # (separate Python workers) instead of the default thread mode: a customer inserted
+    # now must reach Redis through it
+    deploy(
+        s,
+        cfg.model_copy(update={"state_backend": "hashmap", "python_execution_mode": "process"}),
+        from_savepoint="last",
+    )
     _send(s, CLICKSTREAM, [_click(other, t0 + 150_000, "page_view")])
     assert wait_for("4 clicks after the resume", lambda: clicks_at(t0 + 90_000) == 4)
     row = store.read(USER_ACTIVITY, [user], now_ms=t0 + 90_001)[0]
     assert (row["purchases_1h"], row["carts_1h"]) == (1, 0)
+    customer = 9_000_000 + int(uuid.uuid4().int % 100_000)
+    _insert_customers(s, [customer], "Mode", "gold")
+    wait_for(
+        "the customer online through the process-mode Python function",
+        lambda: store.read(CUSTOMER_PROFILE, [customer])[0].get("tier") == "gold",
+    )
     assert "savepoint" in stop(s)
     deploy(s, cfg, from_savepoint="last")  # back on RocksDB, from the heap backend's state
     _send(s, CLICKSTREAM, [_click(user, t0 + 120_000, "page_view")])
@@ -1356,6 +1378,9 @@ def test_connect_killed_mid_stream_counts_every_order_once(
 CONNECT_KILLS = 5
 CUSTOMER_UPDATES = int(os.environ.get("STREAMFEAT_FAULT_PG_UPDATES", "4000"))
 """PostgreSQL updates during the Connect kills (`make faults` runs 100k)."""
+UPDATES_S = 90.0
+"""The updates are spread over this long (as fast as PostgreSQL commits, if that is
+slower): the stream lasts through the kills (~8 s each)."""
 
 
 def test_connect_killed_five_times_during_customer_updates_loses_no_version(
@@ -1386,11 +1411,15 @@ def test_connect_killed_five_times_during_customer_updates_loses_no_version(
     failed: list[str] = []
 
     def update_paced() -> None:
-        """~50 updates per second, each its own transaction, while Connect dies."""
+        """The updates over :data:`UPDATES_S` (open loop), each its own transaction, while
+        Connect dies."""
         rng = random.Random(base)
         try:
             with psycopg.connect(s.postgres_dsn(), autocommit=True) as conn:
+                t0 = time.monotonic()
                 for i in range(CUSTOMER_UPDATES):
+                    # the pace of a stream, not a wait for anything
+                    time.sleep(max(t0 + i * UPDATES_S / CUSTOMER_UPDATES - time.monotonic(), 0))
                     c = rng.choice(customers)
                     conn.execute(
                         "UPDATE public.customers SET email = %s, segment = %s, tier = %s, "
@@ -1398,18 +1427,10 @@ def test_connect_killed_five_times_during_customer_updates_loses_no_version(
                         (f"k{c}-{i}@example.com", rng.choice(SEGMENTS), rng.choice(TIERS), c),
                     )
                     committed[0] += 1
-                    time.sleep(0.02)  # the pace of a stream, not a wait for anything
         except Exception as exc:  # reported below, never lost in a thread
             failed.append(repr(exc))
 
-    with psycopg.connect(s.postgres_dsn(), autocommit=True) as conn:
-        for c in customers:
-            conn.execute(
-                "INSERT INTO public.customers (id, email, full_name, segment, tier, country, "
-                "created_at, updated_at) VALUES (%s, %s, 'Kill', 'smb', 'bronze', 'DE', now(), "
-                "now())",
-                (c, f"k{c}@example.com"),
-            )
+    _insert_customers(s, customers, "Kill", "bronze")
     writer = threading.Thread(target=update_paced, daemon=True)
     writer.start()
     back_s = []

@@ -121,7 +121,8 @@ class FlinkLayout:
             # Direct memory is framework off-heap + task off-heap + network buffers. With the
             # defaults it was 343 MB, of which 256 MB were in use during the test suite:
             # the network buffers, plus the Netty pools of Beam's gRPC to the Python workers
-            # and of Flink's own RPC. If it runs out, Netty cannot allocate, the
+            # (process mode; the feature job's Python runs in thread mode) and of Flink's
+            # own RPC. If it runs out, Netty cannot allocate, the
             # ResourceManager connection drops, and the TaskManager ends itself 5 min later
             # (RegistrationTimeoutException). Task off-heap memory is the headroom for that.
             "taskmanager.memory.task.off-heap.size": "256m",
