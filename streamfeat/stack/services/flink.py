@@ -126,8 +126,10 @@ class FlinkLayout:
             # ResourceManager connection drops, and the TaskManager ends itself 5 min later
             # (RegistrationTimeoutException). Task off-heap memory is the headroom for that.
             "taskmanager.memory.task.off-heap.size": "256m",
-            # every PyFlink job deployed leaves 30-46 MiB of classes in metaspace (not
-            # unloaded after cancel); the 256m default died after a handful of deploys
+            # every PyFlink job deployed leaves classes in metaspace (not unloaded after
+            # cancel): 30-46 MiB while flink-python shipped with each job (the 256m default
+            # died after a handful of deploys), ~4-6 MiB with it on the class path
+            # (20 feature-job deploys: 104 -> 185 MiB; docs/reliability.md)
             "taskmanager.memory.jvm-metaspace.size": "768m",
             # The S3 filesystem's upload threads outlive the job that created them and keep
             # its (closed) class loader as their context loader; with the check on, the next
