@@ -22,6 +22,7 @@ from feature_api.settings import Role, dev_key
 from streamfeat.flink_client import FlinkClient
 from streamfeat.job import cancel, deploy, job_config, registered_views
 from streamfeat.stack.base import StackContext
+from tests.faults.stream import checkpointed_since
 from tests.integration import JOB_PARALLELISM
 from tests.waiting import wait_for
 
@@ -79,11 +80,6 @@ def _clicks(s: StackSettings, clicks: list[tuple[int, int, str, str]]) -> None:
     assert p.flush(30) == 0
 
 
-def _checkpointed(client: FlinkClient, job_id: str) -> bool:
-    got: Any = client._get(f"/jobs/{job_id}/checkpoints")
-    return bool((got.get("latest") or {}).get("completed"))
-
-
 def test_a_view_registered_through_the_api_is_computed_and_served(
     ingestion: StackSettings,
 ) -> None:
@@ -109,7 +105,7 @@ def test_a_view_registered_through_the_api_is_computed_and_served(
     try:
         flink = FlinkClient(StackContext(s))
         # the sources hold their start offsets once a checkpoint completed
-        wait_for("the job's first checkpoint", lambda: _checkpointed(flink, job_id), 120)
+        wait_for("the job's first checkpoint", lambda: checkpointed_since(flink, job_id, 0), 120)
         now = int(time.time() * 1000)
         t0 = now - 10 * MINUTE
         _clicks(
