@@ -42,6 +42,7 @@ from batch.point_in_time import (
     spine_keys,
 )
 from core import lineage
+from core.features import FEATURE_VIEWS, FeatureView
 from core.offline import OFFLINE_PREFIX
 from core.settings import StackSettings
 
@@ -283,11 +284,13 @@ def build(
     snapshot_id: int | None = None,
     emitter: LineageEmitter | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    views: Sequence[FeatureView] = FEATURE_VIEWS,
 ) -> BuildResult:
     """Build training set ``name`` (module docstring); raises :class:`TrainingSetError` with
-    what failed and how to fix it."""
+    what failed and how to fix it. ``views``: those ``features`` may name (the declared
+    ones, and registered ones the job computes)."""
     check_name(name)
-    requested = parse_features(features)
+    requested = parse_features(features, views)
     spec = build_spec(settings, name=name, requested=requested, spine=spine)
     t0 = time.monotonic()
     with _tracked(emitter, spec) as run_id:

@@ -8,11 +8,38 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.events import EVENT_TIME_FLOOR_MS
-from core.features import SESSION_GAP_MS, view
+from core.features import FEATURE_VIEWS, SESSION_GAP_MS, FeatureView, view
+from core.registry import EntitySpec, FeatureViewSpec, to_feature_view
 from core.topics import CDC_CUSTOMERS, CDC_ORDERS, CLICKSTREAM, CRM_CUSTOMERS
+
+
+class RegisteredView(BaseModel):
+    """A windowed feature view registered through the registry (its spec carries the
+    aggregations: core.registry.AggregationsSpec) rather than declared in core/features.py,
+    with its entity: the job computes its tiles like a declared view's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    view: FeatureViewSpec
+    entity: EntitySpec
+
+    @model_validator(mode="after")
+    def _windowed(self) -> RegisteredView:
+        if self.view.aggregations is None:
+            raise ValueError(
+                f"view {self.view.name!r} declares no aggregations: the job computes only "
+                "registered windowed views (other views are written by their own producers)"
+            )
+        if self.view.name in {v.name for v in FEATURE_VIEWS}:
+            raise ValueError(f"view {self.view.name!r} is declared in core/features.py")
+        to_feature_view(self.view, self.entity)  # its entity, and shorts filled
+        return self
+
+    def feature_view(self) -> FeatureView:
+        return to_feature_view(self.view, self.entity)
 
 
 class JobConfig(BaseModel):
@@ -77,6 +104,12 @@ class JobConfig(BaseModel):
         "allowed lateness (processing time). A job stopped longer than this, and resumed from "
         "a savepoint while events of a then-open tile are still unread, restarts that tile's "
         "count: deploy such a restart with --replay instead.",
+    )
+    registered_views: tuple[RegisteredView, ...] = Field(
+        (),
+        description="Windowed views registered through the registry, computed beside the "
+        "declared ones (`streamfeat job deploy` reads them from the registry). Adding one "
+        "changes the SQL plan: deploy with --replay.",
     )
     function_jars: tuple[str, ...] = Field(
         (),

@@ -204,7 +204,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         statements.add_insert_sql(sql.dlq_insert(cfg, c))
     statements.add_insert_sql(sql.orders_dlq_insert(cfg))
     statements.add_insert_sql(sql.online_insert(cfg))
-    statements.add_insert_sql(sql.offline_features_insert())
+    statements.add_insert_sql(sql.offline_features_insert(cfg))
     statements.add_insert_sql(sql.profile_dlq_insert())
     statements.add_insert_sql(sql.offline_profile_insert())
     statements.attach_as_datastream()

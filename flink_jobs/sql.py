@@ -65,7 +65,7 @@ def lateness_overrides(cfg: JobConfig) -> dict[str, int]:
     computed with them) follow ``user_sessions`` unless set themselves."""
     out = dict(cfg.allowed_lateness_ms)
     if USER_SESSIONS.name in out:
-        for v in windowed_views("sessions"):
+        for v in windowed_views(cfg, "sessions"):
             out.setdefault(v.name, out[USER_SESSIONS.name])
     return out
 
@@ -73,9 +73,9 @@ def lateness_overrides(cfg: JobConfig) -> dict[str, int]:
 def click_classes(cfg: JobConfig) -> list[LatenessClass]:
     """The clickstream's lateness classes (flink_jobs.lateness): each windowed view of the
     clicks, the lags and the sessions (with their counts) are branches of their own."""
-    branches = [(v,) for v in windowed_views("clickstream")]
+    branches = [(v,) for v in windowed_views(cfg, "clickstream")]
     return lateness_classes(
-        [*branches, (USER_LAGS,), (USER_SESSIONS, *windowed_views("sessions"))],
+        [*branches, (USER_LAGS,), (USER_SESSIONS, *windowed_views(cfg, "sessions"))],
         default_ms=cfg.max_out_of_orderness_ms,
         overrides=lateness_overrides(cfg),
     )
@@ -84,7 +84,7 @@ def click_classes(cfg: JobConfig) -> list[LatenessClass]:
 def orders_lateness_ms(cfg: JobConfig) -> int:
     """The orders' watermark bound: one source table, so every order view shares it."""
     return branch_lateness(
-        (*windowed_views("orders"), ORDER_LAGS),
+        (*windowed_views(cfg, "orders"), ORDER_LAGS),
         default_ms=cfg.max_out_of_orderness_ms,
         overrides=cfg.allowed_lateness_ms,
     )
@@ -614,11 +614,14 @@ def order_chain(state_grace_ms: int) -> Chain:
     )
 
 
-def windowed_views(source: str | None = None) -> tuple[FeatureView, ...]:
-    """The declared windowed views (core.windows), of one event source when named."""
+def windowed_views(cfg: JobConfig, source: str | None = None) -> tuple[FeatureView, ...]:
+    """The windowed views (core.windows) the job computes: the declared ones, then those
+    registered through the registry (``cfg.registered_views``); of one event source when
+    named."""
+    views = (*FEATURE_VIEWS, *(r.feature_view() for r in cfg.registered_views))
     return tuple(
         v
-        for v in FEATURE_VIEWS
+        for v in views
         if v.aggregations is not None and source in (None, v.aggregations.source.name)
     )
 
@@ -857,18 +860,20 @@ def profile_writes() -> str:
     return f"SELECT {write} FROM {PROFILE_UPDATES}"
 
 
-def computed_views() -> tuple[FeatureView, ...]:
+def computed_views(cfg: JobConfig) -> tuple[FeatureView, ...]:
     """The views the job computes (its lineage outputs)."""
-    return (*windowed_views(), USER_LAGS, ORDER_LAGS, USER_SESSIONS)
+    return (*windowed_views(cfg), USER_LAGS, ORDER_LAGS, USER_SESSIONS)
 
 
 def event_sources(cfg: JobConfig) -> dict[str, str]:
     """Event source name (core.windows.EVENT_SOURCES) -> the job's table of its valid events;
     a clickstream view reads the valid clicks of its lateness class."""
     classes = click_classes(cfg)
-    out = {v.name: valid_clicks_name(class_of(classes, v)) for v in windowed_views("clickstream")}
-    out |= {v.name: ORDER_CREATIONS for v in windowed_views("orders")}
-    out |= {v.name: CLOSED_SESSIONS for v in windowed_views("sessions")}
+    out = {
+        v.name: valid_clicks_name(class_of(classes, v)) for v in windowed_views(cfg, "clickstream")
+    }
+    out |= {v.name: ORDER_CREATIONS for v in windowed_views(cfg, "orders")}
+    out |= {v.name: CLOSED_SESSIONS for v in windowed_views(cfg, "sessions")}
     return out
 
 
@@ -876,7 +881,7 @@ def tile_event_views(cfg: JobConfig) -> list[str]:
     """Per windowed view: its events, its tiles and their feature rows."""
     sources = event_sources(cfg)
     out = []
-    for v in windowed_views():
+    for v in windowed_views(cfg):
         out += [tile_events(v, sources[v.name]), *tile_aggregates(v, cfg), *tile_rows(v)]
         out.append(tile_changes(v))
     return out
@@ -898,7 +903,7 @@ def online_rows(cfg: JobConfig) -> str:
     an entity's lags, every change of a tile (upsert streams: each write is absolute) and
     each profile attribute update."""
     lags = [c.online_rows() for c in _chains(cfg)]
-    tiles = [tile_updates(v) for v in windowed_views()]
+    tiles = [tile_updates(v) for v in windowed_views(cfg)]
     parts = [session_writes(), *lags, *tiles, profile_writes()]
     return "CREATE TEMPORARY VIEW online_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
@@ -907,7 +912,7 @@ def offline_feature_rows(cfg: JobConfig) -> str:
     """What the offline table receives (sql.FEATURE_ROW, append-only): each closed session,
     each lag event and each final tile."""
     lags = [c.event_rows() for c in _chains(cfg)]
-    tiles = [offline_tiles(v) for v in windowed_views()]
+    tiles = [offline_tiles(v) for v in windowed_views(cfg)]
     parts = [sessions(), *lags, *tiles]
     return "CREATE TEMPORARY VIEW feature_rows AS\n" + "\nUNION ALL\n".join(f"({p})" for p in parts)
 
@@ -1067,16 +1072,19 @@ def online_insert(cfg: JobConfig) -> str:
     return f"INSERT INTO {sink} SELECT {ONLINE_WRITE} FROM online_rows"
 
 
-def _view_source() -> str:
-    """The source of a feature row, by its view (each computed view has one source)."""
-    cases = " ".join(f"WHEN '{v.name}' THEN '{v.sources[0].value}'" for v in computed_views())
+def _by_view(cfg: JobConfig, what: Callable[[FeatureView], str]) -> str:
+    """A feature row's ``what`` (its source, its entity), by its view."""
+    cases = " ".join(f"WHEN '{v.name}' THEN '{what(v)}'" for v in computed_views(cfg))
     return f"CASE view {cases} END"
 
 
-def offline_features_insert() -> str:
+def offline_features_insert(cfg: JobConfig) -> str:
+    """Every feature row into the offline table, partitioned by date and its view's entity
+    (each computed view has one source)."""
+    entity = _by_view(cfg, lambda v: v.entity.name)
     return f"""
 INSERT INTO offline_rows
-SELECT view, entity_id, COALESCE(grp, ''), features, event_time, version, {_view_source()},
-  d, 'customer', d, 'customer'
+SELECT view, entity_id, COALESCE(grp, ''), features, event_time, version,
+  {_by_view(cfg, lambda v: v.sources[0].value)}, d, {entity}, d, {entity}
 FROM (SELECT *, DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd') AS d
       FROM feature_rows)"""

@@ -13,7 +13,8 @@ import typer
 from rich.table import Table
 
 from core.settings import load_settings
-from streamfeat.console import fail, out
+from streamfeat.console import fail, fail_with, out
+from streamfeat.stack.errors import StackError
 
 training_set_app = typer.Typer(
     no_args_is_help=True, help="Point-in-time training sets from the offline table."
@@ -54,9 +55,15 @@ def build(
     under s3://<lake>/training-sets/NAME/<run-id>/."""
     from batch.point_in_time import TrainingSetError
     from batch.training_set import build as run_build
+    from core.features import FEATURE_VIEWS
     from streamfeat.cli_lineage import emitter
+    from streamfeat.job import registered_views
 
     settings = load_settings()
+    try:
+        registered = [r.feature_view() for r in registered_views(settings)]
+    except StackError as exc:
+        fail_with(exc)
     try:
         result = run_build(
             settings,
@@ -69,6 +76,7 @@ def build(
             snapshot_id=snapshot_id,
             emitter=emitter(settings),
             progress=out.print,
+            views=(*FEATURE_VIEWS, *registered),
         )
     except TrainingSetError as exc:
         fail("training-set", str(exc))

@@ -210,14 +210,22 @@ def job_deploy(
         ),
     ] = None,
 ) -> None:
-    """Submit flink_jobs/feature_job.py (one job graph) and wait until it runs."""
-    from streamfeat.job import deploy, job_config
+    """Submit flink_jobs/feature_job.py (one job graph) and wait until it runs: the views
+    declared in core/features.py, and the windowed views registered through the registry."""
+    from streamfeat.job import deploy, job_config, registered_views
 
     settings = load_settings()
     try:
+        registered = registered_views(settings)
+        if registered:
+            names = ", ".join(r.view.name for r in registered)
+            out.print(f"  registered windowed views computed too: {names}")
+        overrides: dict[str, object] = {"registered_views": registered}
+        if parallelism:
+            overrides["parallelism"] = parallelism
         deployed = deploy(
             settings,
-            job_config(settings, parallelism=parallelism) if parallelism else None,
+            job_config(settings, **overrides),
             from_savepoint=from_savepoint,
             allow_non_restored_state=allow_non_restored_state,
             replay=replay,

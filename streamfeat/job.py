@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.settings import PROJECT_ROOT, StackSettings
-from flink_jobs.config import JobConfig
+from flink_jobs.config import JobConfig, RegisteredView
 from streamfeat.flink_client import FlinkClient
 from streamfeat.stack.base import StackContext
 from streamfeat.stack.errors import StackError
@@ -41,6 +41,35 @@ def function_jars(settings: StackSettings) -> tuple[str, ...]:
     """The jars of the job's Java functions (flink_jobs/jvm), as `make install` built them."""
     folder = StackContext(settings).jvm_path("udf", service="feature job")
     return tuple(str(p) for p in sorted(folder.glob("*.jar")))
+
+
+def registered_views(settings: StackSettings) -> tuple[RegisteredView, ...]:
+    """The windowed views registered through the registry and not declared in
+    core/features.py (the latest version of each, deprecated ones left out), with their
+    entities: what `streamfeat job deploy` has the job compute beside the declared views."""
+    from core.features import FEATURE_VIEWS
+    from feature_api.errors import ApiError
+    from feature_api.registry_store import Kind, RegistryStore
+
+    try:
+        records = RegistryStore(settings.postgres_dsn(), timeout_s=5).latest()
+    except ApiError as exc:
+        raise StackError(
+            "job",
+            f"cannot read the registered feature views: {exc}",
+            log=StackContext(settings).log_dir / "postgres.log",
+            fix="`streamfeat up` (the registry lives in PostgreSQL)",
+        ) from None
+    entities = {r.name: r.spec for r in records if r.kind is Kind.ENTITY}
+    declared = {v.name for v in FEATURE_VIEWS}
+    return tuple(
+        RegisteredView(view=r.spec, entity=entities[r.spec.entity])
+        for r in records
+        if r.kind is Kind.FEATURE_VIEW
+        and r.spec.aggregations is not None
+        and r.name not in declared
+        and r.deprecated_at is None
+    )
 
 
 _REPLAY_SUFFIX = re.compile(r"-r\d{8}T\d{6}$")

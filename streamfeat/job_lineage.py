@@ -4,7 +4,8 @@ Inputs are the Kafka topics its source tables declare (``'topic' = '...'`` in th
 and orders sources, and the topics the profile view reads). Outputs are the feature views its
 queries write (sql.computed_views, the view of the profile's offline insert),
 the offline table and the DLQ prefix of its configuration. Only names declared in
-core/features.py count as views, so a stray literal cannot invent a node.
+core/features.py or registered views the job computes (``cfg.registered_views``) count as
+views, so a stray literal cannot invent a node.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ def input_topics(cfg: JobConfig) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def output_views() -> list[str]:
-    declared = {v.name for v in FEATURE_VIEWS}
-    found = [v.name for v in sql.computed_views()]
+def output_views(cfg: JobConfig) -> list[str]:
+    declared = {v.name for v in FEATURE_VIEWS} | {r.view.name for r in cfg.registered_views}
+    found = [v.name for v in sql.computed_views(cfg)]
     found += _PROFILE_VIEW.findall(sql.offline_profile_insert())
     return [v for v in dict.fromkeys(found) if v in declared]
 
@@ -53,7 +54,7 @@ def feature_job_spec(settings: StackSettings, cfg: JobConfig) -> lineage.Lineage
         job=lineage.job(JOB_NAME, processing="STREAMING", integration="FLINK"),
         inputs=tuple(lineage.kafka_topic(settings, t) for t in input_topics(cfg)),
         outputs=(
-            *(lineage.feature_view(v) for v in output_views()),
+            *(lineage.feature_view(v) for v in output_views(cfg)),
             _s3(cfg.offline_path),
             _s3(cfg.dlq_path),
         ),

@@ -29,7 +29,7 @@ def test_scratch_topics_of_a_config_are_followed() -> None:
 
 def test_outputs_are_declared_views_plus_offline_table_and_dlq() -> None:
     cfg: JobConfig = job_config(SETTINGS)
-    views = output_views()
+    views = output_views(cfg)
     assert {USER_ACTIVITY.name, USER_SESSIONS.name, USER_LAGS.name, CUSTOMER_PROFILE.name} <= set(
         views
     )
