@@ -3,9 +3,10 @@ paced stream of demo clicks, and the checks of its results against the pure rule
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -102,13 +103,17 @@ def produce_paced(
     rate: float,
     sent: list[int],
     done: list[str],
+    stop: threading.Event | None = None,
 ) -> None:
     """Every record at ``rate`` per second (open loop), in order, counting them in
-    ``sent[0]``; ``done`` gets 'ok' or the error (a thread's target)."""
+    ``sent[0]``, or those before ``stop`` is set; ``done`` gets 'ok' or the error (a
+    thread's target)."""
     p, failed = producer(s), []
     try:
         t0 = time.monotonic()
         for i, (key, value) in enumerate(records):
+            if stop is not None and stop.is_set():
+                break
             time.sleep(max(t0 + i / rate - time.monotonic(), 0))
             while True:
                 try:
@@ -122,6 +127,16 @@ def produce_paced(
         done.append("ok" if not left and not failed else f"{left} undelivered, {failed[:1]}")
     except Exception as exc:  # reported by the test, never lost in a thread
         done.append(repr(exc))
+
+
+def first(clicks: ScratchClicks, n: int) -> ScratchClicks:
+    """The first ``n`` of ``clicks`` (what a stopped producer sent)."""
+    records = clicks.records[:n]
+    last: dict[int, int] = {}
+    for key, value in records:
+        user, t = int(key), orjson.loads(value)["event_time"]
+        last[user] = max(last.get(user, t), t)
+    return replace(clicks, records=records, last_time=last)
 
 
 def produce_flush(s: StackSettings, topic: str, flush: list[tuple[int, bytes, bytes]]) -> None:

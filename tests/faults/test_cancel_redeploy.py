@@ -38,6 +38,7 @@ from tests.faults.stream import (
     assert_activity_exact,
     checkpointed_since,
     demo_stream,
+    first,
     produce_flush,
     produce_paced,
     python_workers,
@@ -49,8 +50,10 @@ pytestmark = pytest.mark.stack
 
 CANCELS = int(os.environ.get("STREAMFEAT_FAULT_CANCELS", "3"))
 RATE = 300.0
-"""Clicks per second; the stream lasts through every round (each ~30 s)."""
-ROUND_S = 40
+"""Clicks per second, from before the first deploy until the last cancel."""
+ROUND_S = 90
+"""Clicks generated per round: far more than a round takes (~25 s), so the stream cannot
+run out before the last cancel, which stops it."""
 SCRATCH = Scratch(
     {
         "clickstream": ("_cancels-clicks", 12),
@@ -91,10 +94,10 @@ def test_job_cancelled_and_redeployed_again_and_again_keeps_its_taskmanager(
     tm = taskmanager(supervisor)
     registered = _registered(client)
     assert len(registered) == 1, registered
-    sent, done = [0], []
+    sent, done, stop = [0], [], threading.Event()
     producing = threading.Thread(
         target=produce_paced,
-        args=(s, SCRATCH.clicks_topic, list(clicks.records), RATE, sent, done),
+        args=(s, SCRATCH.clicks_topic, list(clicks.records), RATE, sent, done, stop),
         daemon=True,
     )
     producing.start()
@@ -113,7 +116,7 @@ def test_job_cancelled_and_redeployed_again_and_again_keeps_its_taskmanager(
             client.wait_state(job_id, "RUNNING", timeout_s=180)
             deployed_s = time.monotonic() - t0
             if n == CANCELS:
-                break  # the last one runs to the end
+                break  # the last one runs to the end of the stream
             wait_for(
                 "a checkpoint of the running job",
                 lambda since=t0_ms, j=job_id: checkpointed_since(client, j, since),
@@ -134,8 +137,10 @@ def test_job_cancelled_and_redeployed_again_and_again_keeps_its_taskmanager(
                     "metaspace_mib": _metaspace_mib(client, registered[0]),
                 }
             )
-        producing.join(timeout=len(clicks.records) / RATE + 120)
+        stop.set()  # the stream ends after the last cancel
+        producing.join(timeout=120)
         assert done == ["ok"], done
+        clicks = first(clicks, sent[0])
         produce_flush(s, SCRATCH.clicks_topic, flush)
         r = redis_client(s)
         wait_for("every user's final state", lambda: not unfinished(r, clicks.last_time), 600)
