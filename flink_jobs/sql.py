@@ -1026,10 +1026,13 @@ FROM {PROFILE_ROWS} WHERE kind = 'r'"""
 
 
 def offline_profile_insert() -> str:
+    """Every profile attribute update into the offline table, partitioned by date and the
+    view's entity (as :func:`offline_features_insert`)."""
+    view, entity = CUSTOMER_PROFILE.name, CUSTOMER_PROFILE.entity.name
     return f"""
 INSERT INTO offline_rows
-SELECT 'customer_profile', entity_id, attribute, MAP[attribute, val], event_time, version,
-  source, d, 'customer', d, 'customer'
+SELECT '{view}', entity_id, attribute, MAP[attribute, val], event_time, version,
+  source, d, '{entity}', d, '{entity}'
 FROM (
   SELECT *, DATE_FORMAT(TO_TIMESTAMP_LTZ(event_time, 3), 'yyyy-MM-dd') AS d
   FROM {PROFILE_UPDATES})"""
