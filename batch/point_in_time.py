@@ -475,7 +475,7 @@ def windowed_columns(
     view = requested[0].view
     aggs = view.aggregations
     assert aggs is not None
-    names = ["n", *(m.name for m in aggs.stored)]
+    names = ["n", *(m.stored_name(part) for m, part in aggs.stored_columns)]
     per_entity: dict[int, dict[int, tuple[str, tuple[int | None, ...]]]] = {}
     for r in rows.select(["entity_id", "grp", "features", "version"]).to_pylist():
         if r["entity_id"] is None or r["version"] is None or not str(r["grp"]).isdigit():

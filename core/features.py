@@ -145,7 +145,8 @@ def windowed_features(aggs: Aggregations) -> tuple[Feature, ...]:
             name,
             f"{m.short}{w.name}",
             "int64",
-            f"{m.description or m.name} in the last {w.name} (tiles of {w.tile_ms // 1000} s)",
+            f"{m.description or m.name} in the last {w.name} (tiles of {w.tile_ms // 1000} s)"
+            + (" (approximate: ~10 % standard error)" if m.function == "approx_distinct" else ""),
         )
         for name, m, w in aggs.feature_names()
     )

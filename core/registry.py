@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from core.events import Source
 from core.features import DType, Entity, Feature, FeatureView, Lags, windowed_features
-from core.windows import EVENT_SOURCES, Aggregations, Filter, Measure, Window
+from core.windows import EVENT_SOURCES, AggFunction, Aggregations, Filter, Measure, Window
 
 
 class Outcome(StrEnum):
@@ -120,8 +120,16 @@ class FilterSpec(_Spec):
 class MeasureSpec(_Spec):
     name: Name
     short: Short
-    function: Literal["count", "sum", "min", "max"]
-    column: Name | None = Field(None, description="The int64 field summed or compared.")
+    function: AggFunction = Field(
+        description="last: the value of the window's latest event (ties in time: the greater "
+        "value); approx_distinct: distinct values of `column`, estimated (HyperLogLog, 64 "
+        "registers: ~10 % standard error at any count)."
+    )
+    column: Name | None = Field(
+        None,
+        description="The int64 field summed, compared or taken (last); for approx_distinct "
+        "the field of any type whose distinct values are counted.",
+    )
     where: FilterSpec | None = None
     description: Text = ""
 

@@ -119,6 +119,8 @@ JAVA_FUNCTIONS = {
     "plausible_time": "io.streamfeat.flink.PlausibleTime",
     "last_two": "io.streamfeat.flink.LastTwo",
     "updated_rows": "io.streamfeat.flink.UpdatedRows",
+    "latest_value": "io.streamfeat.flink.LatestValue",
+    "approx_distinct": "io.streamfeat.flink.ApproxDistinct",
 }
 """The job's Java functions (flink_jobs/jvm): SQL name -> class, registered by the job."""
 
@@ -656,14 +658,26 @@ def _filter_sql(f: Filter) -> str:
 def _measure_sql(m: Measure) -> str:
     """One stored measure of a tile (core.windows.tiles_of): a count with a filter counts the
     matching events (0 when none), a sum adds the column (0 when none), min/max NULL when
-    no event takes part."""
+    no event takes part, last the value at the latest (event time, value) (LatestValue),
+    approx_distinct the column's sketch (ApproxDistinct: a ROW of its columns)."""
     cond = _filter_sql(m.where) if m.where else "TRUE"
     if m.function == "count":
         return f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)"
     value = f"CASE WHEN {cond} THEN {m.column} END"
     if m.function == "sum":
         return f"COALESCE(SUM({value}), 0)"
+    if m.function == "last":
+        return f"latest_value(t_ms, {value})"
+    if m.function == "approx_distinct":
+        return f"approx_distinct(CASE WHEN {cond} THEN CAST({m.column} AS STRING) END)"
     return f"{m.function.upper()}({value})"
+
+
+def _column_sql(m: Measure, part: int) -> str:
+    """A stored tile column of the tile aggregation's row (a sketch's ``part``-th field)."""
+    if m.function == "approx_distinct":
+        return f"`{m.name}`.r{part}"
+    return f"`{m.name}`"
 
 
 def tile_aggregates_name(view: FeatureView, size: int) -> str:
@@ -713,7 +727,10 @@ def tile_rows(view: FeatureView) -> list[str]:
     pairs = ", ".join(
         [
             "'n', CAST(n AS STRING)",
-            *(f"'{m.name}', CAST(`{m.name}` AS STRING)" for m in aggs.stored),
+            *(
+                f"'{m.stored_name(part)}', CAST({_column_sql(m, part)} AS STRING)"
+                for m, part in aggs.stored_columns
+            ),
         ]
     )
     return [
@@ -746,7 +763,10 @@ def tile_updates(view: FeatureView) -> str:
     aggs = _aggs(view)
     # core.windows.pack: n, then the stored measures, ','-separated, '' for a NULL
     packed = " || ',' || ".join(
-        ["features['n']", *(f"COALESCE(features['{m.name}'], '')" for m in aggs.stored)]
+        [
+            "features['n']",
+            *(f"COALESCE(features['{m.stored_name(p)}'], '')" for m, p in aggs.stored_columns),
+        ]
     )
     write = tile_write(
         view,

@@ -1,6 +1,7 @@
-"""A windowed feature view registered through the API (no code in core/features.py) is
+"""Windowed feature views registered through the API (no code in core/features.py) are
 computed by the feature job `streamfeat job deploy` starts, and served by the API as of the
-request, its tiles in the offline table under its entity."""
+request, their tiles in the offline table under their entity: counts with filters and a
+distinct count over clicks, the latest value and a distinct count over CDC orders."""
 
 from __future__ import annotations
 
@@ -18,46 +19,60 @@ from core.offline import read_rows
 from core.registry import AggregationsSpec, entity_spec
 from core.settings import StackSettings
 from core.topics import CLICKSTREAM
+from core.windows import sketch_estimate, sketch_of, tiles_of
 from feature_api.settings import Role, dev_key
 from streamfeat.flink_client import FlinkClient
 from streamfeat.job import cancel, deploy, job_config, registered_views
 from streamfeat.stack.base import StackContext
 from tests.faults.stream import checkpointed_since
 from tests.integration import JOB_PARALLELISM
+from tests.integration.test_feature_job import _insert_orders
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.stack
 MINUTE = 60_000
 
 
-def _register(api: httpx.Client, name: str) -> None:
-    """The customer entity (as the code declares it, if nobody registered it yet) and a view
-    of each customer's searches and search pages over 30 minutes, in minute tiles."""
+SEARCHES = {
+    "source": "clickstream",
+    "where": {"field": "event_type", "values": ["search"]},
+    "measures": [
+        {"name": "searches", "short": "s", "function": "count"},
+        {
+            "name": "help_searches",
+            "short": "h",
+            "function": "count",
+            "where": {"field": "page", "values": ["/help"]},
+        },
+        {"name": "pages", "short": "p", "function": "approx_distinct", "column": "page"},
+    ],
+    "windows": [{"name": "30m", "length_ms": 30 * MINUTE, "tile_ms": MINUTE}],
+}
+"""Each customer's searches, search pages and distinct search pages over 30 minutes."""
+ORDERS = {
+    "source": "orders",
+    "measures": [
+        {"name": "last_cents", "short": "l", "function": "last", "column": "amount_cents"},
+        {"name": "amounts", "short": "a", "function": "approx_distinct", "column": "amount_cents"},
+    ],
+    "windows": [{"name": "2h", "length_ms": 120 * MINUTE, "tile_ms": MINUTE}],
+}
+"""Each customer's latest order amount and distinct amounts over 2 hours."""
+
+
+def _register(api: httpx.Client, name: str, spec: dict[str, Any], source: str) -> None:
+    """The customer entity (as the code declares it, if nobody registered it yet) and a
+    windowed view of ``spec`` (AggregationsSpec) in minute tiles."""
     body = entity_spec(CUSTOMER).model_dump(mode="json")
     r = api.post("/v1/entities", json=body)
     assert r.status_code in (201, 409), r.text
-    aggs = AggregationsSpec.model_validate(
-        {
-            "source": "clickstream",
-            "where": {"field": "event_type", "values": ["search"]},
-            "measures": [
-                {"name": "searches", "short": "s", "function": "count"},
-                {
-                    "name": "help_searches",
-                    "short": "h",
-                    "function": "count",
-                    "where": {"field": "page", "values": ["/help"]},
-                },
-            ],
-            "windows": [{"name": "30m", "length_ms": 30 * MINUTE, "tile_ms": MINUTE}],
-        }
-    )
+    aggs = AggregationsSpec.model_validate(spec)
     features = [{"name": f.name, "dtype": f.dtype} for f in windowed_features(aggs.declaration())]
     view = {
         "name": name,
         "entity": CUSTOMER.name,
         "features": features,
-        "sources": ["clickstream"],
+        "sources": [source],
         "aggregations": aggs.model_dump(mode="json"),
         "ttl_s": 3600,
     }
@@ -84,12 +99,13 @@ def test_a_view_registered_through_the_api_is_computed_and_served(
     ingestion: StackSettings,
 ) -> None:
     s = ingestion
-    name = f"searches_{uuid.uuid4().hex[:8]}"
+    name, orders_name = (f"{kind}_{uuid.uuid4().hex[:8]}" for kind in ("searches", "orders"))
     base = f"http://{s.host}:{s.ports.api}"
     with httpx.Client(base_url=base, headers={"X-API-Key": dev_key(Role.WRITER)}) as api:
-        _register(api, name)
+        _register(api, name, SEARCHES, "clickstream")
+        _register(api, orders_name, ORDERS, "pg_cdc")
     registered = registered_views(s)
-    assert name in [r.view.name for r in registered]
+    assert {name, orders_name} <= {r.view.name for r in registered}
     # a new group that starts at the topics' ends: only this test's clicks, so no click of
     # the tests before moves the watermark past them
     cfg = job_config(
@@ -118,23 +134,65 @@ def test_a_view_registered_through_the_api_is_computed_and_served(
                 (user, t0 + 3 * MINUTE, "search", "/help"),
             ],
         )
-        want = {"searches_30m": 3, "help_searches_30m": 2}
+        # orders through PostgreSQL and Debezium: the latest order (two at the same instant:
+        # the greater amount, although it was committed first) and the distinct amounts of
+        # the last 2 h (not the one 3 h old)
+        _insert_orders(
+            s,
+            user,
+            [
+                (now - 180 * MINUTE, 999),
+                (t0, 500),
+                (t0 + MINUTE // 2, 500),
+                (t0 + MINUTE, 700),
+                (t0 + MINUTE, 300),
+            ],
+        )
+        pages = sketch_estimate(sketch_of(["/help", "/shoes"]))
+        distinct = sketch_estimate(sketch_of(["500", "700", "300"]))
+        want = {
+            name: {"searches_30m": 3, "help_searches_30m": 2, "pages_30m": pages},
+            orders_name: {"last_cents_2h": 700, "amounts_2h": distinct},
+        }
         with httpx.Client(base_url=base, headers={"X-API-Key": dev_key(Role.READER)}) as api:
 
             def served() -> dict[str, Any] | None:
-                r = api.get(f"/v1/features/{name}/{user}")
-                if r.status_code != 200:
-                    return None  # the API's registry snapshot may not hold the view yet
-                got = {k: v["value"] for k, v in r.json()["features"].items()}
+                got = {}
+                for view in want:
+                    r = api.get(f"/v1/features/{view}/{user}")
+                    if r.status_code != 200:
+                        return None  # the API's registry snapshot may not hold the view yet
+                    got[view] = {k: v["value"] for k, v in r.json()["features"].items()}
                 return got if got == want else None
 
-            wait_for("the registered view's features served by the API", served, 120)
+            wait_for("the registered views' features served by the API", served, 120)
+
+        # the job's sketches (Java) equal the Python twin's, tile by tile, in the offline
+        # table (each tile's final value: the row of its greatest version)
+        aggs = AggregationsSpec.model_validate(SEARCHES).declaration()
+        searches = [
+            {"event_time": t, "event_type": "search", "page": page}
+            for t, page in (
+                (now - 40 * MINUTE, "/help"),
+                (t0, "/help"),
+                (t0 + MINUTE, "/shoes"),
+                (t0 + 3 * MINUTE, "/help"),
+            )
+        ]
+        want_tiles = tiles_of(aggs, searches)
+        columns = ["n", *(m.stored_name(part) for m, part in aggs.stored_columns)]
 
         def offline() -> Any:
-            rows = read_rows(s, view=name, entity_id=user)
-            return rows if rows.num_rows else None
+            rows = read_rows(s, view=name, entity_id=user).to_pylist()
+            final: dict[int, tuple[int, dict[str, str]]] = {}
+            for r in rows:
+                held = final.get(int(r["grp"]))
+                if held is None or r["version"] > held[0]:
+                    final[int(r["grp"])] = (r["version"], dict(r["features"]))
+            got = {f: tuple(int(v[1][c]) for c in columns) for f, v in final.items()}
+            return rows if got == want_tiles else None
 
-        rows = wait_for("the view's tiles in the offline table", offline, 120).to_pylist()
+        rows = wait_for("the view's tiles in the offline table", offline, 120)
         assert {r["entity_type"] for r in rows} == {CUSTOMER.name}
         assert {r["source"] for r in rows} == {"clickstream"}
     finally:

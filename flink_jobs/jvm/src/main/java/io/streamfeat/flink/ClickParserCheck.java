@@ -15,7 +15,9 @@ import java.util.Base64;
  * out ({@link EventTimes#plausible}). With {@code --last-two}: lines of events
  * {@code time,version,value} separated by {@code ;}, in groups separated by {@code |} (each
  * group one local accumulator of {@link LastTwo}, merged in order into the first, as the
- * two-phase aggregation does) in, {@code t1 v1 x1 t2 v2 x2} out ({@code -} for NULL).
+ * two-phase aggregation does) in, {@code t1 v1 x1 t2 v2 x2} out ({@code -} for NULL). With
+ * {@code --sketch} ({@link ApproxDistinct}): groups of items, each {@code x<base64>}, {@code r0 r1 r2 r3} out;
+ * with {@code --latest} ({@link LatestValue}): groups of {@code time,value}, the value out.
  */
 public final class ClickParserCheck {
   private ClickParserCheck() {}
@@ -40,6 +42,18 @@ public final class ClickParserCheck {
     if (args[0].equals("--last-two")) {
       for (String line = in.readLine(); line != null; line = in.readLine()) {
         out.println(lastTwo(line.trim()));
+      }
+      return;
+    }
+    if (args[0].equals("--sketch")) {
+      for (String line = in.readLine(); line != null; line = in.readLine()) {
+        out.println(sketch(line.trim(), dec));
+      }
+      return;
+    }
+    if (args[0].equals("--latest")) {
+      for (String line = in.readLine(); line != null; line = in.readLine()) {
+        out.println(latest(line.trim()));
       }
       return;
     }
@@ -88,5 +102,42 @@ public final class ClickParserCheck {
       b.append(i == 0 ? "" : " ").append(v == null ? "-" : v.toString());
     }
     return b.toString();
+  }
+
+  private static String sketch(String line, Base64.Decoder dec) {
+    ApproxDistinct f = new ApproxDistinct();
+    java.util.List<ApproxDistinct.Acc> groups = new java.util.ArrayList<>();
+    for (String group : line.split("\\|", -1)) {
+      ApproxDistinct.Acc acc = f.createAccumulator();
+      for (String item : group.split(";")) {
+        if (!item.isEmpty()) {
+          f.accumulate(acc, new String(dec.decode(item.substring(1)), StandardCharsets.UTF_8));
+        }
+      }
+      groups.add(acc);
+    }
+    ApproxDistinct.Acc head = groups.get(0);
+    f.merge(head, groups.subList(1, groups.size()));
+    org.apache.flink.types.Row r = f.getValue(head);
+    return r.getField(0) + " " + r.getField(1) + " " + r.getField(2) + " " + r.getField(3);
+  }
+
+  private static String latest(String line) {
+    LatestValue f = new LatestValue();
+    java.util.List<LatestValue.Acc> groups = new java.util.ArrayList<>();
+    for (String group : line.split("\\|", -1)) {
+      LatestValue.Acc acc = f.createAccumulator();
+      for (String event : group.split(";")) {
+        if (!event.isEmpty()) {
+          String[] e = event.split(",", -1);
+          f.accumulate(acc, Long.parseLong(e[0]), Long.parseLong(e[1]));
+        }
+      }
+      groups.add(acc);
+    }
+    LatestValue.Acc head = groups.get(0);
+    f.merge(head, groups.subList(1, groups.size()));
+    Long v = f.getValue(head);
+    return v == null ? "-" : v.toString();
   }
 }
