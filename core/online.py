@@ -38,7 +38,7 @@ from typing import Any
 
 from core.features import Feature, FeatureView
 from core.version import EncodedVersion, Version
-from core.windows import SLOTS, Aggregations, Combiner, combiner, unpack
+from core.windows import SLOTS, Aggregations, combiner, hash_combiner, unpack
 
 KEY_PREFIX = "sf"
 ROW_VERSION = "_v"
@@ -421,21 +421,26 @@ def decode_windowed(
     plus ``_t`` (the newest event time, text) when stored. No hash: no event within the
     longest window, so counts and sums are 0."""
     assert view.aggregations is not None
-    (row,) = _decode_windowed(combiner(view.aggregations, at_ms, open_head=open_head), [raw])
+    (row,) = _decode_windowed(view.aggregations, [raw], at_ms=at_ms, open_head=open_head)
     return row
 
 
-def _decode_windowed(apply: Combiner, raws: Sequence[Mapping[bytes, bytes]]) -> list[dict]:
-    out = []
+def _decode_windowed(
+    aggs: Aggregations, raws: Sequence[Mapping[bytes, bytes]], *, at_ms: int, open_head: bool
+) -> list[dict]:
+    """One entity through core.windows.combiner, several at once through hash_combiner."""
+    if len(raws) == 1:
+        raw = raws[0]
+        one = combiner(aggs, at_ms, open_head=open_head)
+        rows = [one({int(f): v for f, v in raw.items() if f[:1].isdigit()})]
+    else:
+        rows = hash_combiner(aggs, at_ms, open_head=open_head)(raws)
     t_field = ROW_EVENT_TIME.encode()
-    for raw in raws:
-        packed = {int(f): v for f, v in raw.items() if f[:1].isdigit()}  # unpacked if counted
-        row: dict[str, Any] = apply(packed)
+    for row, raw in zip(rows, raws, strict=True):
         t = raw.get(t_field)
         if t is not None:
             row[ROW_EVENT_TIME] = _decode_text(t)
-        out.append(row)
-    return out
+    return rows
 
 
 def decode_rows(
@@ -450,9 +455,9 @@ def decode_rows(
     only: core.windows); any other view by :func:`decode_row`."""
     if view.aggregations is not None:
         if as_of is not None:
-            return _decode_windowed(combiner(view.aggregations, as_of, open_head=False), raws)
+            return _decode_windowed(view.aggregations, raws, at_ms=as_of, open_head=False)
         t = int(time.time() * 1000) if now_ms is None else now_ms
-        return _decode_windowed(combiner(view.aggregations, t, open_head=True), raws)
+        return _decode_windowed(view.aggregations, raws, at_ms=t, open_head=True)
     decoders = field_decoders(view)
     return [decode_row(decoders, raw) for raw in raws]
 

@@ -47,8 +47,9 @@ share a register count once). The job's sketch is a Java aggregate
 from __future__ import annotations
 
 import math
+import warnings
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -396,12 +397,11 @@ def combine(
 Combiner = Callable[[Mapping[int, "Tile | tuple[int | None, ...] | bytes | str"]], dict]
 
 
-def combiner(aggs: Aggregations, t: int, *, open_head: bool) -> Combiner:
-    """:func:`combine` at one instant, its tile ranges computed once: the read path of a
-    batch applies it to every entity."""
+def _ranges(aggs: Aggregations, t: int, open_head: bool) -> dict[int, list[tuple[int, int, int]]]:
+    """Per size slot: (window, first index, end index) of the tiles of that size each window
+    counts at ``t`` (module docstring)."""
     head = aggs.tile_sizes[0]
     head_end = t // head + (1 if open_head else 0)
-    # per size slot: (window, first index, end index) of the tiles of that size it counts
     ranges: dict[int, list[tuple[int, int, int]]] = {}
     for wi, w in enumerate(aggs.windows):
         big = w.tile_ms
@@ -412,14 +412,31 @@ def combiner(aggs: Aggregations, t: int, *, open_head: bool) -> Combiner:
         else:
             ranges.setdefault(aggs.slot(big), []).append((wi, first, cur_big))
             ranges.setdefault(aggs.slot(head), []).append((wi, cur_big * big // head, head_end))
-    columns = aggs.columns
-    nwin = len(aggs.windows)
-    names = [
-        (f"{m.name}_{w.name}", wi, mi, m.function in ("count", "sum"))
+    return ranges
+
+
+def _names(aggs: Aggregations) -> list[tuple[str, int, int, bool]]:
+    """(feature name, window, measure, 0 when empty) of every feature, in declared order."""
+    return [
+        (f"{m.name}_{w.name}", wi, mi, m.function in ("count", "sum", "approx_distinct"))
         for mi, m in enumerate(aggs.measures)
         for wi, w in enumerate(aggs.windows)
     ]
-    if all(f in ("count", "sum") for _, f in columns):
+
+
+def additive(aggs: Aggregations) -> bool:
+    """A view of counts and sums only: its windows are sums of tile columns."""
+    return all(f in ("count", "sum") for _, f in aggs.columns)
+
+
+def combiner(aggs: Aggregations, t: int, *, open_head: bool) -> Combiner:
+    """:func:`combine` at one instant, its tile ranges computed once: the read path of a
+    batch applies it to every entity."""
+    ranges = _ranges(aggs, t, open_head)
+    columns = aggs.columns
+    nwin = len(aggs.windows)
+    names = _names(aggs)
+    if additive(aggs):
         return _additive(ranges, columns, names, nwin)
 
     sizes = aggs.tile_sizes
@@ -477,15 +494,11 @@ def _named(acc: list[list[Any]], names: list[tuple[str, int, int, bool]]) -> dic
     return out
 
 
-def _additive(
+def _segments(
     ranges: dict[int, list[tuple[int, int, int]]],
-    columns: tuple[tuple[int, AggFunction], ...],
-    names: list[tuple[str, int, int, bool]],
-    nwin: int,
-) -> Combiner:
-    """The combiner of a view of counts and sums only: per size slot, the window ranges cut
-    the tile indexes into segments, each counted by a fixed set of windows; a tile is added
-    to its segment (one bisection), and each segment's sum to its windows at the end."""
+) -> tuple[dict[int, list[int]], dict[tuple[int, int], list[int]]]:
+    """Per size slot the sorted bounds of its windows' ranges (a tile's segment is its
+    index's ``bisect_right`` in them), and per (slot, segment) the windows that count it."""
     cuts: dict[int, list[int]] = {}
     members: dict[tuple[int, int], list[int]] = {}
     for slot, hits in ranges.items():
@@ -496,6 +509,19 @@ def _additive(
             inside = [wi for wi, lo, hi in hits if lo <= lo_b < hi]
             if inside:
                 members[(slot, seg)] = inside
+    return cuts, members
+
+
+def _additive(
+    ranges: dict[int, list[tuple[int, int, int]]],
+    columns: tuple[tuple[int, AggFunction], ...],
+    names: list[tuple[str, int, int, bool]],
+    nwin: int,
+) -> Combiner:
+    """The combiner of a view of counts and sums only: per size slot, the window ranges cut
+    the tile indexes into segments, each counted by a fixed set of windows; a tile is added
+    to its segment (one bisection), and each segment's sum to its windows at the end."""
+    cuts, members = _segments(ranges)
     cols = [c for c, _ in columns]
     width = max(cols) + 1
 
@@ -526,3 +552,76 @@ def _additive(
         return _named(acc, names)
 
     return apply
+
+
+HashCombiner = Callable[[Sequence[Mapping[bytes, bytes]]], list[dict]]
+
+
+def hash_combiner(aggs: Aggregations, t: int, *, open_head: bool) -> HashCombiner:
+    """:func:`combine` at one instant over many entities' stored hashes at once (field ->
+    packed tile as Redis returns them; fields that are not tiles are left out): the batch
+    read path. A view of counts and sums parses and sums every tile of the batch in a few
+    numpy operations (one entity's tiles cost ~0.35 us each in Python, ~3.5 ms for a batch of
+    100 users active 20 h of the week); any other view, or a hash with a field that is not a
+    tile or a tile of another width, goes through :func:`combiner` entity by entity. Both
+    give the same answer (tested)."""
+    one = combiner(aggs, t, open_head=open_head)
+
+    def each(raws: Sequence[Mapping[bytes, bytes]]) -> list[dict]:
+        return [one({int(f): v for f, v in raw.items() if f[:1].isdigit()}) for raw in raws]
+
+    if not additive(aggs):
+        return each
+    import numpy as np
+
+    ranges = _ranges(aggs, t, open_head)
+    cuts, members = _segments(ranges)
+    names = _names(aggs)
+    cols = [c for c, _ in aggs.columns]
+    width = 1 + len(aggs.stored_columns)
+    nwin = len(aggs.windows)
+    # global segment ids: per slot an offset; membership matrix segment x window
+    offsets, total = {}, 0
+    for slot, bounds in cuts.items():
+        offsets[slot] = total
+        total += len(bounds) + 1
+    member = np.zeros((total, nwin), dtype=np.int64)
+    for (slot, seg), wins in members.items():
+        member[offsets[slot] + seg, wins] = 1
+    bounds_of = {slot: np.asarray(b, dtype=np.int64) for slot, b in cuts.items()}
+
+    def batch(raws: Sequence[Mapping[bytes, bytes]]) -> list[dict]:
+        fields: list[bytes] = []
+        values: list[bytes] = []
+        counts = []
+        for raw in raws:
+            tiles = dict(raw)
+            tiles.pop(b"_t", None)
+            fields.extend(tiles)
+            values.extend(tiles.values())
+            counts.append(len(tiles))
+        if not fields or not b"".join(fields).isdigit():
+            return each(raws)
+        try:
+            with warnings.catch_warnings():  # numpy < 3 warns of text it cannot parse
+                warnings.simplefilter("error", DeprecationWarning)
+                f = np.fromstring(b" ".join(fields), dtype=np.int64, sep=" ")
+                v = np.fromstring(b",".join(values), dtype=np.int64, sep=",")
+        except (DeprecationWarning, ValueError):
+            return each(raws)  # a part that is not an integer: the per-entity path says which
+        if v.size != len(values) * width:
+            return each(raws)  # an empty part or another width: not this view's tiles
+        v = v.reshape(-1, width)
+        slot, index = f % SLOTS, f // SLOTS
+        segment = np.full(f.size, -1, dtype=np.int64)
+        for s_, bounds in bounds_of.items():
+            at = slot == s_
+            segment[at] = offsets[s_] + np.searchsorted(bounds, index[at], side="right")
+        entity = np.repeat(np.arange(len(raws)), counts)
+        counted = segment >= 0
+        sums = np.zeros((len(raws), total, width), dtype=np.int64)
+        np.add.at(sums, (entity[counted], segment[counted]), v[counted])
+        per_window = np.einsum("esc,sw->ewc", sums, member).tolist()  # entity, window, column
+        return [{name: row[wi][cols[mi]] for name, wi, mi, _ in names} for row in per_window]
+
+    return batch

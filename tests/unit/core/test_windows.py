@@ -20,6 +20,7 @@ from core.windows import (
     Measure,
     Window,
     combine,
+    hash_combiner,
     newer,
     pack,
     sketch_estimate,
@@ -338,3 +339,43 @@ def test_last_and_approx_distinct_need_a_field() -> None:
             measures=(Measure("pages", "p", "approx_distinct", column="nope"),),
             windows=(Window("1h", HOUR_MS, MINUTE_MS),),
         )
+
+
+@given(
+    st.lists(
+        st.lists(st.tuples(spans, st.sampled_from(TYPES), st.integers(-50, 5000)), max_size=30),
+        min_size=1,
+        max_size=6,
+    ),
+    spans,
+    st.booleans(),
+    st.sampled_from([CLICK_AGGREGATIONS, ORDER_AGGREGATIONS, LATEST]),
+    st.sampled_from([None, b"_t", b"x"]),
+)
+def test_a_batch_of_stored_hashes_combines_like_each_entity_alone(
+    per_entity: list[list[tuple[int, str, int]]],
+    offset: int,
+    live: bool,
+    aggs: Aggregations,
+    extra: bytes | None,
+) -> None:
+    """hash_combiner (numpy over the whole batch, for counts and sums) answers what combine
+    answers entity by entity, with the hashes as Redis returns them (bytes, ``_t`` beside
+    the tiles, an empty hash for an absent entity, a stray field: the per-entity path)."""
+    base = H - 8 * 24 * HOUR_MS
+    t = base + offset
+    raws: list[dict[bytes, bytes]] = []
+    for spec in per_entity:
+        events = [
+            {"event_time": base + dt, "order_ms": base + dt, "event_type": k, "amount_cents": a}
+            for dt, k, a in spec
+        ]
+        raw = {str(f).encode(): pack(v).encode() for f, v in tiles_of(aggs, events).items()}
+        if extra is not None and raw:
+            raw[extra] = b"1"
+        raws.append(raw)
+    want = [
+        combine(aggs, {int(f): v for f, v in raw.items() if f.isdigit()}, t, open_head=live)
+        for raw in raws
+    ]
+    assert hash_combiner(aggs, t, open_head=live)(raws) == want
