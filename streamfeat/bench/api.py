@@ -483,6 +483,10 @@ def _stack_server(
         delete_tiles(settings, ids)
 
 
+BATCH_GOAL_RATE = 100.0
+"""The issue's batch goal compares batch and 1-entity p99 at this rate."""
+
+
 def goals(p99: dict[tuple[str, float], float], *, single: str, batch: str) -> list[Measurement]:
     """The issue's two goals from the p99s measured (unsaturated runs only)."""
     out = []
@@ -492,22 +496,32 @@ def goals(p99: dict[tuple[str, float], float], *, single: str, batch: str) -> li
     else:
         verdict = "met" if at500 <= 2.0 else "NOT met"
         out.append(Measurement("goal: 1-entity p99 <= 2 ms at 500/s", at500, "ms", verdict))
-    common = [r for (name, r) in p99 if name == batch and (single, r) in p99]
-    if not common:
+    for rate, kind in ((BATCH_GOAL_RATE, "goal"), (None, "also")):
+        common = [r for (name, r) in p99 if name == batch and (single, r) in p99]
+        if rate is None:  # the highest rate both ran at unsaturated, beside the goal's
+            if not common or max(common) == BATCH_GOAL_RATE:
+                continue
+            rate = max(common)
+        if rate not in common:
+            out.append(
+                Measurement(
+                    f"{kind}: batch-{BATCH} p99 <= 5x 1-entity p99 at {rate:g}/s",
+                    0,
+                    "x",
+                    "NOT measured (saturated or not run)",
+                )
+            )
+            continue
+        ratio = p99[(batch, rate)] / p99[(single, rate)]
         out.append(
-            Measurement(f"goal: batch-{BATCH} p99 <= 5x 1-entity p99", 0, "x", "NOT measured")
+            Measurement(
+                f"{kind}: batch-{BATCH} p99 <= 5x 1-entity p99 (both at {rate:g}/s)",
+                ratio,
+                "x",
+                ("met" if ratio <= 5 else "NOT met")
+                + ("" if kind == "goal" else " (not the goal's rate)"),
+            )
         )
-        return out
-    rate = max(common)
-    ratio = p99[(batch, rate)] / p99[(single, rate)]
-    out.append(
-        Measurement(
-            f"goal: batch-{BATCH} p99 <= 5x 1-entity p99 (both at {rate:g}/s)",
-            ratio,
-            "x",
-            "met" if ratio <= 5 else "NOT met",
-        )
-    )
     return out
 
 
