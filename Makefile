@@ -41,7 +41,7 @@ $(STAMPS)/jvm: $(POMS) $(JAVA_SRC) | $(STAMPS)/system
 	@echo "jvm: done"
 	@touch $@
 
-demo: install ## Run the pipeline locally: stack, topics, seed, CDC, CRM bridge, clickstream
+demo: install ## Run the pipeline locally: stack, topics, seed, CDC, CRM bridge, clickstream, job, API, model
 	@$(BIN)/streamfeat up
 	@echo "== topics (core/topics.yaml)"; $(BIN)/streamfeat topics apply
 	@echo "== seed PostgreSQL + CRM exports on S3"; $(BIN)/streamfeat seed
@@ -53,6 +53,8 @@ demo: install ## Run the pipeline locally: stack, topics, seed, CDC, CRM bridge,
 	@echo "== register core/features.py in the registry"; $(BIN)/streamfeat apply
 	@echo "== offline table (Iceberg)"; $(BIN)/streamfeat offline commit
 	@echo "== feature retrieval through the Feature Store API"; $(BIN)/streamfeat features 3 17 --api
+	@echo "== demo model: training set, MLflow, staging -> canary -> production"; $(BIN)/streamfeat model train-demo
+	@echo "== a prediction through the model endpoint (KServe predictors)"; $(BIN)/streamfeat model predict purchase_propensity 3 17 --wait 60
 
 up: install ## Start the local stack
 	@$(BIN)/streamfeat up

@@ -488,6 +488,25 @@ class AsyncOnlineReader:
                 raws = await pipe.execute()
         return decode_rows(view, raws, now_ms=now_ms, as_of=as_of)
 
+    async def read_views(
+        self,
+        wanted: Sequence[tuple[FeatureView, Sequence[object]]],
+        *,
+        now_ms: int | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        """Several views' rows (:meth:`read` each) in one pipelined round trip: per view,
+        its entities' rows in order (a model's inputs from several views)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for view, entity_ids in wanted:
+                for entity_id in entity_ids:
+                    pipe.hgetall(entity_key(view, entity_id))
+            raws = await pipe.execute()
+        out, at = [], 0
+        for view, entity_ids in wanted:
+            out.append(decode_rows(view, raws[at : at + len(entity_ids)], now_ms=now_ms))
+            at += len(entity_ids)
+        return out
+
     async def ping(self) -> None:
         await self.client.ping()
 

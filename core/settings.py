@@ -34,6 +34,9 @@ class Ports(BaseModel):
     flink_rpc: int = Field(6123, description="Flink JobManager RPC.")
     mlflow: int = Field(5000, description="MLflow tracking server.")
     api: int = Field(8000, description="Feature API (FastAPI).")
+    models: int = Field(8070, description="Model endpoint: production and canary behind it.")
+    predictor: int = Field(8071, description="KServe predictor of the production version.")
+    predictor_canary: int = Field(8072, description="KServe predictor of the canary version.")
 
     def shifted(self, offset: int) -> Ports:
         """The same layout moved by ``offset`` (the test stack runs beside a developer's)."""
@@ -96,6 +99,10 @@ class StackSettings(BaseSettings):
     ports: Ports = Field(default_factory=Ports)  # type: ignore[arg-type]
     s3: S3Settings = Field(default_factory=S3Settings)  # type: ignore[arg-type]
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)  # type: ignore[arg-type]
+    serving_model: str = Field(
+        "purchase_propensity",
+        description="Registered model the local predictors and model endpoint serve.",
+    )
     java_home: Path | None = Field(
         None, description="JDK/JRE 17+ for Kafka, Connect, Flink, s3proxy; else JAVA_HOME/PATH."
     )
@@ -147,6 +154,11 @@ class StackSettings(BaseSettings):
     @property
     def mlflow_url(self) -> str:
         return f"http://{self.host}:{self.ports.mlflow}"
+
+    @property
+    def models_url(self) -> str:
+        """The model endpoint (serving/router.py)."""
+        return f"http://{self.host}:{self.ports.models}"
 
     @property
     def redis_url(self) -> str:

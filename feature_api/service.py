@@ -106,6 +106,27 @@ async def read_features(
     ]
 
 
+async def read_views(
+    *,
+    store: AsyncOnlineReader,
+    wanted: Sequence[tuple[FeatureView, tuple[Feature, ...]]],
+    entity_ids: Sequence[int],
+    now_ms: int,
+) -> list[list[dict[str, Any]]]:
+    """Per view of ``wanted``, per entity: :func:`read_features`' answer (values with their
+    freshness), all views read in one round trip to Redis (a model's inputs)."""
+    with store_errors():
+        per_view = await store.read_views([(v, list(entity_ids)) for v, _ in wanted], now_ms=now_ms)
+    return [
+        [
+            row_values(view=view, features=features, row=row, now_ms=now_ms, vfields=vfields)
+            for row in rows
+        ]
+        for (view, features), rows in zip(wanted, per_view, strict=True)
+        for vfields in [version_fields(view, features)]
+    ]
+
+
 def check_as_of(*, view: FeatureView, as_of: int | None, now_ms: int) -> None:
     """``as_of`` answers windowed views only (others hold their latest value, not a
     history), within the online horizon: at most ``AS_OF_HORIZON_MS`` back, not ahead."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -187,13 +187,23 @@ class ModelRegistry:
     # ---- stages ----
 
     def promote(
-        self, name: str, version: int, to: Stage | str, *, traffic: float | None = None
+        self,
+        name: str,
+        version: int,
+        to: Stage | str,
+        *,
+        traffic: float | None = None,
+        live: Callable[[str, int], None] | None = None,
     ) -> Move:
-        """Move ``version`` into stage ``to``; IllegalMove when the rules refuse."""
+        """Move ``version`` into stage ``to``; IllegalMove when the rules refuse. A move that
+        sends it traffic (canary, production) first calls ``live(name, version)``, which
+        raises when its features are not live online (serving/live.py)."""
         self.probe()
         placement = self.placement(name)
         self._version(name, version)
         move = stages.promote(placement, version, Stage(to), traffic=traffic)
+        if live is not None and move.stage in (Stage.CANARY, Stage.PRODUCTION):
+            live(name, version)
         self._apply(name, move)
         return move
 
@@ -235,7 +245,7 @@ class ModelRegistry:
 
     def placement(self, name: str) -> Placement:
         """Which version holds which serving alias of ``name`` now."""
-        return _placement(self._model(name))
+        return placement_of(self._model(name))
 
     def status(self, name: str) -> ModelStatus:
         """Every version of ``name`` with its stage and training sets, newest first."""
@@ -303,7 +313,8 @@ class ModelRegistry:
         )
 
 
-def _placement(model: RegisteredModel) -> Placement:
+def placement_of(model: RegisteredModel) -> Placement:
+    """The serving placement a registered model's aliases and canary tag describe."""
     aliases: dict[str, Any] = dict(model.aliases or {})
     raw = (model.tags or {}).get(CANARY_TRAFFIC_TAG)
     try:

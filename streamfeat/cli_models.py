@@ -114,8 +114,24 @@ def promote(
     ] = None,
 ) -> None:
     """Promote VERSION: staging, then canary, then production (in that order only)."""
+    from serving.live import NotLive, check_live
+
     settings = load_settings()
-    move = _with_registry(settings, lambda r: r.promote(model, version, to, traffic=traffic))
+
+    def live(name: str, v: int) -> None:
+        check_live(settings, name, v)
+
+    try:
+        move = _with_registry(
+            settings, lambda r: r.promote(model, version, to, traffic=traffic, live=live)
+        )
+    except NotLive as exc:
+        fail(
+            "model",
+            f"refused: {exc}",
+            fix="deploy the feature job (`streamfeat job deploy`) and let it write these views, "
+            "or register the views the model reads (`streamfeat apply`)",
+        )
     _print_move(model, move)
 
 
@@ -148,3 +164,101 @@ def status(model: Annotated[str, typer.Argument(help="Registered model name.")])
     p = st.placement
     if p.canary is not None:
         out.print(f"canary: version {p.canary} at {p.canary_traffic:g}% of traffic")
+
+
+@models_app.command("manifest")
+def manifest(model: Annotated[str, typer.Argument(help="Registered model name.")]) -> None:
+    """Print the KServe InferenceService of MODEL for its current placement: the canary
+    revision at its share while a canary is, else production alone (kubectl apply -f -)."""
+    from streamfeat.k8s import dump, inference_service
+
+    settings = load_settings()
+    p = _with_registry(settings, lambda r: r.placement(model))
+    if p.canary is not None:
+        doc = inference_service(model, stage="canary", canary_percent=p.canary_traffic)
+    else:
+        doc = inference_service(model)
+    print(dump([doc], f"the registry's placement of {model}"), end="")
+
+
+@models_app.command("train-demo")
+def train_demo(
+    per_entity: Annotated[int, typer.Option(min=1, help="Spine instants per customer.")] = 5,
+) -> None:
+    """Train the demo's purchase-propensity model on a point-in-time training set of the
+    offline table, register it as the stack's serving model and move it to production."""
+    from batch.point_in_time import TrainingSetError
+    from serving.live import NotLive, check_live
+    from streamfeat.demo_model import train
+
+    settings = load_settings()
+
+    def live(name: str, v: int) -> None:
+        check_live(settings, name, v)
+
+    try:
+        done = _with_registry(
+            settings,
+            lambda r: train(
+                settings, registry=r, live=live, per_entity=per_entity, progress=out.print
+            ),
+        )
+    except TrainingSetError as exc:
+        fail("training set", str(exc), fix="run the demo first: `make demo` (job, offline commit)")
+    except NotLive as exc:
+        fail("model", f"refused: {exc}", fix="deploy the feature job and let it write the views")
+    out.print(
+        f"{done.name}: version {done.version} in production, trained on {done.training_set} "
+        f"({done.rows} rows, {done.positives} positive); ask it: "
+        f"streamfeat model predict {done.name} 17"
+    )
+
+
+@models_app.command("predict")
+def predict(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    entity_ids: Annotated[list[int], typer.Argument(help="Entity ids (customers).")],
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for the endpoint to answer 200.")
+    ] = 0.0,
+) -> None:
+    """Predictions for ENTITY_IDS from the model endpoint (production and canary behind it),
+    with the version that answered each and its features' age."""
+    import time
+
+    import httpx
+
+    settings = load_settings()
+    url = f"{settings.models_url}/v1/models/{model}:predict"
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            r = httpx.post(url, json={"instances": entity_ids}, timeout=10)
+        except httpx.HTTPError as exc:
+            problem = f"{url} unreachable: {exc}"
+        else:
+            if r.status_code == 200:
+                break
+            problem = f"{url} answered {r.status_code}: {r.text[:300]}"
+        if time.monotonic() >= deadline:
+            fail(
+                "models",
+                problem,
+                log=StackContext(settings).log_path("predictor"),
+                fix=f"`streamfeat status` (is a version of {model} in production?)",
+            )
+        time.sleep(1.0)
+    got = r.json()
+    table = Table(title=f"{model} predictions", header_style="bold")
+    for column in ("entity", "prediction", "version", "stage", "feature age (ms)"):
+        table.add_column(column)
+    for i, entity in enumerate(got["entity_ids"]):
+        ages = ", ".join(f"{v}: {a}" for v, a in got["feature_age_ms"][i].items())
+        table.add_row(
+            str(entity),
+            f"{got['predictions'][i]:.4f}",
+            str(got["versions"][i]),
+            got["stages"][i],
+            ages,
+        )
+    out.print(table)

@@ -10,6 +10,7 @@ from streamfeat.stack.services.mlflow import MLflow
 from streamfeat.stack.services.postgres import Postgres
 from streamfeat.stack.services.redis import Redis
 from streamfeat.stack.services.s3 import S3
+from streamfeat.stack.services.serving import ModelEndpoint, Predictor
 
 
 def default_services() -> list[Service]:
@@ -23,4 +24,7 @@ def default_services() -> list[Service]:
         FlinkTaskManager(),
         MLflow(),
         FeatureApi(),
+        Predictor("production"),
+        Predictor("canary"),
+        ModelEndpoint(),
     ]

@@ -13,7 +13,7 @@ import yaml
 
 from core.settings import PROJECT_ROOT
 from core.topics import catalogue
-from streamfeat.k8s import rendered
+from streamfeat.k8s import inference_service, rendered
 
 CRD_DIR = PROJECT_ROOT.parent / "shared" / "k8s-crds"
 
@@ -22,7 +22,7 @@ CRD_DIR = PROJECT_ROOT.parent / "shared" / "k8s-crds"
 def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     assert CRD_DIR.is_dir(), f"official CRDs expected in {CRD_DIR} (shared/ beside the checkout)"
     schemas = {}
-    for path in CRD_DIR.glob("strimzi-*.y*ml"):
+    for path in [*CRD_DIR.glob("strimzi-*.y*ml"), *CRD_DIR.glob("serving.kserve.io_*.y*ml")]:
         for crd in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader):
             if not crd or crd.get("kind") != "CustomResourceDefinition":
                 continue
@@ -55,3 +55,17 @@ def test_clickstream_topic_manifest_keeps_the_contract() -> None:
     click = next(d for d in docs if d["spec"]["topicName"] == "clickstream")
     assert click["spec"]["partitions"] == 12
     assert click["spec"]["config"]["retention.ms"] == 604800000
+
+
+def test_inference_service_for_production_and_for_a_canary_validates() -> None:
+    schema = _crd_schemas()[("serving.kserve.io/v1beta1", "InferenceService")]
+    production = inference_service("purchase_propensity")
+    canary = inference_service("purchase_propensity", stage="canary", canary_percent=5.0)
+    for doc in (production, canary):
+        jsonschema.validate(doc, schema)
+    assert "canaryTrafficPercent" not in production["spec"]["predictor"]
+    assert canary["spec"]["predictor"]["canaryTrafficPercent"] == 5
+    args = canary["spec"]["predictor"]["containers"][0]["args"]
+    assert args[args.index("--serve-stage") + 1] == "canary"
+    with pytest.raises(ValueError):
+        inference_service("m", stage="canary")

@@ -1,0 +1,324 @@
+"""The predictor: one serving stage of a registered model on the KServe model server.
+
+``python -m serving.predictor --model NAME --stage production --port P`` serves
+``models:/NAME@production`` (or ``canary``) under the name NAME with KServe's REST data
+plane: Open Inference Protocol v2 (``POST /v2/models/NAME/infer``, an INT64 input
+``entity_id``) and v1 (``POST /v1/models/NAME:predict``, ``{"instances": [17, ...]}`` or
+``[{"entity_id": 17}, ...]``). A request carries entity ids; the predictor reads the model's
+inputs online (serving/inputs.py: the feature API's retrieval code, one Redis round trip for
+every view and entity of the request), predicts, and answers the predictions with the
+version that made them and the age of each view's values.
+
+The model follows its stage: a thread asks MLflow every ``refresh_s`` which version holds
+the alias and loads a new one beside the old before swapping (requests in flight finish on
+the old), so a promotion or rollback moves this stage without a restart and without
+touching the other stage's process. Readiness (``/v2/models/NAME/ready``, ``/v1/models/NAME``)
+is true only while a model is loaded: a stage with no version, or whose version cannot load,
+is not ready and answers 503, never a 200 it cannot stand behind.
+
+Metrics (``/metrics``, Prometheus, labelled by model, stage and version): requests,
+latency, errors by kind, and the distribution of the predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.features import FEATURE_VIEWS, FeatureView
+from core.settings import StackSettings, load_settings
+from serving.inputs import InputError, ModelInputs, entity_ids_of, model_inputs, rows
+
+log = logging.getLogger("streamfeat.predictor")
+
+REFRESH_S = 2.0
+PREDICTION_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    version: int
+    model: Any
+    """An mlflow.pyfunc.PyFuncModel."""
+    inputs: ModelInputs
+
+
+def feature_views(settings: StackSettings) -> dict[str, FeatureView]:
+    """The views a model may read: the registry's (latest of each) over core/features.py's."""
+    from feature_api.registry_snapshot import load
+    from feature_api.registry_store import RegistryStore
+
+    views = {v.name: v for v in FEATURE_VIEWS}
+    try:
+        views.update(load(RegistryStore(settings.postgres_dsn(), timeout_s=3.0)).views)
+    except Exception as exc:  # the registry down: the code's views still serve
+        log.warning("feature registry unreadable, serving code-declared views only: %s", exc)
+    return views
+
+
+def load_version(settings: StackSettings, name: str, version: int) -> Loaded:
+    """Version ``version`` of model ``name`` and the online features it reads."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_url)
+    mlflow.set_registry_uri(settings.mlflow_url)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    schema = model.metadata.get_input_schema()
+    if schema is None:
+        raise InputError(f"model {name} version {version} has no input signature")
+    inputs = model_inputs(schema.input_names(), feature_views(settings))
+    return Loaded(version, model, inputs)
+
+
+def _model_base() -> type:
+    import kserve
+
+    return kserve.Model  # type: ignore[no-any-return]
+
+
+class StagePredictor(_model_base()):  # type: ignore[misc]
+    """A kserve.Model serving the version that holds ``stage`` of model ``name``."""
+
+    def __init__(
+        self, name: str, stage: str, settings: StackSettings, refresh_s: float = REFRESH_S
+    ) -> None:
+        super().__init__(name)
+        self.stage = stage
+        self.settings = settings
+        self.refresh_s = refresh_s
+        self.current: Loaded | None = None
+        self.problem: str | None = "not loaded yet"
+        self._reader: Any = None
+        self._stop = threading.Event()
+        self._metrics = _metrics()
+
+    # ---- the model follows its stage ----
+
+    def load(self) -> bool:
+        self.follow()
+        threading.Thread(target=self._run, name="stage-follower", daemon=True).start()
+        return self.ready
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.refresh_s):
+            self.follow()
+
+    def follow(self) -> None:
+        """Load the version the stage's alias points at, if it is not the one loaded."""
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client = MlflowClient(self.settings.mlflow_url, self.settings.mlflow_url)
+            try:
+                version = int(client.get_model_version_by_alias(self.name, self.stage).version)
+            except MlflowException as exc:
+                if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    raise
+                self._unload(f"no version of {self.name!r} holds {self.stage!r}")
+                return
+            if self.current is not None and self.current.version == version:
+                return
+            self.current = load_version(self.settings, self.name, version)
+            self.problem = None
+            self.ready = True
+            log.info("serving %s version %d as %s", self.name, version, self.stage)
+        except Exception as exc:  # a version that cannot load: not ready, say why
+            log.exception("cannot serve %s@%s", self.name, self.stage)
+            self._unload(f"{type(exc).__name__}: {exc}")
+
+    def _unload(self, problem: str) -> None:
+        self.current = None
+        self.problem = problem
+        self.ready = False
+
+    def start(self) -> None:  # kserve marks every model ready here; readiness is ours
+        pass
+
+    async def healthy(self) -> bool:
+        return self.current is not None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.ready = False
+
+    # ---- predictions ----
+
+    async def predict(
+        self, payload: Any, headers: dict[str, str] | None = None, response_headers: Any = None
+    ) -> Any:
+        from fastapi import HTTPException
+
+        from feature_api.errors import StoreUnavailable
+
+        loaded = self.current
+        if loaded is None:
+            raise HTTPException(503, detail=f"{self.name}@{self.stage} not ready: {self.problem}")
+        labels = (self.name, self.stage, str(loaded.version))
+        start = time.perf_counter()
+        try:
+            ids = entity_ids_of(payload)
+        except ValueError as exc:
+            self._metrics["errors"].labels(*labels, "bad_request").inc()
+            raise HTTPException(400, detail=str(exc)) from exc
+        try:
+            predictions, ages = await self._predict(loaded, ids)
+        except StoreUnavailable as exc:
+            self._metrics["errors"].labels(*labels, "online_store").inc()
+            raise HTTPException(503, detail=exc.message) from exc
+        self._metrics["requests"].labels(*labels).inc()
+        self._metrics["latency"].labels(*labels).observe(time.perf_counter() - start)
+        for p in predictions:
+            if isinstance(p, float):
+                self._metrics["predictions"].labels(*labels).observe(p)
+        return self._answer(payload, loaded, ids, predictions, ages)
+
+    async def _predict(
+        self, loaded: Loaded, ids: Sequence[int]
+    ) -> tuple[list[Any], list[dict[str, int | None]]]:
+        import pandas as pd
+
+        from feature_api import service
+
+        if self._reader is None:
+            self._reader = _reader(self.settings)
+        now = time.time_ns() // 1_000_000
+        states = await service.read_views(
+            store=self._reader, wanted=loaded.inputs.wanted, entity_ids=ids, now_ms=now
+        )
+        values, ages = rows(loaded.inputs, states)
+        frame = pd.DataFrame(values, columns=list(loaded.inputs.columns))
+        out = loaded.model.predict(frame)
+        predictions = out.tolist() if hasattr(out, "tolist") else list(out)
+        return [_score(p) for p in predictions], ages
+
+    def _answer(
+        self,
+        payload: Any,
+        loaded: Loaded,
+        ids: Sequence[int],
+        predictions: list[Any],
+        ages: list[dict[str, int | None]],
+    ) -> Any:
+        meta = {"model": self.name, "version": loaded.version, "stage": self.stage}
+        if isinstance(payload, Mapping):
+            return {
+                "predictions": predictions,
+                **meta,
+                "entity_ids": list(ids),
+                "feature_age_ms": ages,
+            }
+        from kserve import InferOutput, InferResponse
+
+        out = InferOutput("prediction", [len(predictions)], "FP64", data=predictions)
+        return InferResponse(
+            response_id=getattr(payload, "id", None) or "",
+            model_name=self.name,
+            model_version=str(loaded.version),
+            infer_outputs=[out],
+            parameters={"stage": self.stage, "feature_age_ms": _ages_text(ages)},
+        )
+
+
+def _score(p: Any) -> Any:
+    """One prediction as JSON: a class-probability row gives the last class's probability
+    (a binary classifier's positive class), a number stays itself."""
+    if isinstance(p, list):
+        return float(p[-1]) if p else None
+    return float(p) if isinstance(p, int | float) else p
+
+
+def _ages_text(ages: list[dict[str, int | None]]) -> str:
+    import json
+
+    return json.dumps(ages)
+
+
+def _reader(settings: StackSettings) -> Any:
+    import redis.asyncio
+
+    from core.online import AsyncOnlineReader
+
+    client = redis.asyncio.Redis(
+        host=settings.host,
+        port=settings.ports.redis,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+    )
+    return AsyncOnlineReader(client)
+
+
+_METRICS: dict[str, Any] = {}
+
+
+def _metrics() -> dict[str, Any]:
+    """The predictor's Prometheus metrics (the default registry, which KServe's ``/metrics``
+    exposes), created once per process."""
+    if not _METRICS:
+        from prometheus_client import Counter, Histogram
+
+        labels = ("model", "stage", "version")
+        _METRICS.update(
+            requests=Counter("streamfeat_predictor_requests", "Requests answered.", labels),
+            errors=Counter(
+                "streamfeat_predictor_errors", "Requests refused, by kind.", (*labels, "kind")
+            ),
+            latency=Histogram(
+                "streamfeat_predictor_request_duration_seconds",
+                "Features read + prediction, per request.",
+                labels,
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            ),
+            predictions=Histogram(
+                "streamfeat_predictor_predictions",
+                "Distribution of the predicted values.",
+                labels,
+                buckets=PREDICTION_BUCKETS,
+            ),
+        )
+    return _METRICS
+
+
+def serve(model: StagePredictor, host: str, port: int) -> None:
+    """KServe's REST data plane for ``model`` on ``host:port`` (loopback in the stack)."""
+    from kserve.model_repository import ModelRepository
+    from kserve.model_server import FASTAPI_APP_IMPORT_STRING
+    from kserve.protocol.dataplane import DataPlane
+    from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+    from kserve.protocol.rest.server import RESTServer
+
+    repo = ModelRepository()
+    repo.update(model)
+    rest = RESTServer(
+        FASTAPI_APP_IMPORT_STRING,
+        DataPlane(model_registry=repo),
+        ModelRepositoryExtension(model_registry=repo),
+        port,
+    )
+    rest.config.host = host
+    asyncio.run(rest.start())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve-model", required=True, help="Registered model name.")
+    parser.add_argument("--serve-stage", required=True, choices=("production", "canary"))
+    parser.add_argument("--serve-port", type=int, required=True)
+    args = parser.parse_args(argv)
+    sys.argv = sys.argv[:1]  # KServe parses the process's arguments when imported
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    model = StagePredictor(args.serve_model, args.serve_stage, settings)
+    model.load()
+    serve(model, settings.host, args.serve_port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""The model endpoint: one address for a model, production and canary behind it.
+
+``python -m serving.router --serve-model NAME --serve-port P --production-url U --canary-url V``
+answers ``POST /v1/models/NAME:predict`` and ``POST /v2/models/NAME/infer`` (KServe's v1 and
+Open Inference Protocol v2 bodies, entity ids in) like a predictor does, and sends each entity
+to the version its bucket chooses (serving/canary.py: the canary's share from the registry,
+per entity, so a given entity sees one version). The entities of one request may be split
+between both predictors (asked concurrently) and the answers are put back in request order,
+each with the version and stage that made it.
+
+The placement (which versions hold production and canary, the canary's share) is read from
+MLflow every ``refresh_s``: a promotion or rollback moves traffic within that delay, with no
+restart of anything. When the canary predictor is not ready (its version cannot load, or it
+is still loading), its entities are answered by production and counted as fallbacks: a
+canary that fails never costs answers. When production is not ready, its entities get its
+503, never a 200 it did not stand behind.
+
+``/healthz`` (the process), ``/readyz`` (production answers ready), ``/metrics``
+(Prometheus: requests per stage and version, fallbacks, latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from core.settings import StackSettings, load_settings
+from serving.canary import split
+from serving.inputs import entity_ids_of
+from serving.stages import Placement
+
+log = logging.getLogger("streamfeat.router")
+
+REFRESH_S = 2.0
+
+
+@dataclass
+class Routes:
+    """Where the model's stages are served and who holds them now."""
+
+    model: str
+    production_url: str
+    canary_url: str
+    placement: Placement = field(default_factory=Placement)
+    problem: str | None = "placement not read yet"
+
+
+def read_placement(settings: StackSettings, model: str) -> Placement:
+    from mlflow import MlflowClient
+
+    from serving.registry import placement_of
+
+    client = MlflowClient(settings.mlflow_url, settings.mlflow_url)
+    return placement_of(client.get_registered_model(model))
+
+
+class RouterMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "streamfeat_router_entities",
+            "Entities answered, by stage and version.",
+            ("stage", "version"),
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "streamfeat_router_canary_fallbacks",
+            "Canary entities answered by production (canary not ready).",
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "streamfeat_router_request_duration_seconds",
+            "Requests through the router, end to end.",
+            ("status",),
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+
+
+def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRESH_S) -> FastAPI:
+    metrics = RouterMetrics()
+    stop = threading.Event()
+
+    def refresh() -> None:
+        try:
+            routes.placement = read_placement(settings, routes.model)
+            routes.problem = None
+        except Exception as exc:  # keep the last placement; say why
+            routes.problem = f"{type(exc).__name__}: {exc}"
+
+    def follow() -> None:
+        while not stop.wait(refresh_s):
+            refresh()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        await asyncio.to_thread(refresh)
+        threading.Thread(target=follow, name="placement", daemon=True).start()
+        app.state.http = httpx.AsyncClient(timeout=10.0)
+        yield
+        stop.set()
+        await app.state.http.aclose()
+
+    app = FastAPI(title=f"streamfeat model endpoint: {routes.model}", lifespan=lifespan)
+
+    async def ask(url: str, body: dict[str, Any]) -> httpx.Response:
+        http: httpx.AsyncClient = app.state.http
+        return await http.post(url, content=orjson.dumps(body))
+
+    async def ready(base: str) -> bool:
+        http: httpx.AsyncClient = app.state.http
+        try:
+            r = await http.get(f"{base}/v2/models/{routes.model}/ready", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
+
+    async def route(ids: Sequence[int], v2: bool) -> tuple[int, dict[str, Any]]:
+        """Ask each stage for its entities; (status, merged answer)."""
+        p = routes.placement
+        share = p.canary_traffic if p.canary is not None else None
+        to_production, to_canary = split(ids, share)
+        if to_canary and not await ready(routes.canary_url):
+            metrics.fallbacks.inc(len(to_canary))
+            to_production, to_canary = sorted(to_production + to_canary), []
+        parts = [(routes.production_url, to_production), (routes.canary_url, to_canary)]
+        parts = [(url, where) for url, where in parts if where]
+        answers = await asyncio.gather(
+            *(
+                ask(_path(url, routes.model, v2), _body([ids[i] for i in where], v2))
+                for url, where in parts
+            )
+        )
+        for r in answers:
+            if r.status_code != 200:
+                return r.status_code, r.json() if _is_json(r) else {"error": r.text}
+        n = len(ids)
+        predictions: list[Any] = [None] * n
+        versions: list[int | None] = [None] * n
+        stages: list[str | None] = [None] * n
+        ages: list[Any] = [None] * n
+        for (_, where), r in zip(parts, answers, strict=True):
+            got = r.json()
+            if v2:
+                preds = got["outputs"][0]["data"]
+                version, stage = int(got["model_version"]), got["parameters"]["stage"]
+                age = orjson.loads(got["parameters"]["feature_age_ms"])
+            else:
+                preds, version, stage = got["predictions"], got["version"], got["stage"]
+                age = got["feature_age_ms"]
+            metrics.requests.labels(stage, str(version)).inc(len(where))
+            for j, i in enumerate(where):
+                predictions[i], versions[i], stages[i], ages[i] = preds[j], version, stage, age[j]
+        if v2:
+            return 200, {
+                "model_name": routes.model,
+                "outputs": [
+                    {"name": "prediction", "shape": [n], "datatype": "FP64", "data": predictions}
+                ],
+                "parameters": {
+                    "versions": orjson.dumps(versions).decode(),
+                    "stages": orjson.dumps(stages).decode(),
+                    "feature_age_ms": orjson.dumps(ages).decode(),
+                },
+            }
+        return 200, {
+            "model": routes.model,
+            "predictions": predictions,
+            "versions": versions,
+            "stages": stages,
+            "entity_ids": list(ids),
+            "feature_age_ms": ages,
+        }
+
+    async def handle(request: Request, name: str, v2: bool) -> Response:
+        start = time.perf_counter()
+        if name != routes.model:
+            return _json(404, {"error": f"model {name!r} is not served here ({routes.model!r})"})
+        try:
+            body = orjson.loads(await request.body())
+            if v2:
+                inputs = [i for i in body.get("inputs", []) if i.get("name") == "entity_id"]
+                ids = entity_ids_of({"instances": inputs[0]["data"] if inputs else None})
+            else:
+                ids = entity_ids_of(body)
+        except (ValueError, AttributeError, TypeError, KeyError, orjson.JSONDecodeError) as exc:
+            return _json(400, {"error": str(exc)})
+        try:
+            status, answer = await route(ids, v2)
+        except httpx.HTTPError as exc:
+            status, answer = 503, {"error": f"predictor unreachable: {exc}"}
+        metrics.latency.labels(str(status)).observe(time.perf_counter() - start)
+        return _json(status, answer)
+
+    @app.post("/v1/models/{name}:predict")
+    async def predict_v1(name: str, request: Request) -> Response:
+        return await handle(request, name, v2=False)
+
+    @app.post("/v2/models/{name}/infer")
+    async def infer_v2(name: str, request: Request) -> Response:
+        return await handle(request, name, v2=True)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        ok = await ready(routes.production_url)
+        p = routes.placement
+        body = {
+            "production": p.production,
+            "canary": p.canary,
+            "canary_traffic_percent": p.canary_traffic if p.canary is not None else None,
+            "production_ready": ok,
+            "placement_problem": routes.problem,
+        }
+        return _json(200 if ok else 503, body)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type="text/plain")
+
+    return app
+
+
+def _path(base: str, model: str, v2: bool) -> str:
+    return f"{base}/v2/models/{model}/infer" if v2 else f"{base}/v1/models/{model}:predict"
+
+
+def _body(ids: list[int], v2: bool) -> dict[str, Any]:
+    if v2:
+        return {
+            "inputs": [{"name": "entity_id", "shape": [len(ids)], "datatype": "INT64", "data": ids}]
+        }
+    return {"instances": ids}
+
+
+def _is_json(r: httpx.Response) -> bool:
+    return r.headers.get("content-type", "").startswith("application/json")
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve-model", required=True)
+    parser.add_argument("--serve-port", type=int, required=True)
+    parser.add_argument("--production-url", required=True)
+    parser.add_argument("--canary-url", required=True)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    routes = Routes(args.serve_model, args.production_url, args.canary_url)
+    uvicorn.run(
+        create_app(routes, settings),
+        host=settings.host,
+        port=args.serve_port,
+        log_level="info",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
