@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import threading
 import time
@@ -313,7 +314,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--serve-port", type=int, required=True)
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]  # KServe parses the process's arguments when imported
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     settings = load_settings()
     model = StagePredictor(args.serve_model, args.serve_stage, settings)
     model.load()

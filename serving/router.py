@@ -11,9 +11,9 @@ each with the version and stage that made it.
 The placement (which versions hold production and canary, the canary's share) is read from
 MLflow every ``refresh_s``: a promotion or rollback moves traffic within that delay, with no
 restart of anything. When the canary predictor is not ready (its version cannot load, or it
-is still loading), its entities are answered by production and counted as fallbacks: a
-canary that fails never costs answers. When production is not ready, its entities get its
-503, never a 200 it did not stand behind.
+is still loading: looked at with the placement) or fails a request, its entities are answered
+by production and counted as fallbacks: a canary that fails never costs answers. When
+production is not ready, its entities get its 503, never a 200 it did not stand behind.
 
 ``/healthz`` (the process), ``/readyz`` (production answers ready), ``/metrics``
 (Prometheus: requests per stage and version, fallbacks, latency).
@@ -45,6 +45,7 @@ from serving.stages import Placement
 log = logging.getLogger("streamfeat.router")
 
 REFRESH_S = 2.0
+JSON_HEADERS = {"content-type": "application/json"}
 
 
 @dataclass
@@ -56,6 +57,8 @@ class Routes:
     canary_url: str
     placement: Placement = field(default_factory=Placement)
     problem: str | None = "placement not read yet"
+    ready: dict[str, bool] = field(default_factory=dict)
+    """Per predictor URL: answered ready at the last look (refreshed with the placement)."""
 
 
 def read_placement(settings: StackSettings, model: str) -> Placement:
@@ -100,6 +103,8 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
             routes.problem = None
         except Exception as exc:  # keep the last placement; say why
             routes.problem = f"{type(exc).__name__}: {exc}"
+        for base in (routes.production_url, routes.canary_url):
+            routes.ready[base] = _ready(base, routes.model)
 
     def follow() -> None:
         while not stop.wait(refresh_s):
@@ -118,32 +123,32 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
 
     async def ask(url: str, body: dict[str, Any]) -> httpx.Response:
         http: httpx.AsyncClient = app.state.http
-        return await http.post(url, content=orjson.dumps(body))
-
-    async def ready(base: str) -> bool:
-        http: httpx.AsyncClient = app.state.http
-        try:
-            r = await http.get(f"{base}/v2/models/{routes.model}/ready", timeout=1.0)
-        except httpx.HTTPError:
-            return False
-        return r.status_code == 200
+        return await http.post(url, content=orjson.dumps(body), headers=JSON_HEADERS)
 
     async def route(ids: Sequence[int], v2: bool) -> tuple[int, dict[str, Any]]:
         """Ask each stage for its entities; (status, merged answer)."""
         p = routes.placement
         share = p.canary_traffic if p.canary is not None else None
         to_production, to_canary = split(ids, share)
-        if to_canary and not await ready(routes.canary_url):
+        if to_canary and not routes.ready.get(routes.canary_url, False):
             metrics.fallbacks.inc(len(to_canary))
             to_production, to_canary = sorted(to_production + to_canary), []
         parts = [(routes.production_url, to_production), (routes.canary_url, to_canary)]
         parts = [(url, where) for url, where in parts if where]
-        answers = await asyncio.gather(
-            *(
-                ask(_path(url, routes.model, v2), _body([ids[i] for i in where], v2))
-                for url, where in parts
+        answers = list(
+            await asyncio.gather(
+                *(
+                    ask(_path(url, routes.model, v2), _body([ids[i] for i in where], v2))
+                    for url, where in parts
+                )
             )
         )
+        if len(parts) == 2 and answers[1].status_code != 200:  # the canary failed since
+            metrics.fallbacks.inc(len(to_canary))
+            parts = [(routes.production_url, sorted(to_production + to_canary))]
+            answers = [
+                await ask(_path(routes.production_url, routes.model, v2), _body(list(ids), v2))
+            ]
         for r in answers:
             if r.status_code != 200:
                 return r.status_code, r.json() if _is_json(r) else {"error": r.text}
@@ -219,7 +224,7 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        ok = await ready(routes.production_url)
+        ok = routes.ready.get(routes.production_url, False)
         p = routes.placement
         body = {
             "production": p.production,
@@ -235,6 +240,13 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
         return Response(generate_latest(metrics.registry), media_type="text/plain")
 
     return app
+
+
+def _ready(base: str, model: str) -> bool:
+    try:
+        return httpx.get(f"{base}/v2/models/{model}/ready", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _path(base: str, model: str, v2: bool) -> str:

@@ -54,5 +54,6 @@ def fit_and_log(
             signature=infer_signature(frame, model.predict_proba(frame)),
             pyfunc_predict_fn="predict_proba",
             pip_requirements=["scikit-learn"],
+            skops_trusted_types=["numpy.dtype"],  # the imputer's dtype: data, not code
         )
     return f"runs:/{run.info.run_id}/model"

@@ -134,11 +134,19 @@ def _predict(endpoint: httpx.Client, model: str, ids: list[int]) -> dict[str, An
 
 
 def _versions_seen(endpoint: httpx.Client, model: str, ids: list[int]) -> dict[int, int]:
+    """Entity -> the version that answered it, 100 entities per request."""
     out: dict[int, int] = {}
     for i in range(0, len(ids), 100):
         got = _predict(endpoint, model, ids[i : i + 100])
         out.update(zip(got["entity_ids"], got["versions"], strict=True))
     return out
+
+
+def _serving(endpoint: httpx.Client, model: str, ids: list[int]) -> dict[int, int] | None:
+    """:func:`_versions_seen`, or None while the endpoint does not answer 200 (a predictor
+    still loading its version)."""
+    r = endpoint.post(f"/v1/models/{model}:predict", json={"instances": ids[:100]})
+    return _versions_seen(endpoint, model, ids) if r.status_code == 200 else None
 
 
 def _register_unwritten_view(s: StackSettings) -> str:
@@ -201,8 +209,8 @@ def test_canary_production_rollback_and_readiness_through_the_model_endpoint(
     canary_ids = [e for e in ids if to_canary(e, 5.0)]
 
     def both_serving() -> dict[int, int] | None:
-        seen = _versions_seen(endpoint, model, canary_ids[:50] + ids[:50])
-        ok = all(seen[e] == (v2 if to_canary(e, 5.0) else v1) for e in seen)
+        seen = _serving(endpoint, model, canary_ids[:50] + ids[:50])
+        ok = seen is not None and all(seen[e] == (v2 if to_canary(e, 5.0) else v1) for e in seen)
         return seen if ok else None
 
     wait_for("production v1 and canary v2 behind the endpoint", both_serving, 120)
