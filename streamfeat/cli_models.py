@@ -38,6 +38,7 @@ def _with_registry(settings: StackSettings, action: Callable[[ModelRegistry], T]
     """Run ``action`` on the stack's registry; every failure is one line and exit 1."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.exceptions import MlflowException  # ~2 s: only when a model command runs
 
     from serving.registry import MlflowUnreachable, ModelRegistry, RegistryError

@@ -3,8 +3,9 @@ training set, registered and moved to production (``streamfeat model train-demo`
 
 - Spine: up to ``per_entity`` instants per customer, each a moment the customer clicked
   (an offline ``user_activity`` row's event time).
-- Features at each instant (point in time, batch/training_set.py): clicks in the last hour,
-  purchases in the last 24 h, orders and spend in the last 7 days.
+- Features at each instant (point in time, batch/training_set.py): clicks in the last hour
+  and the last 24 h, add-to-carts and purchases in the last 24 h (the demo's clicks are
+  recent; its seeded orders are not, so order features would not be live online).
 - Label: did the customer purchase in the hour after the instant: ``purchases_1h`` of
   ``user_activity`` as of one hour later, from a second build of the same spine shifted by an
   hour (complete tiles only, so it counts no event after that instant either).
@@ -24,12 +25,16 @@ from core.features import USER_ACTIVITY
 from core.settings import StackSettings
 
 FEATURES = (
-    "user_activity__clicks_1h",
-    "user_activity__purchases_24h",
-    "customer_orders__orders_7d",
-    "customer_orders__spend_cents_7d",
+    "user_activity:clicks_1h",
+    "user_activity:clicks_24h",
+    "user_activity:carts_24h",
+    "user_activity:purchases_24h",
 )
-LABEL_FEATURE = "user_activity__purchases_1h"
+"""As the training-set builder names them; its columns (and the model's inputs) are
+``<view>__<feature>``."""
+LABEL_FEATURE = "user_activity:purchases_1h"
+WAIT_S = 90.0
+"""How long to wait for the job's first offline files of user_activity."""
 HORIZON_MS = 3_600_000
 EXPERIMENT = "streamfeat-demo"
 
@@ -43,7 +48,7 @@ class DemoModel:
     positives: int
 
 
-def _spine(settings: StackSettings, name: str, per_entity: int, shift_ms: int) -> str:
+def _spine(settings: StackSettings, name: str, per_entity: int, shift_ms: int) -> str | None:
     """The spine (entity_id, timestamp) on the S3 endpoint: per customer up to
     ``per_entity`` of its click instants (+ ``shift_ms``), oldest first."""
     import pyarrow as pa
@@ -52,9 +57,11 @@ def _spine(settings: StackSettings, name: str, per_entity: int, shift_ms: int) -
     from core.objectstore import arrow_fs
     from core.offline import read_rows
 
-    rows = read_rows(settings, view=USER_ACTIVITY.name).select(["entity_id", "event_time"])
+    rows = read_rows(settings, view=USER_ACTIVITY.name)
+    if rows.num_rows == 0:
+        return None
     seen: dict[int, set[int]] = {}
-    for r in rows.to_pylist():
+    for r in rows.select(["entity_id", "event_time"]).to_pylist():
         seen.setdefault(r["entity_id"], set()).add(r["event_time"])
     entities, stamps = [], []
     for entity, times in sorted(seen.items()):
@@ -78,6 +85,8 @@ def train(
     """Build the training set, fit, register and promote the stack's ``serving_model``."""
     import numpy as np
 
+    from batch.iceberg import commit
+    from batch.point_in_time import TrainingSetError
     from batch.training_set import build
     from serving.registry import ModelRegistry
     from serving.stages import Stage
@@ -87,34 +96,42 @@ def train(
     name = settings.serving_model
     set_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     progress("spine: click instants per customer from the offline table ...")
+    deadline = time.monotonic() + WAIT_S
+    while (spine := _spine(settings, set_name, per_entity, 0)) is None:
+        if time.monotonic() > deadline:
+            raise TrainingSetError(
+                f"no {USER_ACTIVITY.name} rows in the offline files after {WAIT_S:.0f} s "
+                "(fix: deploy the feature job and produce clicks: `make demo`)"
+            )
+        progress("  waiting for the feature job's first offline files ...")
+        time.sleep(5.0)
+    added = commit(settings)
+    progress(f"offline table: {added.added} file(s) committed, snapshot {added.snapshot_id}")
+    label_spine = _spine(settings, set_name, per_entity, HORIZON_MS)
+    assert label_spine is not None
     features = build(
-        settings,
-        name=set_name,
-        spine=_spine(settings, set_name, per_entity, 0),
-        features=list(FEATURES),
-        progress=progress,
+        settings, name=set_name, spine=spine, features=list(FEATURES), progress=progress
     )
     labels = build(
         settings,
         name=f"{set_name}-label",
-        spine=_spine(settings, set_name, per_entity, HORIZON_MS),
+        spine=label_spine,
         features=[LABEL_FEATURE],
         progress=progress,
     )
     frame = _read(settings, features.uri).to_pandas()
     later = _read(settings, labels.uri).to_pandas()
     later["timestamp"] = later["timestamp"] - HORIZON_MS
-    frame = frame.merge(
-        later[["entity_id", "timestamp", LABEL_FEATURE]], on=["entity_id", "timestamp"]
-    )
-    y = (frame[LABEL_FEATURE].fillna(0).to_numpy() > 0).astype(int)
+    label = _column(LABEL_FEATURE)
+    frame = frame.merge(later[["entity_id", "timestamp", label]], on=["entity_id", "timestamp"])
+    y = (frame[label].fillna(0).to_numpy() > 0).astype(int)
     if len(set(y.tolist())) < 2:  # one class only: the demo data has no signal to learn
-        median = np.median(frame["user_activity__clicks_1h"].fillna(0))
-        y = (frame["user_activity__clicks_1h"].fillna(0).to_numpy() > median).astype(int)
+        clicks = frame[_column(FEATURES[0])].fillna(0).to_numpy()
+        y = (clicks > np.median(clicks)).astype(int)
         progress("  ! one label class only: learning 'more clicks than the median' instead")
     uri = fit_and_log(
         settings,
-        frame[list(FEATURES)].astype(float),
+        frame[[_column(f) for f in FEATURES]].astype(float),
         y.tolist(),
         experiment=EXPERIMENT,
         tags={"streamfeat.training_set": f"{set_name}/{features.run_id}"},
@@ -125,6 +142,12 @@ def train(
         registry.promote(name, version, stage, live=live)
     progress(f"{name} version {version} in production")
     return DemoModel(name, version, set_name, len(y), int(y.sum()))
+
+
+def _column(feature: str) -> str:
+    """A training set's column for ``view:feature``."""
+    view, _, name = feature.partition(":")
+    return f"{view}__{name}"
 
 
 def _read(settings: StackSettings, uri: str) -> Any:

@@ -300,7 +300,7 @@ def _broken_model_uri(s: StackSettings) -> str:
         def load_context(self, context: Any) -> None:
             raise RuntimeError("this model cannot load")
 
-        def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        def predict(self, context: Any, model_input: list[Any], params: Any = None) -> list[Any]:
             return model_input
 
     signature = ModelSignature(inputs=Schema([ColSpec("double", c) for c in COLUMNS]))
