@@ -77,6 +77,7 @@ bench: install ## Benchmarks beside same-run baselines (stack up first); table -
 
 faults: install ## Process faults at full size (1M clicks, 3 TaskManager kills, 20 cancels, 5 Connect kills in 100k updates); results -> .local/faults
 	@STREAMFEAT_FAULT_CLICKS=1000000 STREAMFEAT_FAULT_PRODUCE_S=300 STREAMFEAT_FAULT_CHECKPOINT_MS=10000 \
+	  STREAMFEAT_FAULT_KILLS=3 STREAMFEAT_FAULT_REDIS_DOWN_S=30 \
 	  STREAMFEAT_FAULT_CANCELS=20 STREAMFEAT_FAULT_PG_UPDATES=100000 \
 	  $(BIN)/pytest -s tests/faults \
 	  tests/integration/test_feature_job.py::test_connect_killed_five_times_during_customer_updates_loses_no_version

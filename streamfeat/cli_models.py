@@ -208,6 +208,8 @@ def train_demo(
         fail("training set", str(exc), fix="run the demo first: `make demo` (job, offline commit)")
     except NotLive as exc:
         fail("model", f"refused: {exc}", fix="deploy the feature job and let it write the views")
+    except RuntimeError as exc:
+        fail("models", str(exc), fix="`streamfeat status predictor` and its log")
     out.print(
         f"{done.name}: version {done.version} in production, trained on {done.training_set} "
         f"({done.rows} rows, {done.positives} positive); ask it: "

@@ -140,8 +140,30 @@ def train(
     progress(f"registered {name} version {version} ({len(y)} rows, {int(y.sum())} positive)")
     for stage in (Stage.STAGING, Stage.CANARY, Stage.PRODUCTION):
         registry.promote(name, version, stage, live=live)
-    progress(f"{name} version {version} in production")
+    progress(f"{name} version {version} in production; waiting for the endpoint to serve it ...")
+    _await_serving(settings, name, version)
     return DemoModel(name, version, set_name, len(y), int(y.sum()))
+
+
+def _await_serving(settings: StackSettings, name: str, version: int) -> None:
+    """Until the model endpoint answers with ``version`` (the production predictor follows
+    its alias within seconds); RuntimeError naming the log after :data:`WAIT_S`."""
+    import httpx
+
+    url = f"{settings.models_url}/v1/models/{name}:predict"
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.post(url, json={"instances": [1]}, timeout=5)
+            if r.status_code == 200 and r.json()["versions"] == [version]:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1.0)
+    raise RuntimeError(
+        f"the model endpoint {settings.models_url} did not serve {name} version {version} "
+        f"within {WAIT_S:.0f} s (see .local/stack/logs/predictor.log)"
+    )
 
 
 def _column(feature: str) -> str:

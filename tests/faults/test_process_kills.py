@@ -6,11 +6,12 @@ topics, offline table and keys are left alone) while demo clicks are produced at
 rate. A process is killed several times, each after new feature rows appeared and a
 checkpoint covered them:
 
-- the TaskManager ``STREAMFEAT_FAULT_KILLS`` times (3): `up` stops the Python workers the
-  dead TaskManager left behind and starts a new one, and the job restores from its
-  checkpoint;
+- the TaskManager ``STREAMFEAT_FAULT_KILLS`` times (2 here, 3 in `make faults`): `up` stops
+  the Python workers the dead TaskManager left behind and starts a new one, and the job
+  restores from its checkpoint;
 - in another run the Kafka broker and Redis, in turn, twice each, down for :data:`DOWN_S`
-  each time (5 s and 30 s): `up` restarts them from their files; while Redis is down the
+  each time (5 s, and ``STREAMFEAT_FAULT_REDIS_DOWN_S``: 10 s here, 30 s in `make faults`): `up`
+  restarts them from their files; while Redis is down the
   feature API must answer 503 at once. The job's sources and the test's
   producer wait for the broker; Redis restarts from its append-only file (fsynced before
   each reply, so nothing it acknowledged is lost) and the job's online sink resends what
@@ -21,7 +22,7 @@ Then every user's online features must equal those computed from the valid event
 pure rules, the offline table must hold every event's row once, and the DLQ every poison
 record once, under its reason, with its bytes as sent: nothing lost, nothing twice.
 
-Sizes: ``STREAMFEAT_FAULT_CLICKS`` demo clicks (100,000 here; `make faults` runs 1M with
+Sizes: ``STREAMFEAT_FAULT_CLICKS`` demo clicks (70,000 over 60 s here; `make faults` runs 1M with
 the default 10 s checkpoints); recovery times go to .local/faults/ for docs/reliability.md.
 """
 
@@ -71,17 +72,17 @@ from tests.waiting import wait_for
 
 pytestmark = pytest.mark.stack
 
-CLICKS = int(os.environ.get("STREAMFEAT_FAULT_CLICKS", "100000"))
-KILLS = int(os.environ.get("STREAMFEAT_FAULT_KILLS", "3"))
+CLICKS = int(os.environ.get("STREAMFEAT_FAULT_CLICKS", "70000"))
+KILLS = int(os.environ.get("STREAMFEAT_FAULT_KILLS", "2"))
 OUTAGES = 2
 """Outages of the broker and of Redis each, in turn."""
-DOWN_S = {"kafka": 5.0, "redis": 30.0}
+DOWN_S = {"kafka": 5.0, "redis": float(os.environ.get("STREAMFEAT_FAULT_REDIS_DOWN_S", "10"))}
 """How long each outage lasts (Redis's inside the online sink's 60 s retry timeout)."""
 CHECKPOINT_MS = int(os.environ.get("STREAMFEAT_FAULT_CHECKPOINT_MS", "2000"))
 POISON_EVERY = 100
 """One poison record (tests/faults/poison.py: every kind the gate knows) after every 100
 valid clicks, about 1 in 100 records."""
-PRODUCE_S = float(os.environ.get("STREAMFEAT_FAULT_PRODUCE_S", "90"))
+PRODUCE_S = float(os.environ.get("STREAMFEAT_FAULT_PRODUCE_S", "60"))
 RATE = CLICKS / PRODUCE_S
 """Clicks produced per second: the stream lasts through every kill (each ~30 s)."""
 SCRATCH = Scratch(
