@@ -29,8 +29,9 @@ import time
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+import aiohttp
 import httpx
 import orjson
 from fastapi import FastAPI, Request
@@ -46,6 +47,11 @@ log = logging.getLogger("streamfeat.router")
 
 REFRESH_S = 2.0
 JSON_HEADERS = {"content-type": "application/json"}
+
+
+class Answer(NamedTuple):
+    status: int
+    body: Any
 
 
 @dataclass
@@ -114,16 +120,25 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
     async def lifespan(app: FastAPI) -> Any:
         await asyncio.to_thread(refresh)
         threading.Thread(target=follow, name="placement", daemon=True).start()
-        app.state.http = httpx.AsyncClient(timeout=10.0)
+        app.state.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=10.0),
+            connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30),
+        )
         yield
         stop.set()
-        await app.state.http.aclose()
+        await app.state.http.close()
 
     app = FastAPI(title=f"streamfeat model endpoint: {routes.model}", lifespan=lifespan)
 
-    async def ask(url: str, body: dict[str, Any]) -> httpx.Response:
-        http: httpx.AsyncClient = app.state.http
-        return await http.post(url, content=orjson.dumps(body), headers=JSON_HEADERS)
+    async def ask(url: str, body: dict[str, Any]) -> Answer:
+        """POST ``body`` as JSON; the status and the decoded answer (its text if not JSON)."""
+        http: aiohttp.ClientSession = app.state.http
+        async with http.post(url, data=orjson.dumps(body), headers=JSON_HEADERS) as r:
+            raw = await r.read()
+        try:
+            return Answer(r.status, orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            return Answer(r.status, {"error": raw.decode(errors="replace")[:500]})
 
     async def route(ids: Sequence[int], v2: bool) -> tuple[int, dict[str, Any]]:
         """Ask each stage for its entities; (status, merged answer)."""
@@ -143,22 +158,22 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
                 )
             )
         )
-        if len(parts) == 2 and answers[1].status_code != 200:  # the canary failed since
+        if len(parts) == 2 and answers[1].status != 200:  # the canary failed since
             metrics.fallbacks.inc(len(to_canary))
             parts = [(routes.production_url, sorted(to_production + to_canary))]
             answers = [
                 await ask(_path(routes.production_url, routes.model, v2), _body(list(ids), v2))
             ]
         for r in answers:
-            if r.status_code != 200:
-                return r.status_code, r.json() if _is_json(r) else {"error": r.text}
+            if r.status != 200:
+                return r.status, r.body
         n = len(ids)
         predictions: list[Any] = [None] * n
         versions: list[int | None] = [None] * n
         stages: list[str | None] = [None] * n
         ages: list[Any] = [None] * n
         for (_, where), r in zip(parts, answers, strict=True):
-            got = r.json()
+            got = r.body
             if v2:
                 preds = got["outputs"][0]["data"]
                 version, stage = int(got["model_version"]), got["parameters"]["stage"]
@@ -205,8 +220,8 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
             return _json(400, {"error": str(exc)})
         try:
             status, answer = await route(ids, v2)
-        except httpx.HTTPError as exc:
-            status, answer = 503, {"error": f"predictor unreachable: {exc}"}
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, answer = 503, {"error": f"predictor unreachable: {exc!r}"}
         metrics.latency.labels(str(status)).observe(time.perf_counter() - start)
         return _json(status, answer)
 
@@ -259,10 +274,6 @@ def _body(ids: list[int], v2: bool) -> dict[str, Any]:
             "inputs": [{"name": "entity_id", "shape": [len(ids)], "datatype": "INT64", "data": ids}]
         }
     return {"instances": ids}
-
-
-def _is_json(r: httpx.Response) -> bool:
-    return r.headers.get("content-type", "").startswith("application/json")
 
 
 def _json(status: int, body: Any) -> Response:

@@ -43,7 +43,9 @@ def fit_and_log(
     import mlflow
     from mlflow.models import infer_signature
 
-    model = propensity_model(c).fit(frame, list(labels))
+    # fitted on the bare array: the predictor hands the model an array in the signature's
+    # column order (a DataFrame costs ~0.3 ms more per call in scikit-learn's checks)
+    model = propensity_model(c).fit(frame.to_numpy(dtype=float), list(labels))
     mlflow.set_tracking_uri(settings.mlflow_url)
     mlflow.set_registry_uri(settings.mlflow_url)
     mlflow.set_experiment(experiment)
@@ -51,7 +53,7 @@ def fit_and_log(
         mlflow.sklearn.log_model(
             model,
             name="model",
-            signature=infer_signature(frame, model.predict_proba(frame)),
+            signature=infer_signature(frame, model.predict_proba(frame.to_numpy(dtype=float))),
             pyfunc_predict_fn="predict_proba",
             pip_requirements=["scikit-learn"],
             skops_trusted_types=["numpy.dtype"],  # the imputer's dtype: data, not code

@@ -31,7 +31,7 @@ from streamfeat.bench.stats import Measurement, format_value, render_table, to_j
 
 Progress = Callable[[str], None]
 Step = tuple[str, Callable[[], list[Measurement]]]
-SUITES = ("baselines", "ingestion", "job", "api", "all", "state")
+SUITES = ("baselines", "ingestion", "job", "api", "all", "state", "serving")
 """``state`` (~40 min) is not part of ``all``."""
 
 HOST_AT_START = "host load average at start"
@@ -66,6 +66,7 @@ class Sizes:
     api_rates: tuple[float, ...] = (25, 100, 250, 500)
     """Requests/s of each feature API run (issue 5's goal is stated at 500/s)."""
     api_seconds: float = 10.0
+    serving_rates: tuple[float, ...] = (50, 200, 400)
 
 
 FULL = Sizes(
@@ -263,6 +264,21 @@ def _api_steps(settings: StackSettings, sizes: Sizes, progress: Progress) -> lis
     ]
 
 
+def _serving_steps(settings: StackSettings, sizes: Sizes, progress: Progress) -> list[Step]:
+    """Prediction latency beside the feature lookup and the predictor's own hello route."""
+    from streamfeat.bench import serving
+
+    return [
+        (
+            f"prediction latency at {'/'.join(f'{r:g}' for r in sizes.serving_rates)} req/s, "
+            f"{sizes.api_seconds:g}s each",
+            lambda: serving.serving_latency(
+                settings, rates=sizes.serving_rates, seconds=sizes.api_seconds, progress=progress
+            ),
+        )
+    ]
+
+
 def run_suite(
     settings: StackSettings,
     suite: str = "all",
@@ -294,6 +310,8 @@ def run_suite(
         steps += _api_steps(settings, sizes, progress)
     if suite == "state":
         steps += _state_steps(settings, sizes, progress, state_backends)
+    if suite == "serving":
+        steps += _serving_steps(settings, sizes, progress)
     start = HostSnapshot.capture()
     progress(
         f"bench {suite} ({'quick' if quick else 'full'}) on {start.nproc} CPUs, "
