@@ -3,7 +3,9 @@
 A version reads the features its signature names (serving/inputs.py). Each of their views
 must be, at the moment of the move:
 
-- registered in the feature registry (or declared in core/features.py);
+- registered in the feature registry (or declared in core/features.py), not deprecated, and
+  at the version the model was trained on when the version records it (tag
+  ``streamfeat.feature_views``, written at registration by :func:`record_feature_views`);
 - being written: some of its entities in Redis (a bounded SCAN of the view's keys);
 - fresh: the newest value among those sampled is younger than the view's TTL.
 
@@ -21,6 +23,9 @@ from core.features import FeatureView
 from core.settings import StackSettings
 from serving.inputs import model_inputs
 
+VIEWS_TAG = "streamfeat.feature_views"
+"""Model-version tag: the feature views it reads and their registry versions, as JSON
+(``{"user_activity": 1}``; null for a view declared in code and not registered)."""
 SAMPLE = 50
 """Entities per view read to judge freshness."""
 SCAN_ROUNDS = 200
@@ -92,6 +97,47 @@ def view_problems(settings: StackSettings, view: FeatureView, now_ms: int) -> st
     return None
 
 
+def registry_versions(settings: StackSettings) -> dict[str, tuple[int, bool]]:
+    """Every registered feature view: (its latest version, deprecated)."""
+    from feature_api.registry_store import Kind, RegistryStore
+
+    records = RegistryStore(settings.postgres_dsn(), timeout_s=3.0).latest(Kind.FEATURE_VIEW)
+    return {r.name: (r.version, r.deprecated_at is not None) for r in records}
+
+
+def record_feature_views(settings: StackSettings, name: str, version: int) -> dict[str, int | None]:
+    """Tag version ``version`` of ``name`` with the views its signature reads and their
+    registry versions now (the ones it was trained on, when called at registration)."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from serving.predictor import feature_views
+
+    columns = version_columns(settings, name, version)
+    inputs = model_inputs(columns, feature_views(settings))
+    registered = registry_versions(settings)
+    views = {v: registered[v][0] if v in registered else None for v in inputs.views}
+    client = MlflowClient(settings.mlflow_url, settings.mlflow_url)
+    client.set_model_version_tag(name, str(version), VIEWS_TAG, json.dumps(views))
+    return views
+
+
+def describe(views: dict[str, int | None]) -> str:
+    """``user_activity (registry v1), customer_orders (code)``."""
+    return ", ".join(f"{v} (registry v{n})" if n else f"{v} (code)" for v, n in views.items())
+
+
+def _trained_on(settings: StackSettings, name: str, version: int) -> dict[str, int | None]:
+    import json
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(settings.mlflow_url, settings.mlflow_url)
+    raw = client.get_model_version(name, str(version)).tags.get(VIEWS_TAG)
+    return {} if raw is None else dict(json.loads(raw))
+
+
 def check_live(settings: StackSettings, name: str, version: int) -> None:
     """Raise :class:`NotLive` unless every view version ``version`` of ``name`` reads is live."""
     from serving.predictor import feature_views
@@ -105,6 +151,15 @@ def check_live(settings: StackSettings, name: str, version: int) -> None:
     except ValueError as exc:
         raise NotLive(name, version, [str(exc)]) from exc
     now = time.time_ns() // 1_000_000
-    problems = [p for view, _ in inputs.wanted if (p := view_problems(settings, view, now))]
+    problems = []
+    registered = registry_versions(settings)
+    for view_name, trained in _trained_on(settings, name, version).items():
+        held = registered.get(view_name)
+        if held is not None and held[1]:
+            problems.append(f"{view_name}: deprecated in the feature registry")
+        elif trained is not None and (held is None or held[0] != trained):
+            now_at = "not registered" if held is None else f"at v{held[0]}"
+            problems.append(f"{view_name}: trained on v{trained}, the registry is {now_at}")
+    problems += [p for view, _ in inputs.wanted if (p := view_problems(settings, view, now))]
     if problems:
         raise NotLive(name, version, problems)

@@ -95,6 +95,15 @@ def register(
         settings,
         lambda r: r.register(name=name, model_uri=model_uri, training_sets=training_set),
     )
+    from serving.inputs import InputError
+    from serving.live import describe, record_feature_views
+
+    try:
+        views = record_feature_views(settings, name, info.version)
+    except InputError as exc:  # a model that does not read online features by name
+        out.print(f"  note: {exc}; it cannot be served by the predictors")
+    else:
+        out.print(f"  reads {describe(views)}")
     out.print(
         f"{name}: registered version {info.version} (training sets: "
         f"{', '.join(info.training_sets)}; source: {info.source})"
@@ -113,8 +122,17 @@ def promote(
             "on the current canary: change its share."
         ),
     ] = None,
+    skip_live_check: Annotated[
+        bool,
+        typer.Option(
+            help="Move a version whose inputs are not this stack's online features (a model "
+            "served elsewhere): no check that its features are live."
+        ),
+    ] = False,
 ) -> None:
-    """Promote VERSION: staging, then canary, then production (in that order only)."""
+    """Promote VERSION: staging, then canary, then production (in that order only). A move
+    to canary or production first checks that every feature view the version reads is live
+    online (registered at the version it was trained on, written, fresh)."""
     from serving.live import NotLive, check_live
 
     settings = load_settings()
@@ -124,7 +142,10 @@ def promote(
 
     try:
         move = _with_registry(
-            settings, lambda r: r.promote(model, version, to, traffic=traffic, live=live)
+            settings,
+            lambda r: r.promote(
+                model, version, to, traffic=traffic, live=None if skip_live_check else live
+            ),
         )
     except NotLive as exc:
         fail(

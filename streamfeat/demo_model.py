@@ -88,6 +88,7 @@ def train(
     from batch.iceberg import commit
     from batch.point_in_time import TrainingSetError
     from batch.training_set import build
+    from serving.live import describe, record_feature_views
     from serving.registry import ModelRegistry
     from serving.stages import Stage
     from serving.training import fit_and_log
@@ -137,6 +138,8 @@ def train(
         tags={"streamfeat.training_set": f"{set_name}/{features.run_id}"},
     )
     version = registry.register(name=name, model_uri=uri, training_sets=[set_name]).version
+    views = record_feature_views(settings, name, version)
+    progress(f"  reads {describe(views)}")
     progress(f"registered {name} version {version} ({len(y)} rows, {int(y.sum())} positive)")
     for stage in (Stage.STAGING, Stage.CANARY, Stage.PRODUCTION):
         registry.promote(name, version, stage, live=live)

@@ -217,8 +217,12 @@ def test_cli_registers_promotes_and_refuses(
     refused = cli("promote", model, "1", "--to", "canary")
     assert refused.returncode == 1
     assert "refused: version 1 must be in staging before canary" in refused.stderr
-    for stage in ("staging", "canary"):
-        assert cli("promote", model, "1", "--to", stage).returncode == 0
+    assert cli("promote", model, "1", "--to", "staging").returncode == 0
+    # its inputs are not online features: no traffic unless told it is served elsewhere
+    refused = cli("promote", model, "1", "--to", "canary")
+    assert refused.returncode == 1
+    assert "its signature names no input" in refused.stderr
+    assert cli("promote", model, "1", "--to", "canary", "--skip-live-check").returncode == 0
     shown = cli("status", model)
     assert shown.returncode == 0, shown.stderr
     assert "canary: version 1 at 5% of traffic" in shown.stdout

@@ -31,7 +31,7 @@ from core.settings import StackSettings
 from core.windows import MINUTE_MS, combine, pack, tiles_of
 from feature_api.settings import Role, dev_key
 from serving.canary import to_canary
-from serving.live import NotLive, check_live
+from serving.live import NotLive, check_live, record_feature_views
 from serving.registry import ModelRegistry
 from serving.stages import Stage
 from serving.training import fit_and_log
@@ -196,6 +196,7 @@ def test_canary_production_rollback_and_readiness_through_the_model_endpoint(
     v1 = registry.register(
         name=model, model_uri=_train(s, False), training_sets=["synthetic"]
     ).version
+    assert set(record_feature_views(s, model, v1)) == {"user_activity", "customer_orders"}
     for stage in (Stage.STAGING, Stage.CANARY, Stage.PRODUCTION):
         registry.promote(model, v1, stage, live=live)
     # v2: the canary at 5 %
@@ -251,8 +252,18 @@ def test_canary_production_rollback_and_readiness_through_the_model_endpoint(
     frame3 = pd.DataFrame(np.ones((20, 2)), columns=[COLUMNS[0], f"{unwritten}__views_1h"])
     v3_uri = fit_and_log(s, frame3, [0, 1] * 10, experiment="test-serving")
     v3 = registry.register(name=model, model_uri=v3_uri, training_sets=["synthetic"]).version
+    assert record_feature_views(s, model, v3)[unwritten] == 1  # the registry's version
     registry.promote(model, v3, Stage.STAGING)
     with pytest.raises(NotLive, match=f"{unwritten}: nothing in the online store"):
+        registry.promote(model, v3, Stage.CANARY, live=live)
+    admin = {"X-API-Key": dev_key(Role.ADMIN)}
+    r = httpx.post(
+        f"http://{s.host}:{s.ports.api}/v1/feature-views/{unwritten}:deprecate",
+        json={"reason": "test"},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    with pytest.raises(NotLive, match=f"{unwritten}: deprecated in the feature registry"):
         registry.promote(model, v3, Stage.CANARY, live=live)
     assert registry.placement(model).canary == v2
 
@@ -300,7 +311,8 @@ def _broken_model_uri(s: StackSettings) -> str:
         def load_context(self, context: Any) -> None:
             raise RuntimeError("this model cannot load")
 
-        def predict(self, context: Any, model_input: list[Any], params: Any = None) -> list[Any]:
+        # ``Any``, not ``list[...]``: MLflow would derive the signature from a list hint
+        def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
             return model_input
 
     signature = ModelSignature(inputs=Schema([ColSpec("double", c) for c in COLUMNS]))
