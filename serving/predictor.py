@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -228,23 +229,30 @@ class StagePredictor(_model_base()):  # type: ignore[misc]
         predictions: list[Any],
         ages: list[dict[str, int | None]],
     ) -> Any:
-        meta = {"model": self.name, "version": loaded.version, "stage": self.stage}
-        if isinstance(payload, Mapping):
+        n = len(ids)
+        versions, stages = [loaded.version] * n, [self.stage] * n
+        if isinstance(payload, Mapping):  # the model endpoint answers the same form
             return {
+                "model": self.name,
                 "predictions": predictions,
-                **meta,
+                "versions": versions,
+                "stages": stages,
                 "entity_ids": list(ids),
                 "feature_age_ms": ages,
             }
         from kserve import InferOutput, InferResponse
 
-        out = InferOutput("prediction", [len(predictions)], "FP64", data=predictions)
+        out = InferOutput("prediction", [n], "FP64", data=predictions)
         return InferResponse(
             response_id=getattr(payload, "id", None) or "",
             model_name=self.name,
             model_version=str(loaded.version),
             infer_outputs=[out],
-            parameters={"stage": self.stage, "feature_age_ms": _ages_text(ages)},
+            parameters={
+                "versions": json.dumps(versions),
+                "stages": json.dumps(stages),
+                "feature_age_ms": json.dumps(ages),
+            },
         )
 
 
@@ -254,12 +262,6 @@ def _score(p: Any) -> Any:
     if isinstance(p, list):
         return float(p[-1]) if p else None
     return float(p) if isinstance(p, int | float) else p
-
-
-def _ages_text(ages: list[dict[str, int | None]]) -> str:
-    import json
-
-    return json.dumps(ages)
 
 
 def _reader(settings: StackSettings) -> Any:

@@ -51,7 +51,7 @@ JSON_HEADERS = {"content-type": "application/json"}
 
 class Answer(NamedTuple):
     status: int
-    body: Any
+    raw: bytes
 
 
 @dataclass
@@ -81,8 +81,8 @@ class RouterMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "streamfeat_router_entities",
-            "Entities answered, by stage and version.",
-            ("stage", "version"),
+            "Entities answered, by stage (per version: the predictors' own metrics).",
+            ("stage",),
             registry=self.registry,
         )
         self.fallbacks = Counter(
@@ -131,79 +131,43 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
     app = FastAPI(title=f"streamfeat model endpoint: {routes.model}", lifespan=lifespan)
 
     async def ask(url: str, body: dict[str, Any]) -> Answer:
-        """POST ``body`` as JSON; the status and the decoded answer (its text if not JSON)."""
+        """POST ``body`` as JSON; the status and the answer's bytes."""
         http: aiohttp.ClientSession = app.state.http
         async with http.post(url, data=orjson.dumps(body), headers=JSON_HEADERS) as r:
-            raw = await r.read()
-        try:
-            return Answer(r.status, orjson.loads(raw))
-        except orjson.JSONDecodeError:
-            return Answer(r.status, {"error": raw.decode(errors="replace")[:500]})
+            return Answer(r.status, await r.read())
 
-    async def route(ids: Sequence[int], v2: bool) -> tuple[int, dict[str, Any]]:
-        """Ask each stage for its entities; (status, merged answer)."""
+    async def route(ids: Sequence[int], v2: bool) -> tuple[int, bytes]:
+        """Ask each stage for its entities; (status, answer). The predictors answer in the
+        endpoint's own form, so one stage's answer passes through as it came."""
         p = routes.placement
         share = p.canary_traffic if p.canary is not None else None
         to_production, to_canary = split(ids, share)
         if to_canary and not routes.ready.get(routes.canary_url, False):
             metrics.fallbacks.inc(len(to_canary))
             to_production, to_canary = sorted(to_production + to_canary), []
-        parts = [(routes.production_url, to_production), (routes.canary_url, to_canary)]
-        parts = [(url, where) for url, where in parts if where]
+        parts = [("production", to_production), ("canary", to_canary)]
+        parts = [(stage, where) for stage, where in parts if where]
+        url = {"production": routes.production_url, "canary": routes.canary_url}
         answers = list(
             await asyncio.gather(
                 *(
-                    ask(_path(url, routes.model, v2), _body([ids[i] for i in where], v2))
-                    for url, where in parts
+                    ask(_path(url[stage], routes.model, v2), _body([ids[i] for i in where], v2))
+                    for stage, where in parts
                 )
             )
         )
         if len(parts) == 2 and answers[1].status != 200:  # the canary failed since
             metrics.fallbacks.inc(len(to_canary))
-            parts = [(routes.production_url, sorted(to_production + to_canary))]
-            answers = [
-                await ask(_path(routes.production_url, routes.model, v2), _body(list(ids), v2))
-            ]
+            parts = [("production", list(range(len(ids))))]
+            answers = [await ask(_path(url["production"], routes.model, v2), _body(list(ids), v2))]
         for r in answers:
             if r.status != 200:
-                return r.status, r.body
-        n = len(ids)
-        predictions: list[Any] = [None] * n
-        versions: list[int | None] = [None] * n
-        stages: list[str | None] = [None] * n
-        ages: list[Any] = [None] * n
-        for (_, where), r in zip(parts, answers, strict=True):
-            got = r.body
-            if v2:
-                preds = got["outputs"][0]["data"]
-                version, stage = int(got["model_version"]), got["parameters"]["stage"]
-                age = orjson.loads(got["parameters"]["feature_age_ms"])
-            else:
-                preds, version, stage = got["predictions"], got["version"], got["stage"]
-                age = got["feature_age_ms"]
-            metrics.requests.labels(stage, str(version)).inc(len(where))
-            for j, i in enumerate(where):
-                predictions[i], versions[i], stages[i], ages[i] = preds[j], version, stage, age[j]
-        if v2:
-            return 200, {
-                "model_name": routes.model,
-                "outputs": [
-                    {"name": "prediction", "shape": [n], "datatype": "FP64", "data": predictions}
-                ],
-                "parameters": {
-                    "versions": orjson.dumps(versions).decode(),
-                    "stages": orjson.dumps(stages).decode(),
-                    "feature_age_ms": orjson.dumps(ages).decode(),
-                },
-            }
-        return 200, {
-            "model": routes.model,
-            "predictions": predictions,
-            "versions": versions,
-            "stages": stages,
-            "entity_ids": list(ids),
-            "feature_age_ms": ages,
-        }
+                return r.status, r.raw
+        for stage, where in parts:
+            metrics.requests.labels(stage).inc(len(where))
+        if len(parts) == 1:
+            return 200, answers[0].raw
+        return 200, orjson.dumps(_merge(ids, parts, answers, v2))
 
     async def handle(request: Request, name: str, v2: bool) -> Response:
         start = time.perf_counter()
@@ -219,11 +183,11 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
         except (ValueError, AttributeError, TypeError, KeyError, orjson.JSONDecodeError) as exc:
             return _json(400, {"error": str(exc)})
         try:
-            status, answer = await route(ids, v2)
+            status, raw = await route(ids, v2)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            status, answer = 503, {"error": f"predictor unreachable: {exc!r}"}
+            status, raw = 503, orjson.dumps({"error": f"predictor unreachable: {exc!r}"})
         metrics.latency.labels(str(status)).observe(time.perf_counter() - start)
-        return _json(status, answer)
+        return Response(raw, status_code=status, media_type="application/json")
 
     @app.post("/v1/models/{name}:predict")
     async def predict_v1(name: str, request: Request) -> Response:
@@ -246,6 +210,7 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
             "canary": p.canary,
             "canary_traffic_percent": p.canary_traffic if p.canary is not None else None,
             "production_ready": ok,
+            "canary_ready": routes.ready.get(routes.canary_url, False),
             "placement_problem": routes.problem,
         }
         return _json(200 if ok else 503, body)
@@ -255,6 +220,47 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
         return Response(generate_latest(metrics.registry), media_type="text/plain")
 
     return app
+
+
+_LISTS = ("predictions", "versions", "stages", "feature_age_ms")
+
+
+def _merge(
+    ids: Sequence[int],
+    parts: Sequence[tuple[str, Sequence[int]]],
+    answers: Sequence[Answer],
+    v2: bool,
+) -> dict[str, Any]:
+    """Both stages' answers as one, in the request's entity order."""
+    n = len(ids)
+    merged: dict[str, list[Any]] = {k: [None] * n for k in _LISTS}
+    for (_, where), answer in zip(parts, answers, strict=True):
+        got = orjson.loads(answer.raw)
+        if v2:
+            params = got["parameters"]
+            lists = {
+                "predictions": got["outputs"][0]["data"],
+                **{k: orjson.loads(params[k]) for k in _LISTS[1:]},
+            }
+        else:
+            lists = {k: got[k] for k in _LISTS}
+        for k in _LISTS:
+            for j, i in enumerate(where):
+                merged[k][i] = lists[k][j]
+    if v2:
+        return {
+            "model_name": got["model_name"],
+            "outputs": [
+                {
+                    "name": "prediction",
+                    "shape": [n],
+                    "datatype": "FP64",
+                    "data": merged["predictions"],
+                }
+            ],
+            "parameters": {k: orjson.dumps(merged[k]).decode() for k in _LISTS[1:]},
+        }
+    return {"model": got["model"], **merged, "entity_ids": list(ids)}
 
 
 def _ready(base: str, model: str) -> bool:

@@ -186,6 +186,8 @@ def status(model: Annotated[str, typer.Argument(help="Registered model name.")])
     p = st.placement
     if p.canary is not None:
         out.print(f"canary: version {p.canary} at {p.canary_traffic:g}% of traffic")
+    if model == settings.serving_model:
+        out.print(_serving_line(settings))
 
 
 @models_app.command("manifest")
@@ -286,3 +288,25 @@ def predict(
             ages,
         )
     out.print(table)
+
+
+def _serving_line(settings: StackSettings) -> str:
+    """What the stack's model endpoint serves now, beside the registry's placement."""
+    import httpx
+
+    try:
+        got = httpx.get(f"{settings.models_url}/readyz", timeout=3).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return f"endpoint {settings.models_url}: not answering ({exc})"
+
+    def state(ready: bool) -> str:
+        return "ready" if ready else "NOT ready"
+
+    line = f"endpoint {settings.models_url}: production v{got['production']} "
+    line += state(got["production_ready"])
+    if got.get("canary") is not None:
+        line += (
+            f", canary v{got['canary']} at {got['canary_traffic_percent']:g}% "
+            f"{state(got['canary_ready'])} (entities of a canary NOT ready go to production)"
+        )
+    return line

@@ -12,6 +12,9 @@ answered by production.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from core.features import CUSTOMER, CUSTOMER_ORDERS, USER_ACTIVITY, windowed_features
 from core.lineage import LineageEmitter
@@ -35,6 +39,7 @@ from serving.live import NotLive, check_live, record_feature_views
 from serving.registry import ModelRegistry
 from serving.stages import Stage
 from serving.training import fit_and_log
+from tests.conftest import stack_env
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.stack
@@ -208,6 +213,20 @@ def test_canary_production_rollback_and_readiness_through_the_model_endpoint(
 
     ids = list(range(9_100_000, 9_110_000))
     canary_ids = [e for e in ids if to_canary(e, 5.0)]
+
+    # the InferenceService for this placement: the canary revision at the registry's share
+    shown = subprocess.run(
+        [sys.executable, "-m", "streamfeat.cli", "model", "manifest", model],
+        env={**os.environ, **stack_env(s)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    (isvc,) = [d for d in yaml.safe_load_all(shown.stdout) if d]
+    assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 5
+    args = isvc["spec"]["predictor"]["containers"][0]["args"]
+    assert args[args.index("--serve-stage") + 1] == "canary"
 
     def both_serving() -> dict[int, int] | None:
         seen = _serving(endpoint, model, canary_ids[:50] + ids[:50])
