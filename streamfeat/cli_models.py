@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -136,10 +137,7 @@ def promote(
     from serving.live import NotLive, check_live
 
     settings = load_settings()
-
-    def live(name: str, v: int) -> None:
-        check_live(settings, name, v)
-
+    live = partial(check_live, settings)
     try:
         move = _with_registry(
             settings,
@@ -216,10 +214,7 @@ def train_demo(
     from streamfeat.demo_model import train
 
     settings = load_settings()
-
-    def live(name: str, v: int) -> None:
-        check_live(settings, name, v)
-
+    live = partial(check_live, settings)
     try:
         done = _with_registry(
             settings,
