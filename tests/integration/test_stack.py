@@ -29,6 +29,9 @@ def test_every_service_is_healthy(supervisor: Supervisor) -> None:
         "flink-taskmanager",
         "mlflow",
         "api",
+        "predictor",
+        "predictor-canary",
+        "models",
     }
 
 
