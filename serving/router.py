@@ -34,9 +34,11 @@ from typing import Any, NamedTuple
 import aiohttp
 import httpx
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from core.settings import StackSettings, load_settings
 from serving.canary import split
@@ -99,7 +101,9 @@ class RouterMetrics:
         )
 
 
-def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRESH_S) -> FastAPI:
+def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRESH_S) -> Starlette:
+    """The endpoint as a bare Starlette app: it only forwards, so no request models or
+    dependency resolution (FastAPI's) on its path."""
     metrics = RouterMetrics()
     stop = threading.Event()
 
@@ -117,22 +121,22 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
             refresh()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> Any:
+    async def lifespan(app: Starlette) -> Any:
         await asyncio.to_thread(refresh)
         threading.Thread(target=follow, name="placement", daemon=True).start()
-        app.state.http = aiohttp.ClientSession(
+        state["http"] = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=10.0),
             connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30),
         )
         yield
         stop.set()
-        await app.state.http.close()
+        await state["http"].close()
 
-    app = FastAPI(title=f"streamfeat model endpoint: {routes.model}", lifespan=lifespan)
+    state: dict[str, Any] = {}
 
     async def ask(url: str, body: dict[str, Any]) -> Answer:
         """POST ``body`` as JSON; the status and the answer's bytes."""
-        http: aiohttp.ClientSession = app.state.http
+        http: aiohttp.ClientSession = state["http"]
         async with http.post(url, data=orjson.dumps(body), headers=JSON_HEADERS) as r:
             return Answer(r.status, await r.read())
 
@@ -189,20 +193,16 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
         metrics.latency.labels(str(status)).observe(time.perf_counter() - start)
         return Response(raw, status_code=status, media_type="application/json")
 
-    @app.post("/v1/models/{name}:predict")
-    async def predict_v1(name: str, request: Request) -> Response:
-        return await handle(request, name, v2=False)
+    async def predict_v1(request: Request) -> Response:
+        return await handle(request, request.path_params["name"], v2=False)
 
-    @app.post("/v2/models/{name}/infer")
-    async def infer_v2(name: str, request: Request) -> Response:
-        return await handle(request, name, v2=True)
+    async def infer_v2(request: Request) -> Response:
+        return await handle(request, request.path_params["name"], v2=True)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz(request: Request) -> Response:
+        return _json(200, {"status": "ok"})
 
-    @app.get("/readyz")
-    async def readyz() -> Response:
+    async def readyz(request: Request) -> Response:
         ok = routes.ready.get(routes.production_url, False)
         p = routes.placement
         body = {
@@ -215,11 +215,19 @@ def create_app(routes: Routes, settings: StackSettings, refresh_s: float = REFRE
         }
         return _json(200 if ok else 503, body)
 
-    @app.get("/metrics")
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type="text/plain")
 
-    return app
+    return Starlette(
+        routes=[
+            Route("/v1/models/{name}:predict", predict_v1, methods=["POST"]),
+            Route("/v2/models/{name}/infer", infer_v2, methods=["POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", prometheus),
+        ],
+        lifespan=lifespan,
+    )
 
 
 _LISTS = ("predictions", "versions", "stages", "feature_age_ms")
