@@ -24,6 +24,14 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode(errors="replace")
 
 
+def _serving_module(ctx: StackContext, module: str, *args: str) -> Command:
+    """``python -m <module> --serve-model <the stack's serving model> <args>``."""
+    return Command(
+        [str(ctx.python), "-m", module, "--serve-model", ctx.settings.serving_model, *args],
+        env=settings_env(ctx.settings),
+    )
+
+
 class Predictor(Service):
     """The KServe predictor of one stage of the stack's serving model."""
 
@@ -44,21 +52,8 @@ class Predictor(Service):
         return f"http://{ctx.settings.host}:{self.port(ctx)}"
 
     def command(self, ctx: StackContext) -> Command:
-        s = ctx.settings
-        return Command(
-            [
-                str(ctx.python),
-                "-m",
-                "serving.predictor",
-                "--serve-model",
-                s.serving_model,
-                "--serve-stage",
-                self.stage,
-                "--serve-port",
-                str(self.port(ctx)),
-            ],
-            env=settings_env(s),
-        )
+        args = ["--serve-stage", self.stage, "--serve-port", str(self.port(ctx))]
+        return _serving_module(ctx, "serving.predictor", *args)
 
     def check(self, ctx: StackContext) -> Health:
         status, _ = _get(self.url(ctx) + "/v2/health/live")
@@ -83,22 +78,15 @@ class ModelEndpoint(Service):
         return ctx.settings.models_url
 
     def command(self, ctx: StackContext) -> Command:
-        s = ctx.settings
-        return Command(
-            [
-                str(ctx.python),
-                "-m",
-                "serving.router",
-                "--serve-model",
-                s.serving_model,
-                "--serve-port",
-                str(s.ports.models),
-                "--production-url",
-                Predictor("production").url(ctx),
-                "--canary-url",
-                Predictor("canary").url(ctx),
-            ],
-            env=settings_env(s),
+        return _serving_module(
+            ctx,
+            "serving.router",
+            "--serve-port",
+            str(ctx.settings.ports.models),
+            "--production-url",
+            Predictor("production").url(ctx),
+            "--canary-url",
+            Predictor("canary").url(ctx),
         )
 
     def check(self, ctx: StackContext) -> Health:
