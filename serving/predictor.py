@@ -35,6 +35,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import kserve
+
 from core.features import FEATURE_VIEWS, FeatureView
 from core.settings import StackSettings, load_settings
 from serving.inputs import InputError, ModelInputs, entity_ids_of, model_inputs, rows
@@ -103,13 +105,7 @@ def load_version(settings: StackSettings, name: str, version: int) -> Loaded:
     return Loaded(version, model, inputs, _direct(model))
 
 
-def _model_base() -> type:
-    import kserve
-
-    return kserve.Model  # type: ignore[no-any-return]
-
-
-class StagePredictor(_model_base()):  # type: ignore[misc]
+class StagePredictor(kserve.Model):  # type: ignore[misc]
     """A kserve.Model serving the version that holds ``stage`` of model ``name``."""
 
     def __init__(
