@@ -66,3 +66,95 @@ def dlq_object_key(partition: str, batch_id: str) -> str:
 
 def decode_original(entry_json: str) -> bytes:
     return base64.b64decode(json.loads(entry_json)["original_b64"])
+
+
+# ---- review: reading what the job and the bridge filed ----
+
+REPLAYS_PREFIX = "dlq-replays"
+"""One object per replayed entry (``<id digest>.json``): a second replay is refused."""
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """A DLQ entry as stored: its partition (from the object's path), its object and line,
+    and its fields. The job's entries carry the Kafka key too (``original_key_b64``); the
+    bridge's carry S3 coordinates (bucket, object_key, row)."""
+
+    date: str
+    source: str
+    reason: str
+    object_key: str
+    line: int
+    detail: str
+    coordinates: dict[str, Any]
+    original_b64: str | None
+    original_key_b64: str | None
+
+    @property
+    def kafka(self) -> bool:
+        return "topic" in self.coordinates and "offset" in self.coordinates
+
+    @property
+    def entry_id(self) -> str:
+        """Where the record came from: ``topic/partition/offset`` or ``s3://bucket/key#row``
+        (the same record filed twice has one id)."""
+        c = self.coordinates
+        if self.kafka:
+            return f"{c['topic']}/{c.get('partition')}/{c['offset']}"
+        return f"s3://{c.get('bucket')}/{c.get('object_key')}#{c.get('row')}"
+
+    @property
+    def original(self) -> bytes | None:
+        return None if self.original_b64 is None else base64.b64decode(self.original_b64)
+
+    @property
+    def original_key(self) -> bytes | None:
+        return None if self.original_key_b64 is None else base64.b64decode(self.original_key_b64)
+
+
+def replay_key(entry_id: str) -> str:
+    return f"{REPLAYS_PREFIX}/{hashlib.sha256(entry_id.encode()).hexdigest()[:32]}.json"
+
+
+def partition_of(object_key: str) -> dict[str, str] | None:
+    """``{date, source, reason}`` of a committed DLQ object; None for anything else (the
+    job's in-progress files are hidden: ``.``/``_`` names; Flink's S3 filesystem leaves
+    directory markers)."""
+    parts = object_key.split("/")
+    if len(parts) != 5 or parts[0] != DLQ_PREFIX or parts[4][:1] in ("", ".", "_"):
+        return None  # another layout, a directory marker (``.../``) or a file in progress
+    fields = dict(p.split("=", 1) for p in parts[1:4] if "=" in p)
+    return fields if set(fields) == {"date", "source", "reason"} else None
+
+
+def parse_lines(object_key: str, body: bytes) -> list[StoredEntry]:
+    """The entries of one committed DLQ object (JSON Lines); a line that is not an entry is
+    kept as one whose detail says so (nothing filed is hidden from review)."""
+    where = partition_of(object_key)
+    if where is None:
+        return []
+    out = []
+    for i, raw in enumerate(body.splitlines()):
+        if not raw.strip():
+            continue
+        try:
+            e = json.loads(raw)
+            if not isinstance(e, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            e = {"detail": f"unreadable DLQ line: {exc}", "original_b64": None}
+        coordinates = e.get("coordinates")
+        out.append(
+            StoredEntry(
+                date=where["date"],
+                source=where["source"],
+                reason=where["reason"],
+                object_key=object_key,
+                line=i,
+                detail=str(e.get("detail", "")),
+                coordinates=coordinates if isinstance(coordinates, dict) else {},
+                original_b64=e.get("original_b64"),
+                original_key_b64=e.get("original_key_b64"),
+            )
+        )
+    return out

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from core.settings import StackSettings, load_settings
-from streamfeat import cli_batch, cli_ingest, cli_lineage, cli_models, cli_registry
+from streamfeat import cli_batch, cli_dlq, cli_ingest, cli_lineage, cli_models, cli_registry
 from streamfeat.console import fail_with, out, short
 from streamfeat.stack.errors import StackError
 from streamfeat.stack.services import default_services
@@ -38,6 +38,7 @@ app.add_typer(cli_ingest.offline_app, name="offline")
 app.command("apply")(cli_registry.apply)
 app.add_typer(cli_lineage.lineage_app, name="lineage")
 app.add_typer(cli_models.models_app, name="model")
+app.add_typer(cli_dlq.dlq_app, name="dlq")
 app.add_typer(cli_batch.training_set_app, name="training-set")
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]

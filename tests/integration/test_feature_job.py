@@ -1495,3 +1495,58 @@ def test_connect_killed_five_times_during_customer_updates_loses_no_version(
         f"\nConnect killed {CONNECT_KILLS}x during {CUSTOMER_UPDATES:,} updates: back after "
         f"{back_s} s; {again:,} events sent again, none twice offline"
     )
+
+
+def test_dlq_review_lists_shows_replays_once_and_purges(feature_job: StackSettings) -> None:
+    """`streamfeat dlq`'s review on what the real job filed: a rejected click is counted
+    under its reason, replayed to its topic with its exact bytes once (a second replay is
+    refused unless forced), rejected again by the job at its new offset, and purged."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streamfeat.dlq_review import Filters, counts, entries, purge, replay
+
+    s = feature_job
+    mark = uuid.uuid4().hex
+    now = int(time.time() * 1000)
+    key = f"k-{mark}".encode()
+    value = json.dumps(
+        {"event_id": mark, "user_id": 5, "event_type": "dance", "page": "/", "event_time": now}
+    ).encode()
+    (at,) = _send(s, CLICKSTREAM, [(key, value)])
+    day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))
+    mine = Filters(day, "clickstream", "unknown_event_type")
+
+    def filed() -> list[Any]:
+        return [e for e in entries(s, mine) if e.original == value]
+
+    (entry,) = wait_for("the rejected click in the DLQ", filed)
+    assert (entry.coordinates["partition"], entry.coordinates["offset"]) == at
+    assert counts(s, Filters(day))[(day, "clickstream", "unknown_event_type")] >= 1
+
+    got = replay(s, mine, force=False)
+    sent = [(p, o) for e, p, o in got.sent if e.original == value]
+    assert len(sent) == 1
+    ((partition, offset),) = sent
+    c = Consumer({"bootstrap.servers": s.kafka_bootstrap, "group.id": f"t-{mark}"})
+    c.assign([TopicPartition(CLICKSTREAM, partition, offset)])
+    msg = c.poll(30)
+    c.close()
+    assert msg is not None and (msg.key(), msg.value()) == (key, value)  # exact bytes
+
+    again = replay(s, mine, force=False)
+    assert [e for e, _, _ in again.sent if e.original == value] == []
+    assert any(e.original == value and "already replayed" in why for e, why in again.refused)
+    forced = replay(s, Filters(day, "clickstream", "unknown_event_type"), force=True)
+    assert any(e.original == value for e, _, _ in forced.sent)
+    # the job (not fixed for 'dance') rejects the replayed record again, at its new offset
+    wait_for(
+        "the replayed click filed again at its new coordinates",
+        lambda: any(
+            (e.coordinates["partition"], e.coordinates["offset"]) == (partition, offset)
+            for e in filed()
+        ),
+    )
+    tomorrow = time.strftime("%Y-%m-%d", time.gmtime(now / 1000 + 86_400))
+    assert purge(s, Filters(None, "clickstream", "unknown_event_type"), before=day) == 0
+    assert purge(s, Filters(None, "clickstream", "unknown_event_type"), before=tomorrow) > 0
+    assert filed() == []
