@@ -38,7 +38,7 @@ from typing import Any
 
 from core.features import Feature, FeatureView
 from core.version import EncodedVersion, Version
-from core.windows import SLOTS, Aggregations, combiner, hash_combiner, unpack
+from core.windows import SLOTS, Aggregations, hash_combiner, unpack
 
 KEY_PREFIX = "sf"
 ROW_VERSION = "_v"
@@ -428,13 +428,7 @@ def decode_windowed(
 def _decode_windowed(
     aggs: Aggregations, raws: Sequence[Mapping[bytes, bytes]], *, at_ms: int, open_head: bool
 ) -> list[dict]:
-    """One entity through core.windows.combiner, several at once through hash_combiner."""
-    if len(raws) == 1:
-        raw = raws[0]
-        one = combiner(aggs, at_ms, open_head=open_head)
-        rows = [one({int(f): v for f, v in raw.items() if f[:1].isdigit()})]
-    else:
-        rows = hash_combiner(aggs, at_ms, open_head=open_head)(raws)
+    rows = hash_combiner(aggs, at_ms, open_head=open_head)(raws)
     t_field = ROW_EVENT_TIME.encode()
     for row, raw in zip(rows, raws, strict=True):
         t = raw.get(t_field)

@@ -479,8 +479,8 @@ def combiner(aggs: Aggregations, t: int, *, open_head: bool) -> Combiner:
             for mi, (_, function) in enumerate(columns):
                 if row[mi] is not None and function == "last":
                     row[mi] = row[mi][1]
-                elif function == "approx_distinct":
-                    row[mi] = 0 if row[mi] is None else sketch_estimate(row[mi])
+                elif row[mi] is not None and function == "approx_distinct":
+                    row[mi] = sketch_estimate(row[mi])  # an empty one: 0 (_named)
         return _named(acc, names)
 
     return apply
@@ -560,37 +560,36 @@ HashCombiner = Callable[[Sequence[Mapping[bytes, bytes]]], list[dict]]
 def hash_combiner(aggs: Aggregations, t: int, *, open_head: bool) -> HashCombiner:
     """:func:`combine` at one instant over many entities' stored hashes at once (field ->
     packed tile as Redis returns them; fields that are not tiles are left out): the batch
-    read path. A view of counts and sums parses and sums every tile of the batch in a few
-    numpy operations (one entity's tiles cost ~0.35 us each in Python, ~3.5 ms for a batch of
-    100 users active 20 h of the week); any other view, or a hash with a field that is not a
-    tile or a tile of another width, goes through :func:`combiner` entity by entity. Both
-    give the same answer (tested)."""
-    one = combiner(aggs, t, open_head=open_head)
+    read path (one entity: :func:`combiner`'s loop). A view of counts and sums parses and
+    sums every tile of a batch in a few numpy operations (one entity's tiles cost ~0.35 us
+    each in Python, ~3.5 ms for a batch of 100 users active 20 h of the week); any other
+    view, or a hash with a field that is not a tile or a tile of another width, goes through
+    :func:`combiner` entity by entity. Both give the same answer (tested)."""
 
     def each(raws: Sequence[Mapping[bytes, bytes]]) -> list[dict]:
+        one = combiner(aggs, t, open_head=open_head)
         return [one({int(f): v for f, v in raw.items() if f[:1].isdigit()}) for raw in raws]
 
     if not additive(aggs):
         return each
-    import numpy as np
-
-    ranges = _ranges(aggs, t, open_head)
-    cuts, members = _segments(ranges)
-    names = _names(aggs)
-    cols = [c for c, _ in aggs.columns]
-    width = 1 + len(aggs.stored_columns)
-    nwin = len(aggs.windows)
-    # global segment ids: per slot an offset; membership matrix segment x window
-    offsets, total = {}, 0
-    for slot, bounds in cuts.items():
-        offsets[slot] = total
-        total += len(bounds) + 1
-    member = np.zeros((total, nwin), dtype=np.int64)
-    for (slot, seg), wins in members.items():
-        member[offsets[slot] + seg, wins] = 1
-    bounds_of = {slot: np.asarray(b, dtype=np.int64) for slot, b in cuts.items()}
 
     def batch(raws: Sequence[Mapping[bytes, bytes]]) -> list[dict]:
+        if len(raws) < 2:  # one entity: the plain loop, without numpy's set-up
+            return each(raws)
+        import numpy as np
+
+        cuts, members = _segments(_ranges(aggs, t, open_head))
+        names = _names(aggs)
+        cols = [c for c, _ in aggs.columns]
+        width = 1 + len(aggs.stored_columns)
+        # global segment ids: per slot an offset; membership matrix segment x window
+        offsets, total = {}, 0
+        for s_, bounds in cuts.items():
+            offsets[s_] = total
+            total += len(bounds) + 1
+        member = np.zeros((total, len(aggs.windows)), dtype=np.int64)
+        for (s_, seg), wins in members.items():
+            member[offsets[s_] + seg, wins] = 1
         fields: list[bytes] = []
         values: list[bytes] = []
         counts = []
@@ -614,9 +613,10 @@ def hash_combiner(aggs: Aggregations, t: int, *, open_head: bool) -> HashCombine
         v = v.reshape(-1, width)
         slot, index = f % SLOTS, f // SLOTS
         segment = np.full(f.size, -1, dtype=np.int64)
-        for s_, bounds in bounds_of.items():
+        for s_, bounds in cuts.items():
             at = slot == s_
-            segment[at] = offsets[s_] + np.searchsorted(bounds, index[at], side="right")
+            found = np.searchsorted(np.asarray(bounds, dtype=np.int64), index[at], side="right")
+            segment[at] = offsets[s_] + found
         entity = np.repeat(np.arange(len(raws)), counts)
         counted = segment >= 0
         sums = np.zeros((len(raws), total, width), dtype=np.int64)

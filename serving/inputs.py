@@ -11,12 +11,16 @@ null in the training set is.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.features import Feature, FeatureView
+from core.features import FEATURE_VIEWS, Feature, FeatureView
+from core.settings import StackSettings
+
+log = logging.getLogger("streamfeat.serving")
 
 ENTITY_INPUT = "entity_id"
 """The v2 input (INT64) and the v1 instance key naming the entities of a request."""
@@ -104,3 +108,16 @@ def entity_ids_of(payload: Any) -> list[int]:
     if not ids or len(good) != len(ids):
         raise ValueError("entity ids must be a non-empty list of integers >= 0")
     return good
+
+
+def feature_views(settings: StackSettings) -> dict[str, FeatureView]:
+    """The views a model may read: the registry's (latest of each) over core/features.py's."""
+    from feature_api.registry_snapshot import load
+    from feature_api.registry_store import RegistryStore
+
+    views = {v.name: v for v in FEATURE_VIEWS}
+    try:
+        views.update(load(RegistryStore(settings.postgres_dsn(), timeout_s=3.0)).views)
+    except Exception as exc:  # the registry down: the code's views still serve
+        log.warning("feature registry unreadable, serving code-declared views only: %s", exc)
+    return views

@@ -21,7 +21,7 @@ from typing import cast
 
 from core.features import FeatureView
 from core.settings import StackSettings
-from serving.inputs import model_inputs
+from serving.inputs import feature_views, model_inputs
 
 VIEWS_TAG = "streamfeat.feature_views"
 """Model-version tag: the feature views it reads and their registry versions, as JSON
@@ -112,8 +112,6 @@ def record_feature_views(settings: StackSettings, name: str, version: int) -> di
 
     from mlflow import MlflowClient
 
-    from serving.predictor import feature_views
-
     columns = version_columns(settings, name, version)
     inputs = model_inputs(columns, feature_views(settings))
     registered = registry_versions(settings)
@@ -140,8 +138,6 @@ def _trained_on(settings: StackSettings, name: str, version: int) -> dict[str, i
 
 def check_live(settings: StackSettings, name: str, version: int) -> None:
     """Raise :class:`NotLive` unless every view version ``version`` of ``name`` reads is live."""
-    from serving.predictor import feature_views
-
     columns = version_columns(settings, name, version)
     if not columns:
         raise NotLive(name, version, ["its signature names no input (log it with a signature)"])

@@ -37,9 +37,15 @@ from typing import Any
 
 import kserve
 
-from core.features import FEATURE_VIEWS, FeatureView
 from core.settings import StackSettings, load_settings
-from serving.inputs import InputError, ModelInputs, entity_ids_of, model_inputs, rows
+from serving.inputs import (
+    InputError,
+    ModelInputs,
+    entity_ids_of,
+    feature_views,
+    model_inputs,
+    rows,
+)
 
 log = logging.getLogger("streamfeat.predictor")
 
@@ -76,19 +82,6 @@ def _direct(model: Any) -> Any:
         return None
     name = flavors.get("python_function", {}).get("predict_fn", "predict")
     return getattr(model.get_raw_model(), name)
-
-
-def feature_views(settings: StackSettings) -> dict[str, FeatureView]:
-    """The views a model may read: the registry's (latest of each) over core/features.py's."""
-    from feature_api.registry_snapshot import load
-    from feature_api.registry_store import RegistryStore
-
-    views = {v.name: v for v in FEATURE_VIEWS}
-    try:
-        views.update(load(RegistryStore(settings.postgres_dsn(), timeout_s=3.0)).views)
-    except Exception as exc:  # the registry down: the code's views still serve
-        log.warning("feature registry unreadable, serving code-declared views only: %s", exc)
-    return views
 
 
 def load_version(settings: StackSettings, name: str, version: int) -> Loaded:
@@ -237,10 +230,8 @@ class StagePredictor(kserve.Model):  # type: ignore[misc]
                 "entity_ids": list(ids),
                 "feature_age_ms": ages,
             }
-        from kserve import InferOutput, InferResponse
-
-        out = InferOutput("prediction", [n], "FP64", data=predictions)
-        return InferResponse(
+        out = kserve.InferOutput("prediction", [n], "FP64", data=predictions)
+        return kserve.InferResponse(
             response_id=getattr(payload, "id", None) or "",
             model_name=self.name,
             model_version=str(loaded.version),
@@ -266,11 +257,8 @@ def _reader(settings: StackSettings) -> Any:
 
     from core.online import AsyncOnlineReader
 
-    client = redis.asyncio.Redis(
-        host=settings.host,
-        port=settings.ports.redis,
-        socket_timeout=0.5,
-        socket_connect_timeout=0.5,
+    client = redis.asyncio.Redis.from_url(
+        settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
     )
     return AsyncOnlineReader(client)
 

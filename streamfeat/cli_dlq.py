@@ -72,15 +72,17 @@ def show(
     limit: Annotated[int, typer.Option(min=1, help="Entries to show at most.")] = 20,
 ) -> None:
     """Entries with their detail, coordinates and original bytes (text, else base64)."""
+    from core.objectstore import s3_client
     from streamfeat.dlq_review import entries, replayed
 
     settings = load_settings()
+    client = s3_client(settings)
     try:
-        for i, e in enumerate(entries(settings, _filters(date, source, reason))):
+        for i, e in enumerate(entries(settings, _filters(date, source, reason), client)):
             if i >= limit:
                 out.print(f"... (--limit {limit})")
                 break
-            done = replayed(settings, e)
+            done = replayed(settings, e, client)
             out.print(f"[bold]{e.entry_id}[/] {e.date} {e.source} {e.reason}", highlight=False)
             out.print(f"  detail: {e.detail}", highlight=False, markup=False)
             if e.original_key_b64 is not None:

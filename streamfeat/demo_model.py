@@ -48,9 +48,10 @@ class DemoModel:
     positives: int
 
 
-def _spine(settings: StackSettings, name: str, per_entity: int, shift_ms: int) -> str | None:
-    """The spine (entity_id, timestamp) on the S3 endpoint: per customer up to
-    ``per_entity`` of its click instants (+ ``shift_ms``), oldest first."""
+def _spines(settings: StackSettings, name: str, per_entity: int) -> tuple[str, str] | None:
+    """The spines (entity_id, timestamp) on the S3 endpoint, from one read of the offline
+    rows: per customer up to ``per_entity`` of its click instants, oldest first, and the
+    same instants one :data:`HORIZON_MS` later (the label's). None: no rows yet."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -67,11 +68,19 @@ def _spine(settings: StackSettings, name: str, per_entity: int, shift_ms: int) -
     for entity, times in sorted(seen.items()):
         for t in sorted(times)[:: max(1, len(times) // per_entity)][:per_entity]:
             entities.append(entity)
-            stamps.append(t + shift_ms)
-    key = f"training-sets/spines/{name}-{'label' if shift_ms else 'features'}.parquet"
-    table = pa.table({"entity_id": pa.array(entities, pa.int64()), "timestamp": stamps})
-    pq.write_table(table, f"{settings.s3.lake_bucket}/{key}", filesystem=arrow_fs(settings))
-    return f"s3://{settings.s3.lake_bucket}/{key}"
+            stamps.append(t)
+    out = []
+    for kind, shift_ms in (("features", 0), ("label", HORIZON_MS)):
+        key = f"training-sets/spines/{name}-{kind}.parquet"
+        table = pa.table(
+            {
+                "entity_id": pa.array(entities, pa.int64()),
+                "timestamp": [t + shift_ms for t in stamps],
+            }
+        )
+        pq.write_table(table, f"{settings.s3.lake_bucket}/{key}", filesystem=arrow_fs(settings))
+        out.append(f"s3://{settings.s3.lake_bucket}/{key}")
+    return out[0], out[1]
 
 
 def train(
@@ -98,7 +107,7 @@ def train(
     set_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     progress("spine: click instants per customer from the offline table ...")
     deadline = time.monotonic() + WAIT_S
-    while (spine := _spine(settings, set_name, per_entity, 0)) is None:
+    while (spines := _spines(settings, set_name, per_entity)) is None:
         if time.monotonic() > deadline:
             raise TrainingSetError(
                 f"no {USER_ACTIVITY.name} rows in the offline files after {WAIT_S:.0f} s "
@@ -108,8 +117,7 @@ def train(
         time.sleep(5.0)
     added = commit(settings)
     progress(f"offline table: {added.added} file(s) committed, snapshot {added.snapshot_id}")
-    label_spine = _spine(settings, set_name, per_entity, HORIZON_MS)
-    assert label_spine is not None
+    spine, label_spine = spines
     features = build(
         settings, name=set_name, spine=spine, features=list(FEATURES), progress=progress
     )

@@ -45,9 +45,9 @@ class Filters:
         return all(getattr(self, k) in (None, where[k]) for k in ("date", "source", "reason"))
 
 
-def objects(settings: StackSettings, filters: Filters) -> Iterator[str]:
+def objects(settings: StackSettings, filters: Filters, client: Any = None) -> Iterator[str]:
     """Committed DLQ object keys matching ``filters``."""
-    client = s3_client(settings)
+    client = client or s3_client(settings)
     pages = client.get_paginator("list_objects_v2").paginate(
         Bucket=settings.s3.lake_bucket, Prefix=filters.prefix()
     )
@@ -58,16 +58,18 @@ def objects(settings: StackSettings, filters: Filters) -> Iterator[str]:
                 yield obj["Key"]
 
 
-def entries(settings: StackSettings, filters: Filters) -> Iterator[StoredEntry]:
-    client = s3_client(settings)
-    for key in objects(settings, filters):
+def entries(settings: StackSettings, filters: Filters, client: Any = None) -> Iterator[StoredEntry]:
+    client = client or s3_client(settings)
+    for key in objects(settings, filters, client):
         body = client.get_object(Bucket=settings.s3.lake_bucket, Key=key)["Body"].read()
         yield from parse_lines(key, body)
 
 
-def replayed(settings: StackSettings, entry: StoredEntry) -> dict[str, Any] | None:
-    """The record of this entry's last replay, if any."""
-    client = s3_client(settings)
+def replayed(
+    settings: StackSettings, entry: StoredEntry, client: Any = None
+) -> dict[str, Any] | None:
+    """The record of this entry's last replay, if any (``client``: an S3 client to reuse)."""
+    client = client or s3_client(settings)
     try:
         body = client.get_object(Bucket=settings.s3.lake_bucket, Key=replay_key(entry.entry_id))
     except client.exceptions.NoSuchKey:
@@ -94,7 +96,8 @@ def replay(
     """Send the chosen Kafka entries back to their topics (module docstring)."""
     from connectors.kafka_clients import producer
 
-    chosen = list(entries(settings, filters))
+    client = s3_client(settings)
+    chosen = list(entries(settings, filters, client))
     chosen = chosen if limit is None else chosen[:limit]
     refused: list[tuple[StoredEntry, str]] = []
     todo: list[StoredEntry] = []
@@ -104,7 +107,7 @@ def replay(
             refused.append((e, "not a Kafka record (a CRM row): fix its file and drop it again"))
         elif e.entry_id in seen:
             refused.append((e, "the same record is in the selection twice"))
-        elif not force and (done := replayed(settings, e)) is not None:
+        elif not force and (done := replayed(settings, e, client)) is not None:
             refused.append((e, f"already replayed at {done['replayed_at']} (--force to resend)"))
         else:
             seen.add(e.entry_id)
@@ -130,7 +133,6 @@ def replay(
             on_delivery=report(i),
         )
     left = p.flush(30)
-    client = s3_client(settings)
     sent = []
     for i, e in enumerate(todo):
         if i not in delivered:
@@ -159,7 +161,7 @@ def purge(settings: StackSettings, filters: Filters, *, before: str) -> int:
     client = s3_client(settings)
     doomed = [
         key
-        for key in objects(settings, filters)
+        for key in objects(settings, filters, client)
         if (where := partition_of(key)) is not None and where["date"] < before
     ]
     for key in doomed:  # one by one: s3proxy stalls on multi-object deletes (docs/stack.md)

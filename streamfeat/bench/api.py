@@ -378,7 +378,7 @@ def api_latency(
         view = register_view(base)
         ids = write_entities(settings, view)
         plan = scenarios(ids[0], ids[:BATCH])
-        p99 = _run_rates(
+        p99 = run_rates(
             settings, port, plan, rates=rates, seconds=seconds, progress=progress, out=out
         )
         hg50, hg99, pl50, pl99 = redis_baselines(settings, view, ids, redis_calls)
@@ -399,7 +399,7 @@ def api_latency(
     return out
 
 
-def _run_rates(
+def run_rates(
     settings: StackSettings,
     port: int,
     plan: Sequence[Scenario],
@@ -470,7 +470,7 @@ def _stack_server(
     try:
         plan = stack_scenarios(ids[0], ids[:BATCH])
         progress(f"      the stack's API server (port {settings.ports.api}), user_activity tiles")
-        return _run_rates(
+        return run_rates(
             settings,
             settings.ports.api,
             plan,

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.settings import StackSettings
-from streamfeat.bench.api import Scenario, _run_rates, delete_tiles, write_tiles
+from streamfeat.bench.api import Scenario, delete_tiles, run_rates, write_tiles
 from streamfeat.bench.stats import Measurement
 from streamfeat.stack.base import StackError
 
@@ -86,7 +86,7 @@ def serving_latency(
     try:
         for port, plan in plans:
             p99.update(
-                _run_rates(
+                run_rates(
                     settings, port, plan, rates=rates, seconds=seconds, progress=progress, out=out
                 )
             )

@@ -41,19 +41,19 @@ public final class ClickParserCheck {
     }
     if (args[0].equals("--last-two")) {
       for (String line = in.readLine(); line != null; line = in.readLine()) {
-        out.println(lastTwo(line.trim()));
+        out.println(AggregateCheck.lastTwo(line.trim()));
       }
       return;
     }
     if (args[0].equals("--sketch")) {
       for (String line = in.readLine(); line != null; line = in.readLine()) {
-        out.println(sketch(line.trim(), dec));
+        out.println(AggregateCheck.sketch(line.trim(), dec));
       }
       return;
     }
     if (args[0].equals("--latest")) {
       for (String line = in.readLine(); line != null; line = in.readLine()) {
-        out.println(latest(line.trim()));
+        out.println(AggregateCheck.latest(line.trim()));
       }
       return;
     }
@@ -75,69 +75,5 @@ public final class ClickParserCheck {
       }
     }
     out.flush();
-  }
-
-  private static String lastTwo(String line) {
-    LastTwo f = new LastTwo();
-    java.util.List<LastTwo.Acc> groups = new java.util.ArrayList<>();
-    for (String group : line.split("\\|", -1)) {
-      LastTwo.Acc acc = f.createAccumulator();
-      for (String event : group.split(";")) {
-        if (!event.isEmpty()) {
-          String[] e = event.split(",", -1);
-          f.accumulate(acc, Long.parseLong(e[0]), e[1], e[2]);
-        }
-      }
-      groups.add(acc);
-    }
-    LastTwo.Acc head = groups.get(0);
-    f.merge(head, groups.subList(1, groups.size()));
-    org.apache.flink.types.Row r = f.getValue(head);
-    if (r == null) {
-      return "-";
-    }
-    StringBuilder b = new StringBuilder();
-    for (int i = 0; i < r.getArity(); i++) {
-      Object v = r.getField(i);
-      b.append(i == 0 ? "" : " ").append(v == null ? "-" : v.toString());
-    }
-    return b.toString();
-  }
-
-  private static String sketch(String line, Base64.Decoder dec) {
-    ApproxDistinct f = new ApproxDistinct();
-    java.util.List<ApproxDistinct.Acc> groups = new java.util.ArrayList<>();
-    for (String group : line.split("\\|", -1)) {
-      ApproxDistinct.Acc acc = f.createAccumulator();
-      for (String item : group.split(";")) {
-        if (!item.isEmpty()) {
-          f.accumulate(acc, new String(dec.decode(item.substring(1)), StandardCharsets.UTF_8));
-        }
-      }
-      groups.add(acc);
-    }
-    ApproxDistinct.Acc head = groups.get(0);
-    f.merge(head, groups.subList(1, groups.size()));
-    org.apache.flink.types.Row r = f.getValue(head);
-    return r.getField(0) + " " + r.getField(1) + " " + r.getField(2) + " " + r.getField(3);
-  }
-
-  private static String latest(String line) {
-    LatestValue f = new LatestValue();
-    java.util.List<LatestValue.Acc> groups = new java.util.ArrayList<>();
-    for (String group : line.split("\\|", -1)) {
-      LatestValue.Acc acc = f.createAccumulator();
-      for (String event : group.split(";")) {
-        if (!event.isEmpty()) {
-          String[] e = event.split(",", -1);
-          f.accumulate(acc, Long.parseLong(e[0]), Long.parseLong(e[1]));
-        }
-      }
-      groups.add(acc);
-    }
-    LatestValue.Acc head = groups.get(0);
-    f.merge(head, groups.subList(1, groups.size()));
-    Long v = f.getValue(head);
-    return v == null ? "-" : v.toString();
   }
 }
