@@ -36,6 +36,9 @@ class DlqEntry:
     date_ms: int
     """Which day's partition: the record's event time if known, else when it was seen."""
     coordinates: dict[str, Any] = field(default_factory=dict)
+    expectation: str | None = None
+    """The source suite's expectation the record failed (core.quality.Rule.label); None
+    when it failed before any (unreadable) or a rule of the pipeline's own (lateness)."""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -43,6 +46,7 @@ class DlqEntry:
                 "source": self.source,
                 "reason": self.reason,
                 "detail": self.detail,
+                "expectation": self.expectation,
                 "coordinates": self.coordinates,
                 "original_b64": base64.b64encode(self.original).decode(),
             },
@@ -89,6 +93,7 @@ class StoredEntry:
     coordinates: dict[str, Any]
     original_b64: str | None
     original_key_b64: str | None
+    expectation: str | None = None
 
     @property
     def kafka(self) -> bool:
@@ -155,6 +160,7 @@ def parse_lines(object_key: str, body: bytes) -> list[StoredEntry]:
                 coordinates=coordinates if isinstance(coordinates, dict) else {},
                 original_b64=e.get("original_b64"),
                 original_key_b64=e.get("original_key_b64"),
+                expectation=e.get("expectation") if isinstance(e.get("expectation"), str) else None,
             )
         )
     return out

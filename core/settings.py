@@ -103,6 +103,12 @@ class StackSettings(BaseSettings):
         "purchase_propensity",
         description="Registered model the local predictors and model endpoint serve.",
     )
+    quality_suites_dir: Path | None = Field(
+        None,
+        description="Where the data-quality suites (`<source>.json`, Great Expectations' "
+        "format) are read from when the feature job is deployed and the CRM bridge starts; "
+        "the repository's core/suites by default (docs/data-quality.md).",
+    )
     java_home: Path | None = Field(
         None, description="JDK/JRE 17+ for Kafka, Connect, Flink, s3proxy; else JAVA_HOME/PATH."
     )

@@ -125,7 +125,7 @@ def gate(t_env: TableEnvironment, args: argparse.Namespace) -> None:
         c = LatenessClass(suffix=f"_{i}", lateness_ms=10_000, views=())
         source = sql.clicks_source(cfg, c)
         if args.gate == "strict":
-            queries.append(sql.clicks_gate(c).replace("ts AS t0", "ts"))
+            queries.append(sql.clicks_gate(cfg, c).replace("ts AS t0", "ts"))
         elif args.gate == "json_value":
             source = source.replace(sql.click_ts(cfg), _json_value_ts(cfg))
             queries.append(_json_value_gate(c))

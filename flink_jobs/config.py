@@ -6,14 +6,16 @@ never reads environment variables or literals of its own.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.events import EVENT_TIME_FLOOR_MS
 from core.features import FEATURE_VIEWS, SESSION_GAP_MS, FeatureView, view
+from core.quality import repository_suite, rules_spec
 from core.registry import EntitySpec, FeatureViewSpec, to_feature_view
 from core.topics import CDC_CUSTOMERS, CDC_ORDERS, CLICKSTREAM, CRM_CUSTOMERS
+from flink_jobs.logic.records import CLICKSTREAM_SUITE, click_suite_of
 
 
 class RegisteredView(BaseModel):
@@ -111,6 +113,12 @@ class JobConfig(BaseModel):
         "declared ones (`streamfeat job deploy` reads them from the registry). Adding one "
         "changes the SQL plan: deploy with --replay.",
     )
+    clickstream_suite: dict[str, Any] = Field(
+        default_factory=lambda: dict(repository_suite(CLICKSTREAM_SUITE).document),
+        description="The clickstream's Great Expectations suite (core/suites/clickstream.json "
+        "unless the stack's `quality_suites_dir` says otherwise): the gate is compiled from it "
+        "at deploy, and a suite the stream cannot enforce is refused (core.quality).",
+    )
     function_jars: tuple[str, ...] = Field(
         (),
         description="The job's Java functions and what they need (flink_jobs/jvm, built by "
@@ -181,6 +189,17 @@ class JobConfig(BaseModel):
             if ms < 0:
                 raise ValueError(f"allowed_lateness_ms: {name} has a negative lateness {ms}")
         return value
+
+    @field_validator("clickstream_suite")
+    @classmethod
+    def _enforceable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        click_suite_of(value)
+        return value
+
+    @property
+    def click_rules(self) -> str:
+        """The clickstream suite as the job's gate reads it (core.quality.rules_spec)."""
+        return rules_spec(click_suite_of(self.clickstream_suite))
 
     def environment_options(self) -> dict[str, str]:
         """Flink options of the job's own environment (over the cluster's defaults)."""

@@ -156,7 +156,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         t_env.execute_sql(sql.clicks_source(cfg, c))
     t_env.execute_sql(sql.orders_source(cfg))
     for c in click_classes:
-        computed_once(t_env, sql.clicks_gate(c), sql.clicks_gated(c))
+        computed_once(t_env, sql.clicks_gate(cfg, c), sql.clicks_gated(c))
     computed_once(t_env, sql.orders_gate(), sql.ORDERS_GATED, proctime=True)
     t_env.execute_sql(sql.orders_view())
     t_env.execute_sql(sql.order_inserts())

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.domain import CLICK_EVENT_TYPES
 from core.events import SOURCE_PRIORITY, Source
 from core.features import (
     CUSTOMER_PROFILE,
@@ -124,21 +123,19 @@ JAVA_FUNCTIONS = {
 }
 """The job's Java functions (flink_jobs/jvm): SQL name -> class, registered by the job."""
 
-EVENT_TYPES = "|".join(CLICK_EVENT_TYPES)
-"""The known click event types as the Java parser takes them (core.domain)."""
 
-
-def parse_click(value: str = "v") -> str:
-    """The strict parse of a click value (ParseClick: flink_jobs.logic.records.parse_click's
-    rules): ROW<event_id, user_id, event_type, page, event_time, reason, detail>."""
-    return f"parse_click({value}, '{EVENT_TYPES}')"
+def parse_click(cfg: JobConfig, value: str = "v") -> str:
+    """The strict parse of a click value against the clickstream suite (ParseClick:
+    flink_jobs.logic.records.parse_click's rules, ``cfg.click_rules``):
+    ROW<event_id, user_id, event_type, page, event_time, reason, expectation, detail>."""
+    return f"parse_click({value}, '{cfg.click_rules}')"
 
 
 def click_ts(cfg: JobConfig) -> str:
     """A click's rowtime: :func:`plausible_ts` of its ``event_time`` if the click is valid,
     else the epoch (ClickTime: the parse the gate then reuses, so a record the gate rejects
     never moves the watermark)."""
-    return plausible_ts(f"click_time(v, '{EVENT_TYPES}')", cfg)
+    return plausible_ts(f"click_time(v, '{cfg.click_rules}')", cfg)
 
 
 def plausible_ts(ms: str, cfg: JobConfig) -> str:
@@ -160,7 +157,7 @@ def clicks_gated(c: LatenessClass) -> str:
     return f"clicks_gated{c.suffix}"
 
 
-def clicks_gate(c: LatenessClass) -> str:
+def clicks_gate(cfg: JobConfig, c: LatenessClass) -> str:
     """Every click parsed and gated: the query behind the ``clicks`` view.
 
     Each record is parsed once, strictly, by the job's Java parser (:func:`parse_click`; the
@@ -177,8 +174,8 @@ SELECT kp, ko, kts, ts AS t0, k, v, c.user_id, c.event_type, c.page, c.event_tim
     WHEN ts <= {IMPLAUSIBLE_TS} THEN 'implausible_event_time'
     WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late'
   END AS reason,
-  c.detail AS detail
-FROM (SELECT *, {parse_click()} AS c FROM clicks_raw{c.suffix})"""
+  c.expectation AS expectation, c.detail AS detail
+FROM (SELECT *, {parse_click(cfg)} AS c FROM clicks_raw{c.suffix})"""
 
 
 def clicks_view(c: LatenessClass) -> str:
@@ -186,7 +183,7 @@ def clicks_view(c: LatenessClass) -> str:
     timestamps and watermarks that crossed the boundary), for the DLQ and the features."""
     return (
         f"CREATE TEMPORARY VIEW clicks{c.suffix} AS SELECT kp, ko, kts, ts, k, v, user_id, "
-        f"event_type, page, event_time, reason, detail FROM {clicks_gated(c)}"
+        f"event_type, page, event_time, reason, expectation, detail FROM {clicks_gated(c)}"
     )
 
 
@@ -325,6 +322,7 @@ SELECT
       || '{cfg.event_time_floor_ms} or more than {cfg.max_event_time_ahead_ms} ms ahead of the '
       || 'Kafka timestamp ' || CAST(kts AS STRING) || ')'
     ELSE 'failed CDC order expectation: ' || reason END,
+  CAST(NULL AS STRING),
   {kafka_original(f"'{cfg.cdc_orders_topic}'")},
   DATE_FORMAT(CASE WHEN ts > {IMPLAUSIBLE_TS} THEN ts ELSE kts END, 'yyyy-MM-dd'),
   'pg_cdc',
@@ -355,12 +353,15 @@ def dlq_sink(cfg: JobConfig) -> str:
     files become visible only when the checkpoint that covers them completes. JSON is a row
     format: its part files roll by time, not on checkpoints, so they roll after half a
     checkpoint interval; an entry is visible within about 1.5 checkpoint intervals plus
-    the checkpoint's own duration (~16 s at the default 10 s). An entry keeps
+    the checkpoint's own duration (~16 s at the default 10 s). ``expectation`` names the
+    suite's expectation a record failed (core.quality.Rule.label), NULL for the job's own
+    rules (plausible event time, lateness). An entry keeps
     the record's key and value bytes exactly as they arrived (:func:`kafka_original`; NULL
     for an absent key or a tombstone) and its Kafka coordinates, timestamp in epoch ms."""
     return f"""
 CREATE TABLE dlq (
   detail STRING,
+  expectation STRING,
   coordinates ROW<topic STRING, `partition` INT, `offset` BIGINT, `timestamp` BIGINT>,
   original_key_b64 STRING,
   original_b64 STRING,
@@ -402,6 +403,7 @@ SELECT
   CASE reason WHEN 'late' THEN {late}
     WHEN 'implausible_event_time' THEN {implausible}
     ELSE 'failed clickstream expectation: ' || reason || ' (' || detail || ')' END,
+  expectation,
   {kafka_original(f"'{cfg.clickstream_topic}'")},
   DATE_FORMAT(CASE WHEN ts > {IMPLAUSIBLE_TS} THEN ts ELSE kts END, 'yyyy-MM-dd'),
   'clickstream',
@@ -1041,7 +1043,7 @@ FROM {table}, LATERAL TABLE(ingest_profile('{topic}', k, v)) AS T({", ".join(PRO
 def profile_dlq_insert() -> str:
     return f"""
 INSERT INTO dlq
-SELECT detail, {kafka_original("topic")}, kdate, source, reason
+SELECT detail, CAST(NULL AS STRING), {kafka_original("topic")}, kdate, source, reason
 FROM {PROFILE_ROWS} WHERE kind = 'r'"""
 
 

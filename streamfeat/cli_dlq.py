@@ -46,7 +46,7 @@ def _payload(raw: bytes | None) -> str:
 
 @dlq_app.command("ls")
 def ls(date: Date = None, source: Source = None, reason: Reason = None) -> None:
-    """Entries per day, source and reason."""
+    """Entries per day, source, reason and failed expectation."""
     from streamfeat.dlq_review import counts
 
     settings = load_settings()
@@ -56,10 +56,10 @@ def ls(date: Date = None, source: Source = None, reason: Reason = None) -> None:
         _s3_error(exc)
         return
     table = Table(title=f"dead-letter queue (s3://{settings.s3.lake_bucket}/dlq/)")
-    for column in ("date", "source", "reason", "entries"):
+    for column in ("date", "source", "reason", "expectation", "entries"):
         table.add_column(column)
-    for (day, src, why), n in sorted(got.items()):
-        table.add_row(day, src, why, f"{n:,}")
+    for (day, src, why, expectation), n in sorted(got.items()):
+        table.add_row(day, src, why, expectation, f"{n:,}")
     out.print(table)
     out.print(f"{sum(got.values()):,} entries")
 
@@ -85,6 +85,8 @@ def show(
             done = replayed(settings, e, client)
             out.print(f"[bold]{e.entry_id}[/] {e.date} {e.source} {e.reason}", highlight=False)
             out.print(f"  detail: {e.detail}", highlight=False, markup=False)
+            if e.expectation is not None:
+                out.print(f"  expectation: {e.expectation}", highlight=False, markup=False)
             if e.original_key_b64 is not None:
                 out.print(f"  key: {_payload(e.original_key)}", highlight=False, markup=False)
             out.print(f"  value: {_payload(e.original)}", highlight=False, markup=False)

@@ -98,11 +98,16 @@ def bridge_run(
     from connectors.crm.bridge import CrmBridge
     from streamfeat.cli_lineage import emitter
 
+    from core.quality import SuiteError
+
     settings = load_settings()
     try:
         CrmBridge(settings, chunk_rows=chunk_rows, log=out.print, lineage=emitter(settings)).run(
             interval_s=interval, once=once
         )
+    except SuiteError as exc:
+        where = settings.quality_suites_dir or "core/suites"
+        fail("bridge", str(exc), fix=f"edit {where}/crm_customers.json (docs/data-quality.md)")
     except Exception as exc:
         fail("bridge", str(exc), fix="is the stack up (`streamfeat status`)?")
 

@@ -77,9 +77,11 @@ def replayed(
     return dict(json.loads(body["Body"].read()))
 
 
-def counts(settings: StackSettings, filters: Filters) -> Counter[tuple[str, str, str]]:
-    """Entries per (date, source, reason)."""
-    return Counter((e.date, e.source, e.reason) for e in entries(settings, filters))
+def counts(settings: StackSettings, filters: Filters) -> Counter[tuple[str, str, str, str]]:
+    """Entries per (date, source, reason, expectation) (``-`` for no expectation)."""
+    return Counter(
+        (e.date, e.source, e.reason, e.expectation or "-") for e in entries(settings, filters)
+    )
 
 
 @dataclass(frozen=True)

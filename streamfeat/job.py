@@ -29,12 +29,35 @@ def job_config(settings: StackSettings, **overrides: object) -> JobConfig:
         overrides = {**overrides, "group_id": recorded}
     if "function_jars" not in overrides:
         overrides = {**overrides, "function_jars": function_jars(settings)}
+    if "clickstream_suite" not in overrides:
+        overrides = {**overrides, "clickstream_suite": clickstream_suite(settings)}
     stack = {
         "bootstrap": settings.kafka_bootstrap,
         "redis_url": settings.redis_url,
         "lake_bucket": settings.s3.lake_bucket,
     }
     return JobConfig.model_validate({**stack, **overrides})
+
+
+def clickstream_suite(settings: StackSettings) -> dict[str, object]:
+    """The clickstream suite the job will enforce (``settings.quality_suites_dir``, else the
+    repository's), checked now: a suite the stream cannot enforce stops the deploy."""
+    from core.quality import SuiteError, load_suite
+    from flink_jobs.logic.records import CLICKSTREAM_SUITE, click_suite_of
+
+    directory = settings.quality_suites_dir
+    try:
+        suite = load_suite(CLICKSTREAM_SUITE, directory)
+        click_suite_of(suite.document)
+    except SuiteError as exc:
+        where = directory or "core/suites"
+        raise StackError(
+            "job",
+            f"the clickstream suite cannot be deployed, nothing was changed: {exc}",
+            fix=f"edit {where}/{CLICKSTREAM_SUITE}.json (docs/data-quality.md lists what "
+            "the stream enforces), then deploy again",
+        ) from None
+    return dict(suite.document)
 
 
 def function_jars(settings: StackSettings) -> tuple[str, ...]:

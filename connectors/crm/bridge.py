@@ -25,11 +25,21 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from connectors.crm.rows import CrmRow, RawRow, UnreadableFile, format_of, iter_rows, validate
+from connectors.crm.rows import (
+    Checked,
+    CrmRow,
+    RawRow,
+    UnreadableFile,
+    check_rows,
+    format_of,
+    iter_rows,
+)
 from connectors.kafka_clients import consumer, producer
 from core.dlq import DLQ_PREFIX, DlqEntry, dlq_object_key
+from core.domain import CUSTOMER_SUITE
 from core.events import Source
 from core.objectstore import s3_client
+from core.quality import GreatExpectations, load_suite, validation_key
 from core.settings import StackSettings
 from core.topics import CRM_CUSTOMERS, CRM_PROGRESS
 
@@ -96,6 +106,7 @@ class CrmBridge:
         topic: str = CRM_CUSTOMERS,
         progress_topic: str = CRM_PROGRESS,
         lineage: LineageEmitter | None = None,
+        great_expectations: bool = True,
     ) -> None:
         self.settings = settings
         self.lineage = lineage
@@ -109,6 +120,13 @@ class CrmBridge:
         self.stop = threading.Event()
         self._producer = producer(settings)
         self._errors: list[str] = []
+        self.suite = load_suite(CUSTOMER_SUITE, settings.quality_suites_dir)
+        """What a good row is (core/suites/crm_customers.json): read now, so a broken suite
+        stops the bridge before it imports anything (core.quality.SuiteError)."""
+        self._ge: GreatExpectations | None = None
+        self.great_expectations = great_expectations
+        """Validate with Great Expectations (the default), else with the suite's compiled
+        rules (connectors.crm.rows.check_rows): for the benchmark's comparison."""
 
     # ---- progress (compacted topic) ----
 
@@ -234,25 +252,19 @@ class CrmBridge:
                 rows = iter_rows(fmt, data=data)
             else:
                 rows = iter_rows(fmt, lines=body.iter_lines(keepends=False))
+            chunk: list[RawRow] = []
             for raw in rows:
                 if raw.row < start_row:
                     continue
                 if self.stop.is_set():
                     return result
-                self._handle_row(raw, key, export_ts, result, pending_dlq)
-                if raw.row - chunk_start + 1 >= self.chunk_rows:
-                    self._commit_chunk(
-                        key,
-                        etag,
-                        export_ts,
-                        chunk_start,
-                        raw.row + 1,
-                        pending_dlq,
-                        result,
-                        "in_progress",
-                    )
+                chunk.append(raw)
+                if len(chunk) >= self.chunk_rows:
+                    self._import_chunk(key, etag, export_ts, chunk, result)
                     chunk_start = raw.row + 1
-                    pending_dlq = []
+                    chunk = []
+            if chunk:
+                self._check_chunk(key, etag, export_ts, chunk, result, pending_dlq)
         except UnreadableFile as exc:
             # a streamed (CSV/JSONL) body is partly consumed: fetch the original again
             original = (
@@ -260,7 +272,8 @@ class CrmBridge:
                 if data is not None
                 else (self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
             )
-            pending_dlq.append(self._dlq(original, "unreadable_file", str(exc), key, 0, export_ts))
+            unreadable = Checked(None, "unreadable_file", str(exc))
+            pending_dlq.append(self._dlq(original, unreadable, key, 0, export_ts))
             result.quarantined += 1
         self._commit_chunk(key, etag, export_ts, chunk_start, 0, pending_dlq, result, "done")
         self.log(
@@ -269,38 +282,91 @@ class CrmBridge:
         )
         return result
 
-    def _handle_row(
-        self, raw: RawRow, key: str, export_ts: int, result: FileResult, pending_dlq: list[DlqEntry]
+    def _import_chunk(
+        self, key: str, etag: str, export_ts: int, chunk: list[RawRow], result: FileResult
     ) -> None:
-        row, reason, detail = validate(raw)
-        if row is None:
-            pending_dlq.append(self._dlq(raw.original, reason, detail, key, raw.row, export_ts))
-            result.quarantined += 1
-            return
+        """Validate, publish and quarantine one full chunk, then record it as done."""
+        entries: list[DlqEntry] = []
+        self._check_chunk(key, etag, export_ts, chunk, result, entries)
+        self._commit_chunk(
+            key, etag, export_ts, chunk[0].row, chunk[-1].row + 1, entries, result, "in_progress"
+        )
+
+    def _check_chunk(
+        self,
+        key: str,
+        etag: str,
+        export_ts: int,
+        chunk: list[RawRow],
+        result: FileResult,
+        pending_dlq: list[DlqEntry],
+    ) -> None:
+        """Great Expectations' verdict on the chunk (kept on S3, :func:`validation_key`);
+        its good rows published, the others queued for the DLQ."""
+        checked = check_rows(chunk, self.expectations, great_expectations=self.great_expectations)
+        self._keep_validation(key, etag, export_ts, chunk, checked)
+        for raw, verdict in zip(chunk, checked, strict=True):
+            if verdict.row is None:
+                pending_dlq.append(self._dlq(raw.original, verdict, key, raw.row, export_ts))
+                result.quarantined += 1
+                continue
+            self._publish(verdict.row, key, export_ts, raw.row)
+            result.published += 1
+
+    @property
+    def expectations(self) -> GreatExpectations:
+        """Great Expectations on the customer suite, made at first use (its import ~3 s)."""
+        if self._ge is None:
+            self._ge = GreatExpectations(
+                load_suite(CUSTOMER_SUITE, self.settings.quality_suites_dir)
+            )
+        return self._ge
+
+    def _keep_validation(
+        self, key: str, etag: str, export_ts: int, chunk: list[RawRow], checked: list[Checked]
+    ) -> None:
+        summary = {
+            "suite": CUSTOMER_SUITE,
+            "object_key": key,
+            "etag": etag,
+            "rows": [chunk[0].row, chunk[-1].row],
+            "validated_at": datetime.now(UTC).isoformat(),
+            "quarantined": sum(c.row is None for c in checked),
+            "great_expectations": (
+                self.expectations.last_result if self.great_expectations else None
+            ),
+        }
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=validation_key(CUSTOMER_SUITE, export_ts, f"{key}#{etag}#{chunk[0].row}"),
+            Body=json.dumps(summary, default=str).encode(),
+        )
+
+    def _publish(self, row: CrmRow, key: str, export_ts: int, number: int) -> None:
         while True:
             try:
                 self._producer.produce(
                     self.topic,
                     key=str(row.customer_id).encode(),
-                    value=record_value(row, export_ts=export_ts, object_key=key, number=raw.row),
+                    value=record_value(row, export_ts=export_ts, object_key=key, number=number),
                     on_delivery=self._on_delivery,
                 )
                 break
             except BufferError:
                 self._producer.poll(0.1)
         self._producer.poll(0)
-        result.published += 1
 
     def _dlq(
-        self, original: bytes, reason: str, detail: str, key: str, row: int, export_ts: int
+        self, original: bytes, verdict: Checked, key: str, row: int, export_ts: int
     ) -> DlqEntry:
         return DlqEntry(
             source=Source.S3_CRM.value,
-            reason=reason,
-            detail=detail,
+            reason=verdict.reason,
+            detail=verdict.detail,
             original=original,
             date_ms=export_ts,
             coordinates={"bucket": self.bucket, "object_key": key, "row": row},
+            expectation=verdict.expectation,
         )
 
     def _commit_chunk(

@@ -3,7 +3,9 @@
 Formats by extension: ``.csv`` (header ``customer_id,email,segment,tier,updated_at``),
 ``.jsonl``/``.json`` (one object per line) and ``.parquet``. Rows are numbered from 1 in
 file order (the CSV header is not a row). A row that fails validation is returned with a
-reason instead of raising: one bad row never stops the rest of the file.
+reason instead of raising: one bad row never stops the rest of the file. What a good row is
+says the customer suite (core/suites/crm_customers.json), validated by Great Expectations
+(:func:`check_rows`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from core.domain import CUSTOMER_ATTRIBUTES, attribute_problem
+from core.domain import CUSTOMER_ATTRIBUTES
 from core.events import parse_iso_ms
+from core.quality import GreatExpectations
 
 COLUMNS = ("customer_id", "email", "segment", "tier", "updated_at")
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -111,32 +114,86 @@ def _parquet_rows(data: bytes) -> Iterator[RawRow]:
             yield RawRow(number, original, record)
 
 
-def validate(raw: RawRow) -> tuple[CrmRow | None, str, str]:
-    """(row, "", "") when valid, else (None, reason, detail). Reasons are stable names."""
-    if raw.fields is None:
-        return None, "unparsable_row", "the line is not a valid record of its format"
-    f = raw.fields
-    missing = [c for c in COLUMNS if c != "updated_at" and c not in f]
-    if missing:
-        return None, "missing_field", f"missing {', '.join(missing)}"
+@dataclass(frozen=True)
+class Checked:
+    """One row's verdict: the row to publish, or why it is quarantined (``expectation``:
+    the customer suite's expectation it failed, None for a row that is not a record)."""
+
+    row: CrmRow | None
+    reason: str = ""
+    detail: str = ""
+    expectation: str | None = None
+
+
+def _record(fields: dict[str, Any]) -> dict[str, Any]:
+    """A row's values as the customer suite reads them: ``customer_id`` an int when the text
+    is one (else null: the suite's not-null expectation names it), the attributes stripped
+    text (an empty cell is null)."""
+    text = str(fields["customer_id"]).strip()
     try:
-        customer_id = int(str(f["customer_id"]).strip())
-        if customer_id <= 0:
-            raise ValueError
+        customer_id: int | None = int(text)
     except ValueError:
-        detail = f"customer_id {f['customer_id']!r} is not a positive int"
-        return None, "invalid_customer_id", detail
-    values = {a: str(f[a] or "").strip() for a in CUSTOMER_ATTRIBUTES}
-    for attribute, value in values.items():
-        problem = attribute_problem(attribute, value)
-        if problem:
-            return None, *problem
-    email, segment, tier = (values[a] for a in ("email", "segment", "tier"))
-    updated = f.get("updated_at")
+        customer_id = None
+    record: dict[str, Any] = {"customer_id": customer_id}
+    for a in CUSTOMER_ATTRIBUTES:
+        value = str(fields[a] or "").strip()
+        record[a] = value or None
+    return record
+
+
+def check_rows(
+    raws: list[RawRow], ge: GreatExpectations, *, great_expectations: bool = True
+) -> list[Checked]:
+    """The verdict on each row of a chunk: rows that are records are validated together by
+    Great Expectations against the customer suite (``ge.suite``); its row-level results
+    decide what is quarantined, the first failed expectation (suite order) naming the
+    reason. Then ``updated_at`` must parse. ``great_expectations=False``: the suite's
+    compiled rules (core.quality.Suite.check, what the stream gate runs) decide instead, row
+    by row -- the same verdicts (tests/unit/core/test_quality.py), for a comparison of cost."""
+    out: list[Checked | None] = []
+    records: list[dict[str, Any]] = []
+    at: list[int] = []
+    for raw in raws:
+        if raw.fields is None:
+            out.append(
+                Checked(None, "unparsable_row", "the line is not a valid record of its format")
+            )
+            continue
+        missing = [c for c in COLUMNS if c != "updated_at" and c not in raw.fields]
+        if missing:
+            out.append(Checked(None, "missing_field", f"missing {', '.join(missing)}"))
+            continue
+        at.append(len(out))
+        out.append(None)
+        records.append(_record(raw.fields))
+    if great_expectations:
+        failures = ge.validate(records).failed
+    else:
+        found = [ge.suite.check(r) for r in records]
+        failures = [[] if f is None else [f.rule.label] for f in found]
+    for i, record, failed in zip(at, records, failures, strict=True):
+        raw = raws[i]
+        assert raw.fields is not None
+        if failed:
+            rule = ge.rule(failed[0])
+            mine = ge.suite.check(record)
+            detail = mine.detail if mine is not None and mine.rule.label == failed[0] else failed[0]
+            if rule.column == "customer_id" and record["customer_id"] is None:
+                detail = f"{failed[0]}: customer_id {raw.fields['customer_id']!r} is not an integer"
+            out[i] = Checked(None, rule.reason, detail, failed[0])
+            continue
+        out[i] = _with_time(record, raw.fields.get("updated_at"))
+    return [c for c in out if c is not None]
+
+
+def _with_time(record: dict[str, Any], updated: Any) -> Checked:
     updated_ms: int | None = None
     if updated not in (None, ""):
         try:
             updated_ms = int(updated) if isinstance(updated, int) else parse_iso_ms(str(updated))
         except ValueError as exc:
-            return None, "invalid_updated_at", f"updated_at {updated!r}: {exc}"
-    return CrmRow(customer_id, email, segment, tier, updated_ms), "", ""
+            return Checked(None, "invalid_updated_at", f"updated_at {updated!r}: {exc}")
+    row = CrmRow(
+        record["customer_id"], record["email"], record["segment"], record["tier"], updated_ms
+    )
+    return Checked(row)

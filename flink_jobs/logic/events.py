@@ -16,6 +16,9 @@ CREATE_OPS: Final = ("c", "r")
 class Rejection:
     reason: str
     detail: str
+    expectation: str | None = None
+    """The failed expectation of the source's suite (core.quality.Rule.label), None when the
+    record failed before any (not JSON, not an object)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,17 +21,18 @@ Rules shared by every parser:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final, NoReturn, TypeGuard
 
 import orjson
 
 from core.domain import (
-    CLICK_EVENT_TYPES,
     CUSTOMER_ATTRIBUTES,
     ORDER_STATUSES,
     attribute_problem,
 )
 from core.events import Source, parse_iso_ms
+from core.quality import Suite, compile_suite, repository_suite
 from core.version import Version, cdc_version, click_version, crm_version
 from flink_jobs.logic.events import (
     AttributeUpdate,
@@ -72,6 +73,8 @@ REASONS: Final[dict[str, str]] = {
     "bad_customer_id": "a customer id is not an int in [1, 2^63-1]",
     "bad_order_id": "an order id is not an int in [1, 2^63-1]",
     "unknown_event_type": "event_type is not in core.domain.CLICK_EVENT_TYPES",
+    "bad_event_id": "clickstream event_id is empty or longer than the suite allows",
+    "bad_page": "clickstream page is longer than the suite allows",
     "unknown_op": "Debezium op is not one of c, u, d, r",
     "wrong_table": "a CDC event of another table than the topic's",
     "bad_source": "the source block / source_seq cannot give a version",
@@ -159,28 +162,46 @@ def _attributes(row: dict[str, Any], where: str) -> dict[str, str]:
 # --- clickstream ---------------------------------------------------------------------------
 
 
-def parse_click(value: bytes | None, partition: int, offset: int) -> ClickEvent | Rejection:
+def parse_click(
+    value: bytes | None, partition: int, offset: int, suite: Suite | None = None
+) -> ClickEvent | Rejection:
     """A clickstream record -> :class:`ClickEvent` with version (event_time, clickstream,
-    (partition, offset)). Checks, in order: JSON object; event_id (non-empty string);
-    user_id (``bad_user_id``); event_type (string, then ``unknown_event_type``); page
-    (string); event_time (``bad_event_time``); properties (object, optional)."""
+    (partition, offset)): a JSON object that meets every expectation of the clickstream
+    suite (``core/suites/clickstream.json``, in its order; the first it fails names the
+    reason and the expectation), else the rejection."""
+    suite = suite or repository_suite(CLICKSTREAM_SUITE)
     try:
         obj = _load(value)
-        event_id = _str(obj, "event_id")
-        if not event_id:
-            _fail("bad_type", "event_id is empty")
-        user_id = _int(obj, "user_id", "bad_user_id")
-        event_type = _str(obj, "event_type")
-        if event_type not in CLICK_EVENT_TYPES:
-            _fail("unknown_event_type", f"event_type {_show(event_type)}")
-        page = _str(obj, "page")
-        event_time = _int(obj, "event_time", "bad_event_time")
-        if obj.get("properties") is not None and not isinstance(obj["properties"], dict):
-            _fail("bad_type", f"properties={_show(obj['properties'])} is not an object")
     except _Bad as bad:
         return bad.rejection
-    version = click_version(event_time, partition, offset)
-    return ClickEvent(event_id, user_id, event_type, page, event_time, version)
+    failure = suite.check(obj)
+    if failure is not None:
+        return Rejection(failure.reason, failure.detail, failure.rule.label)
+    version = click_version(obj["event_time"], partition, offset)
+    return ClickEvent(
+        obj["event_id"], obj["user_id"], obj["event_type"], obj["page"], obj["event_time"], version
+    )
+
+
+CLICKSTREAM_SUITE: Final = "clickstream"
+CLICK_COLUMNS: Final = {
+    "event_id": "str",
+    "user_id": "int",
+    "event_type": "str",
+    "page": "str",
+    "event_time": "int",
+}
+"""What the job reads of a click, and as what: a suite must guarantee each (Suite.requires)."""
+
+
+def click_suite_of(document: Mapping[str, Any]) -> Suite:
+    """A clickstream suite (Great Expectations' JSON) compiled for the job's gate: every
+    expectation enforceable per record and :data:`CLICK_COLUMNS` guaranteed, else
+    :class:`core.quality.SuiteError` naming what is wrong."""
+    suite = compile_suite(document, name=CLICKSTREAM_SUITE)
+    for column, type_ in CLICK_COLUMNS.items():
+        suite.requires(column, type_)
+    return suite
 
 
 # --- Debezium CDC ---------------------------------------------------------------------------

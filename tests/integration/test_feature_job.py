@@ -1093,6 +1093,7 @@ def test_malformed_clicks_reach_the_dlq_with_their_reason(feature_job: StackSett
     key and value bytes exactly as sent and its Kafka coordinates, and the job never
     restarts. (Last in the module: these event times are 'now', they move the clicks'
     watermark.)"""
+    from flink_jobs.logic.records import ClickEvent, parse_click
     from streamfeat.flink_client import FlinkClient
     from streamfeat.job import running_job
     from streamfeat.stack.base import StackContext
@@ -1136,7 +1137,10 @@ def test_malformed_clicks_reach_the_dlq_with_their_reason(feature_job: StackSett
             rec(user_id=5, event_time=float(now), event_type="search"),
         ],
         "unknown_event_type": [rec(user_id=5, event_time=now, event_type="dance")],
-    }
+        "bad_event_id": [json.dumps({"event_id": "", "user_id": 5, "event_time": now,
+                                     "event_type": "search", "page": f"/{mark}"}).encode()],
+        "bad_page": [rec(user_id=5, event_time=now, event_type="search", page="/" * 900_000)],
+    }  # fmt: skip
     key = b"\x00\xffkey-" + mark.encode()  # a key that is not text either
     sent = [(key, value) for values in cases.values() for value in values]
     coords = _send(s, CLICKSTREAM, sent)
@@ -1162,6 +1166,13 @@ def test_malformed_clicks_reach_the_dlq_with_their_reason(feature_job: StackSett
         assert (_b64(entry["original_key_b64"]), _b64(entry["original_b64"])) == (key_sent, value)
         assert abs(entry["coordinates"]["timestamp"] - now) < 600_000
         assert entry["coordinates"]["topic"] == CLICKSTREAM
+        # the clickstream suite's expectation it failed, as the reference names it
+        reference = parse_click(value, 0, 0)
+        assert not isinstance(reference, ClickEvent)
+        assert entry["expectation"] == reference.expectation
+        assert (entry["expectation"] is None) == (
+            reference.reason in ("invalid_json", "not_an_object")
+        ), reference
     empty = wait_for(
         "the tombstone as empty_value",
         lambda: [
@@ -1521,7 +1532,9 @@ def test_dlq_review_lists_shows_replays_once_and_purges(feature_job: StackSettin
 
     (entry,) = wait_for("the rejected click in the DLQ", filed)
     assert (entry.coordinates["partition"], entry.coordinates["offset"]) == at
-    assert counts(s, Filters(day))[(day, "clickstream", "unknown_event_type")] >= 1
+    assert entry.expectation == "expect_column_values_to_be_in_set(event_type)"
+    by = (day, "clickstream", "unknown_event_type", entry.expectation)
+    assert counts(s, Filters(day))[by] >= 1
 
     got = replay(s, mine, force=False)
     sent = [(p, o) for e, p, o in got.sent if e.original == value]

@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from connectors.kafka_clients import admin, consumer
 from connectors.kafka_topics import check_topics
 from core.dlq import decode_original
 from core.objectstore import s3_client
+from core.quality import SUITES_DIR
 from core.settings import StackSettings
 from core.topics import CDC_CUSTOMERS, CDC_ORDERS, CLICKSTREAM, CRM_CUSTOMERS, catalogue
 from tests.conftest import stack_env
@@ -187,10 +189,96 @@ def test_crm_file_with_three_good_rows_and_one_bad(ingestion: StackSettings) -> 
     assert len(mine) == 1
     assert mine[0]["coordinates"]["row"] == 3
     assert "diamond" in mine[0]["detail"]
+    assert mine[0]["expectation"] == "expect_column_values_to_be_in_set(tier)"
     assert (
         decode_original(json.dumps(mine[0])) == b"3,c@example.com,enterprise,diamond,"
         b"2026-02-01T03:00:01.000Z"
     )
+    # Great Expectations' own result of the chunk is kept beside what it decided
+    kept = s3.list_objects_v2(
+        Bucket=ingestion.s3.lake_bucket,
+        Prefix="dq-validations/suite=crm_customers/date=2026-02-01/",
+    ).get("Contents", [])
+    results_of_file = [
+        r
+        for r in (
+            json.loads(s3.get_object(Bucket=ingestion.s3.lake_bucket, Key=o["Key"])["Body"].read())
+            for o in kept
+        )
+        if r["object_key"] == key
+    ]
+    assert len(results_of_file) == 1
+    (validation,) = results_of_file
+    assert (validation["rows"], validation["quarantined"]) == ([1, 4], 1)
+    ge = validation["great_expectations"]
+    assert ge["success"] is False
+    assert ge["statistics"]["unsuccessful_expectations"] == 1
+    (failed,) = [r for r in ge["results"] if not r["success"]]
+    assert failed["expectation_config"]["type"] == "expect_column_values_to_be_in_set"
+    assert failed["result"]["unexpected_list"] == ["diamond"]
+
+
+def test_crm_rows_bad_in_every_way_are_quarantined_by_their_expectation_and_a_suite_edit_counts(
+    ingestion: StackSettings, tmp_path: Path
+) -> None:
+    """Each bad row under the reason and expectation of the customer suite it fails, the good
+    rows published; the same file against an edited suite (``quality_suites_dir``) that
+    allows tier 'diamond' publishes that row too."""
+    run = uuid.uuid4().hex[:8]
+    key = f"crm/exports/dt=2026-02-03/customers-20260203T040000Z-{run}.csv"
+    body = (
+        b"customer_id,email,segment,tier,updated_at\n"
+        b"1,a@example.com,smb,gold,\n"
+        b"x7,b@example.com,smb,gold,\n"
+        b"-3,c@example.com,smb,gold,\n"
+        b"4,not-an-email,smb,gold,\n"
+        b"5,e@example.com,galactic,gold,\n"
+        b"6,f@example.com,smb,,\n"
+        b"7,g@example.com,smb,diamond,\n"
+        b"8,h@example.com,smb,gold,yesterday\n"
+        b"9,i@example.com,smb\n"
+        b"10,j@example.com,consumer,silver,\n"
+    )
+    _put(ingestion, key, body)
+    results = {r.object_key: r for r in CrmBridge(ingestion).sync_once()}
+    assert (results[key].published, results[key].quarantined) == (2, 8)
+    expected = {
+        2: ("invalid_customer_id", "expect_column_values_to_not_be_null(customer_id)"),
+        3: ("invalid_customer_id", "expect_column_values_to_be_between(customer_id)"),
+        4: ("invalid_email", "expect_column_values_to_match_regex(email)"),
+        5: ("invalid_segment", "expect_column_values_to_be_in_set(segment)"),
+        6: ("invalid_tier", "expect_column_values_to_not_be_null(tier)"),
+        7: ("invalid_tier", "expect_column_values_to_be_in_set(tier)"),
+        8: ("invalid_updated_at", None),
+        9: ("unparsable_row", None),
+    }
+    s3 = s3_client(ingestion)
+    got = {}
+    for reason in {r for r, _ in expected.values()}:
+        listed = s3.list_objects_v2(
+            Bucket=ingestion.s3.lake_bucket,
+            Prefix=f"dlq/date=2026-02-03/source=s3_crm/reason={reason}/",
+        )
+        for obj in listed.get("Contents", []):
+            body_of = s3.get_object(Bucket=ingestion.s3.lake_bucket, Key=obj["Key"])["Body"]
+            for line in body_of.read().decode().splitlines():
+                e = json.loads(line)
+                if e["coordinates"]["object_key"] == key:
+                    got[e["coordinates"]["row"]] = (reason, e["expectation"])
+    assert got == expected
+
+    edited = json.loads((SUITES_DIR / "crm_customers.json").read_text())
+    for e in edited["expectations"]:
+        if e["kwargs"]["column"] == "tier" and e["type"] == "expect_column_values_to_be_in_set":
+            e["kwargs"]["value_set"].append("diamond")
+    (tmp_path / "crm_customers.json").write_text(json.dumps(edited))
+    again = f"crm/exports/dt=2026-02-03/customers-20260203T050000Z-{run}.csv"
+    _put(ingestion, again, body)
+    edited_settings = ingestion.model_copy(update={"quality_suites_dir": tmp_path})
+    results = {r.object_key: r for r in CrmBridge(edited_settings).sync_once()}
+    assert (results[again].published, results[again].quarantined) == (3, 7)
+    records = _records_of(ingestion, again, 3)
+    assert sorted(r["customer_id"] for r in records) == [1, 7, 10]
 
 
 def test_bridge_killed_mid_file_loses_no_row(ingestion: StackSettings) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +81,81 @@ def test_a_replay_rebuilds_window_state_from_the_topics(ingestion: StackSettings
         assert replayed.job_id
     finally:
         cancel(s)
+
+
+def test_a_suite_edit_changes_what_the_gate_rejects_after_a_redeploy(
+    ingestion: StackSettings, tmp_path: Path
+) -> None:
+    """The gate is compiled from the clickstream suite at deploy: with ``page`` limited to 10
+    characters, a click with a longer page goes to the DLQ under that expectation and a
+    shorter one is counted; a suite with an expectation the stream cannot enforce is refused
+    before anything is deployed."""
+    from core.quality import SUITES_DIR
+    from streamfeat.dlq_review import Filters, entries
+    from streamfeat.job import running_job
+    from streamfeat.stack.errors import StackError
+
+    suite = json.loads((SUITES_DIR / "clickstream.json").read_text())
+    for e in suite["expectations"]:
+        if e["kwargs"]["column"] == "page" and e["type"].endswith("lengths_to_be_between"):
+            e["kwargs"]["max_value"] = 10
+    (tmp_path / "clickstream.json").write_text(json.dumps(suite))
+    edited = ingestion.model_copy(update={"quality_suites_dir": tmp_path})
+
+    unenforceable = tmp_path / "unenforceable"
+    unenforceable.mkdir()
+    suite["expectations"].append(
+        {
+            "type": "expect_column_mean_to_be_between",
+            "kwargs": {"column": "user_id", "max_value": 9},
+        }
+    )
+    (unenforceable / "clickstream.json").write_text(json.dumps(suite))
+    refused = ingestion.model_copy(update={"quality_suites_dir": unenforceable})
+    before = running_job(ingestion)
+    with pytest.raises(StackError, match=r"expect_column_mean_to_be_between\): a record-level"):
+        deploy(refused)
+    assert running_job(ingestion) == before  # refused before anything was submitted
+
+    cfg = job_config(
+        edited,
+        group_id=f"test-suite-{uuid.uuid4().hex[:6]}",
+        idle_timeout_ms=1000,
+        checkpoint_interval_ms=2000,
+        parallelism=JOB_PARALLELISM,
+    )
+    long_user, short_user = (850_000 + int(uuid.uuid4().int % 40_000) * 2 + i for i in (0, 1))
+    # ahead of every click sent before (the replay test's are 10-14 min ahead): a new group
+    # reads the topic from its start, and behind that watermark these would be late
+    now = int(time.time() * 1000) + 30 * MINUTE
+    mark = uuid.uuid4().hex
+    store = RedisOnlineStore.from_url(ingestion.redis_url)
+    deploy(edited, cfg)
+    try:
+        p = producer(ingestion)
+        for user, page in ((long_user, f"/{mark}"), (short_user, "/short")):
+            value = {"event_id": mark, "user_id": user, "event_type": "page_view",
+                     "page": page, "event_time": now, "properties": {}}  # fmt: skip
+            p.produce(CLICKSTREAM, key=str(user).encode(), value=json.dumps(value).encode())
+        assert p.flush(30) == 0
+        day = time.strftime("%Y-%m-%d", time.gmtime(now / 1000))
+
+        def filed() -> list[Any]:
+            return [
+                e
+                for e in entries(ingestion, Filters(day, "clickstream", "bad_page"))
+                if e.original is not None and mark.encode() in e.original
+            ]
+
+        (entry,) = wait_for("the long page in the DLQ under the edited suite", filed)
+        assert entry.expectation == "expect_column_value_lengths_to_be_between(page)"
+        assert "length 33" in entry.detail
+
+        def counted(user: int) -> Any:
+            row = store.read(USER_ACTIVITY, [user], now_ms=now + 1)[0]
+            return row.get("clicks_1h") or None
+
+        assert wait_for("the short page counted", lambda: counted(short_user)) == 1
+        assert counted(long_user) is None
+    finally:
+        cancel(ingestion)

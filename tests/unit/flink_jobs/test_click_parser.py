@@ -17,15 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.domain import CLICK_EVENT_TYPES
-from flink_jobs import sql
-from flink_jobs.logic.records import ClickEvent, parse_click
+from core.quality import Suite, compile_suite, repository_suite, rules_spec
+from flink_jobs.logic.records import CLICKSTREAM_SUITE, ClickEvent, parse_click
 from tests.unit.flink_jobs.helpers import click_value
 from tests.unit.flink_jobs.jvm_check import JvmCheck
 
 
 class JavaParser(JvmCheck):
-    def __init__(self) -> None:
-        super().__init__(sql.EVENT_TYPES)
+    def __init__(self, rules: str | None = None) -> None:
+        super().__init__(rules or rules_spec(repository_suite(CLICKSTREAM_SUITE)))
 
     def parse(self, value: bytes | None) -> str:
         return self.ask("-" if value is None else base64.b64encode(value).decode())
@@ -38,11 +38,11 @@ def java() -> Iterator[JavaParser]:
     parser.close()
 
 
-def python_answer(value: bytes | None) -> str:
+def python_answer(value: bytes | None, suite: Suite | None = None) -> str:
     """What ClickParserCheck prints for ``value``, computed by the reference."""
-    parsed = parse_click(value, 0, 0)
+    parsed = parse_click(value, 0, 0, suite)
     if not isinstance(parsed, ClickEvent):
-        return parsed.reason
+        return f"{parsed.reason} {parsed.expectation or '-'}"
     b64 = [base64.b64encode(s.encode()).decode() for s in (parsed.event_id, parsed.page)]
     return " ".join(
         ["ok", b64[0], str(parsed.user_id), parsed.event_type, b64[1], str(parsed.event_time)]
@@ -116,6 +116,13 @@ EDGES: list[bytes | None] = [
     b'{"event_id": "e"',
     b"\x00\x00\x00{",
     '{"event_id":"e"}'.encode("utf-16"),
+    click_value(event_id="e" * 128),
+    click_value(event_id="e" * 129),
+    click_value(page="😀" * 2048),  # 2,048 code points (4,096 UTF-16 units): valid
+    click_value(page="😀" * 2049),
+    click_value(user_id=1.0),
+    click_value(user_id=2**63),
+    click_value(event_type=1),
 ]
 
 
@@ -127,9 +134,10 @@ def test_java_parser_agrees_on_edge_cases(java: JavaParser, value: bytes | None)
 def test_the_reference_rejects_what_the_edge_cases_are_about(java: JavaParser) -> None:
     """The edge cases are not all valid by accident: most are rejections, of many reasons."""
     answers = [python_answer(v) for v in EDGES]
-    reasons = {a for a in answers if not a.startswith("ok ")}
+    reasons = {a.split(" ")[0] for a in answers if not a.startswith("ok ")}
     assert {"empty_value", "invalid_json", "not_an_object", "missing_field", "bad_type",
-            "bad_user_id", "bad_event_time", "unknown_event_type"} <= reasons  # fmt: skip
+            "bad_user_id", "bad_event_time", "unknown_event_type", "bad_event_id",
+            "bad_page"} <= reasons  # fmt: skip
     assert sum(a.startswith("ok ") for a in answers) >= 5
 
 
@@ -186,3 +194,60 @@ def test_java_parser_agrees_on_generated_clicks(java: JavaParser, value: bytes) 
 )
 def test_java_parser_agrees_on_any_bytes(java: JavaParser, value: bytes) -> None:
     assert java.parse(value) == python_answer(value)
+
+
+# ---- every expectation kind, through an extended suite ----------------------------------
+
+EXTRA = [
+    {"type": "expect_column_values_to_be_between",
+     "kwargs": {"column": "score", "min_value": -1.5, "max_value": 2**53 + 1, "strict_max": True}},
+    {"type": "expect_column_values_to_be_between",
+     "kwargs": {"column": "score", "min_value": -1, "strict_min": True}, "meta": {"reason": "low"}},
+    {"type": "expect_column_values_to_be_in_set",
+     "kwargs": {"column": "level", "value_set": [1, 2.5, True, "x", 9007199254740993]}},
+    {"type": "expect_column_values_to_match_regex",
+     "kwargs": {"column": "tag", "regex": "^[a-z]+-[0-9]{2,}$"}},
+    {"type": "expect_column_value_lengths_to_be_between",
+     "kwargs": {"column": "tag", "min_value": 4, "max_value": 7.5}},
+    {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": "flag", "type_": "bool"}},
+    {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": "ratio", "type_": "float"}},
+    {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": "items", "type_": "list"}},
+    {"type": "expect_column_to_exist", "kwargs": {"column": "tag"}},
+]  # fmt: skip
+EXTENDED = compile_suite(
+    {**repository_suite(CLICKSTREAM_SUITE).document,
+     "expectations": [*repository_suite(CLICKSTREAM_SUITE).document["expectations"], *EXTRA]}
+)  # fmt: skip
+EXTRA_VALUES = (
+    scalars
+    | st.sampled_from([-1, -1.5, -1.25, 2**53, 2**53 + 1, 2**53 + 2, 2.5, 9007199254740993,
+                       "ab-12", "abc-123", "a-1", "ab-1234567", "x", True, False, [], {}])
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def java_extended() -> Iterator[JavaParser]:
+    parser = JavaParser(rules_spec(EXTENDED))
+    yield parser
+    parser.close()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    extra=st.dictionaries(
+        st.sampled_from(["score", "level", "tag", "flag", "ratio", "items"]), EXTRA_VALUES
+    )
+)
+def test_java_parser_agrees_on_every_expectation_kind(
+    java_extended: JavaParser, extra: dict[str, Any]
+) -> None:
+    value = json.dumps({**json.loads(click_value()), **extra}).encode()
+    assert java_extended.parse(value) == python_answer(value, EXTENDED)
+
+
+def test_the_extended_suite_both_passes_and_fails(java_extended: JavaParser) -> None:
+    good = {"score": 0, "level": 2.5, "tag": "ab-12", "flag": False, "ratio": 0.5, "items": []}
+    value = json.dumps({**json.loads(click_value()), **good}).encode()
+    assert java_extended.parse(value).startswith("ok ")
+    bad = json.dumps({**json.loads(click_value()), **good, "score": -1}).encode()
+    assert java_extended.parse(bad) == "low expect_column_values_to_be_between(score)"

@@ -4,23 +4,25 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadConstraints;
+import io.streamfeat.flink.RecordRules.Kind;
+import io.streamfeat.flink.RecordRules.Value;
 import java.io.IOException;
+import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.Set;
 
 /**
  * The clickstream gate's parse: one Kafka record value to a {@link Click}, valid or naming
- * the first rule it breaks. The rules, their order and the reasons are those of
- * {@code flink_jobs.logic.records.parse_click} (the Python reference; a test compares the two
- * on generated input): the value must be one strict JSON document in UTF-8 and nothing after
- * it (orjson's rules: no BOM, no NaN, no number that overflows a double, no lone surrogate,
- * nesting at most 1024 deep); an object; then {@code event_id} (a non-empty string),
- * {@code user_id} (an int in [1, 2^63-1]), {@code event_type} (a string, then one of the
- * known types), {@code page} (a string), {@code event_time} (an int in [1, 2^63-1]),
- * {@code properties} (an object, if present and not null). An absent key is
- * {@code missing_field}; a key present with the wrong type, {@code null} included, is
- * {@code bad_type} or the field's own reason. Nothing here throws on any input.
+ * the first rule it breaks, as {@code flink_jobs.logic.records.parse_click} does (the Python
+ * reference; a test compares the two on generated input). The value must be one strict JSON
+ * document in UTF-8 and nothing after it (orjson's rules: no BOM, no NaN, no number that
+ * overflows a double, no lone surrogate, nesting at most 1024 deep) and an object; then the
+ * object must meet the clickstream suite's expectations ({@link RecordRules}, compiled from
+ * {@code core/suites/clickstream.json}), which guarantee the fields the job reads. Nothing
+ * here throws on any input.
  */
 public final class ClickParser {
   /** Nesting depth orjson accepts (1024 levels; one more is invalid). */
@@ -28,6 +30,8 @@ public final class ClickParser {
 
   /** Digits of the largest integer below Double.MAX_VALUE (~1.8e308). */
   private static final int MAX_FINITE_DIGITS = 309;
+
+  private static final BigInteger U64_MAX = BigInteger.ONE.shiftLeft(64).subtract(BigInteger.ONE);
 
   private static final JsonFactory JSON =
       JsonFactory.builder()
@@ -47,6 +51,8 @@ public final class ClickParser {
     public final String page;
     public final long eventTime;
     public final String reason;
+    /** The suite's expectation that failed ({@code type(column)}); null if none was reached. */
+    public final String expectation;
     public final String detail;
 
     Click(String eventId, long userId, String eventType, String page, long eventTime) {
@@ -56,16 +62,18 @@ public final class ClickParser {
       this.page = page;
       this.eventTime = eventTime;
       this.reason = null;
+      this.expectation = null;
       this.detail = null;
     }
 
-    Click(String reason, String detail) {
+    Click(String reason, String expectation, String detail) {
       this.eventId = null;
       this.userId = 0;
       this.eventType = null;
       this.page = null;
       this.eventTime = 0;
       this.reason = reason;
+      this.expectation = expectation;
       this.detail = detail;
     }
   }
@@ -79,45 +87,13 @@ public final class ClickParser {
     }
   }
 
-  /** One top-level value: its JSON kind, and its value where the rules read it. */
-  private enum Kind {
-    STRING,
-    INT,
-    BIG_INT,
-    FLOAT,
-    TRUE,
-    FALSE,
-    NULL,
-    OBJECT,
-    ARRAY
-  }
-
-  private static final class Field {
-    Kind kind;
-    String text;
-    long number;
-    String shown;
-  }
-
   private static final class Cache {
     byte[] value;
-    String types;
+    String spec;
     Click click;
   }
 
   private static final ThreadLocal<Cache> LAST = ThreadLocal.withInitial(Cache::new);
-
-  private static final class TypeSet {
-    final String spec;
-    final Set<String> names;
-
-    TypeSet(String spec) {
-      this.spec = spec;
-      this.names = Set.of(spec.split("\\|"));
-    }
-  }
-
-  private static final ThreadLocal<TypeSet> TYPES = new ThreadLocal<>();
 
   private ClickParser() {}
 
@@ -126,52 +102,50 @@ public final class ClickParser {
    * the source's watermark generator and the gate after it, chained in one thread, ask for
    * the same record in turn and the JSON is parsed once.
    */
-  public static Click parseCached(byte[] value, String eventTypes) {
+  public static Click parseCached(byte[] value, String spec) {
     Cache last = LAST.get();
     if (last.click != null
         && Arrays.equals(last.value, value)
-        && (last.types == eventTypes || last.types.equals(eventTypes))) {
+        && (last.spec == spec || last.spec.equals(spec))) {
       return last.click;
     }
-    Click click = parse(value, eventTypes);
+    Click click = parse(value, spec);
     last.value = value == null ? null : value.clone();
-    last.types = eventTypes;
+    last.spec = spec;
     last.click = click;
     return click;
   }
 
-  /** The parse of one record value; {@code eventTypes} the known types joined by '|'. */
-  public static Click parse(byte[] value, String eventTypes) {
+  /** The parse of one record value; {@code spec} the suite's rules (core.quality.rules_spec). */
+  public static Click parse(byte[] value, String spec) {
     try {
-      return check(value, typeSet(eventTypes));
+      RecordRules rules = RecordRules.of(spec);
+      Map<String, Value> record = object(value, rules.columns());
+      RecordRules.Broken broken = rules.check(record);
+      if (broken != null) {
+        return new Click(broken.reason, broken.expectation, broken.detail);
+      }
+      return new Click(
+          string(record, "event_id"),
+          integer(record, "user_id"),
+          string(record, "event_type"),
+          string(record, "page"),
+          integer(record, "event_time"));
     } catch (Bad bad) {
-      return new Click(bad.reason, bad.getMessage());
+      return new Click(bad.reason, null, bad.getMessage());
     }
   }
 
-  private static Set<String> typeSet(String spec) {
-    TypeSet known = TYPES.get();
-    if (known == null || !known.spec.equals(spec)) {
-      known = new TypeSet(spec);
-      TYPES.set(known);
-    }
-    return known.names;
-  }
-
-  private static Click check(byte[] value, Set<String> eventTypes) throws Bad {
+  /** The top-level values of a JSON object that {@code columns} name (the last of equal keys). */
+  private static Map<String, Value> object(byte[] value, Set<String> columns) throws Bad {
     if (value == null) {
       throw new Bad("empty_value", "null value");
     }
-    Field eventId = null;
-    Field userId = null;
-    Field eventType = null;
-    Field page = null;
-    Field eventTime = null;
-    Field properties = null;
     String problem = Utf8.problem(value);
     if (problem != null) {
       throw new Bad("invalid_json", problem);
     }
+    Map<String, Value> record = new HashMap<>();
     try (JsonParser p = JSON.createParser(value)) {
       JsonToken root = p.nextToken();
       if (root == null) {
@@ -184,16 +158,9 @@ public final class ClickParser {
       }
       for (JsonToken t = p.nextToken(); t != JsonToken.END_OBJECT; t = p.nextToken()) {
         String name = checked(p.currentName());
-        JsonToken v = p.nextToken();
-        Field f = field(p, v);
-        switch (name) {
-          case "event_id" -> eventId = f;
-          case "user_id" -> userId = f;
-          case "event_type" -> eventType = f;
-          case "page" -> page = f;
-          case "event_time" -> eventTime = f;
-          case "properties" -> properties = f;
-          default -> { }
+        Value v = field(p, p.nextToken());
+        if (columns.contains(name)) {
+          record.put(name, v);
         }
       }
       end(p);
@@ -202,21 +169,27 @@ public final class ClickParser {
       int cut = message.indexOf('\n');
       throw new Bad("invalid_json", cut < 0 ? cap(message) : cap(message.substring(0, cut)));
     }
-    String id = string(eventId, "event_id");
-    if (id.isEmpty()) {
-      throw new Bad("bad_type", "event_id is empty");
+    return record;
+  }
+
+  /**
+   * A field the job reads, which the suite guarantees (core.quality.Suite.requires, checked
+   * at deploy); should it not, the record is refused, never the job failed.
+   */
+  private static String string(Map<String, Value> record, String name) throws Bad {
+    Value v = record.get(name);
+    if (v == null || v.kind != Kind.STRING) {
+      throw new Bad("bad_type", name + " is not a string (the suite does not require it)");
     }
-    long user = positiveInt(userId, "user_id", "bad_user_id");
-    String type = string(eventType, "event_type");
-    if (!eventTypes.contains(type)) {
-      throw new Bad("unknown_event_type", "event_type " + eventType.shown);
+    return v.text;
+  }
+
+  private static long integer(Map<String, Value> record, String name) throws Bad {
+    Value v = record.get(name);
+    if (v == null || v.kind != Kind.INT) {
+      throw new Bad("bad_type", name + " is not an int64 (the suite does not require it)");
     }
-    String pageText = string(page, "page");
-    long time = positiveInt(eventTime, "event_time", "bad_event_time");
-    if (properties != null && properties.kind != Kind.NULL && properties.kind != Kind.OBJECT) {
-      throw new Bad("bad_type", "properties=" + properties.shown + " is not an object");
-    }
-    return new Click(id, user, type, pageText, time);
+    return v.number.longValueExact();
   }
 
   /** After the root value: nothing but whitespace. */
@@ -227,78 +200,52 @@ public final class ClickParser {
     }
   }
 
-  private static String string(Field f, String name) throws Bad {
-    if (f == null) {
-      throw new Bad("missing_field", name + " is missing");
-    }
-    if (f.kind != Kind.STRING) {
-      throw new Bad("bad_type", name + "=" + f.shown + " is not a string");
-    }
-    return f.text;
-  }
-
-  private static long positiveInt(Field f, String name, String reason) throws Bad {
-    if (f == null) {
-      throw new Bad("missing_field", name + " is missing");
-    }
-    if (f.kind != Kind.INT || f.number < 1) {
-      throw new Bad(reason, name + "=" + f.shown + " is not an int in [1, 2^63-1]");
-    }
-    return f.number;
-  }
-
   /** The value at token {@code t}, read (a container's content is checked and skipped). */
-  private static Field field(JsonParser p, JsonToken t) throws IOException, Bad {
-    Field f = new Field();
+  private static Value field(JsonParser p, JsonToken t) throws IOException, Bad {
     switch (t) {
       case VALUE_STRING -> {
-        f.kind = Kind.STRING;
-        f.text = checked(p.getText());
-        f.shown = shown(f.text);
+        String text = checked(p.getText());
+        return new Value(Kind.STRING, text, null, shown(text));
       }
       case VALUE_NUMBER_INT -> {
         overflowsDouble(p);
-        JsonParser.NumberType type = p.getNumberType();
-        if (type == JsonParser.NumberType.BIG_INTEGER) {
+        String shown = cap(p.getText());
+        if (p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
           BigInteger big = p.getBigIntegerValue();
-          finite(big.doubleValue());
-          f.kind = Kind.BIG_INT;
-        } else {
-          f.kind = Kind.INT;
-          f.number = p.getLongValue();
+          double d = big.doubleValue();
+          finite(d);
+          // orjson's reading: an integer that fits an unsigned 64-bit int stays an integer,
+          // a larger one (or one below -2^63) becomes the nearest double
+          return big.signum() > 0 && big.compareTo(U64_MAX) <= 0
+              ? new Value(Kind.BIG_INT, null, new BigDecimal(big), shown)
+              : new Value(Kind.FLOAT, null, new BigDecimal(d), shown);
         }
-        f.shown = cap(p.getText());
+        return new Value(Kind.INT, null, BigDecimal.valueOf(p.getLongValue()), shown);
       }
       case VALUE_NUMBER_FLOAT -> {
-        finite(p.getDoubleValue());
-        f.kind = Kind.FLOAT;
-        f.shown = cap(p.getText());
+        double d = p.getDoubleValue();
+        finite(d);
+        return new Value(Kind.FLOAT, null, new BigDecimal(d), cap(p.getText()));
       }
       case VALUE_TRUE -> {
-        f.kind = Kind.TRUE;
-        f.shown = "true";
+        return new Value(Kind.TRUE, null, null, "true");
       }
       case VALUE_FALSE -> {
-        f.kind = Kind.FALSE;
-        f.shown = "false";
+        return new Value(Kind.FALSE, null, null, "false");
       }
       case VALUE_NULL -> {
-        f.kind = Kind.NULL;
-        f.shown = "null";
+        return new Value(Kind.NULL, null, null, "null");
       }
       case START_OBJECT -> {
         skipValue(p, t);
-        f.kind = Kind.OBJECT;
-        f.shown = "{...}";
+        return new Value(Kind.OBJECT, null, null, "{...}");
       }
       case START_ARRAY -> {
         skipValue(p, t);
-        f.kind = Kind.ARRAY;
-        f.shown = "[...]";
+        return new Value(Kind.ARRAY, null, null, "[...]");
       }
       default -> throw new Bad("invalid_json", "unexpected token " + t);
     }
-    return f;
   }
 
   /** Reads past the value starting at {@code t}, checking every string and number in it. */

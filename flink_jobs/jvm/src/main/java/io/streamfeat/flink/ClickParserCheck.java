@@ -8,9 +8,10 @@ import java.util.Base64;
 
 /**
  * {@link ClickParser} from the command line, to compare it with the Python reference:
- * {@code java -cp <udf jars> io.streamfeat.flink.ClickParserCheck <event types>} reads one
+ * {@code java -cp <udf jars> io.streamfeat.flink.ClickParserCheck <rules>} reads one
  * record value per line (base64; a line "-" is a null value) and prints one line each:
- * {@code ok <event_id b64> <user_id> <event_type> <page b64> <event_time>} or the reason.
+ * {@code ok <event_id b64> <user_id> <event_type> <page b64> <event_time>} or the reason and
+ * the failed expectation ({@code -} if none). {@code <rules>}: core.quality.rules_spec.
  * With {@code --plausible} instead: lines {@code ms ingest_ms floor_ms ahead_ms} in, 1 or 0
  * out ({@link EventTimes#plausible}). With {@code --last-two}: lines of events
  * {@code time,version,value} separated by {@code ;}, in groups separated by {@code |} (each
@@ -61,7 +62,7 @@ public final class ClickParserCheck {
       byte[] value = line.equals("-") ? null : dec.decode(line.trim());
       ClickParser.Click c = ClickParser.parse(value, args[0]);
       if (c.reason != null) {
-        out.println(c.reason);
+        out.println(c.reason + " " + (c.expectation == null ? "-" : c.expectation));
       } else {
         out.println(
             String.join(

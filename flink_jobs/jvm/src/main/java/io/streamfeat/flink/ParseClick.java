@@ -5,9 +5,11 @@ import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.types.Row;
 
 /**
- * {@code PARSE_CLICK(v, event_types)}: a clickstream record value parsed and checked once
- * ({@link ClickParser}); {@code reason} is NULL for a valid click, else the DLQ reason and
- * {@code detail} what broke it. {@code event_types}: the known types joined by '|'.
+ * {@code PARSE_CLICK(v, rules)}: a clickstream record value parsed and checked once against
+ * the clickstream suite ({@link ClickParser}); {@code reason} is NULL for a valid click, else
+ * the DLQ reason, {@code expectation} the suite's expectation it failed (NULL when the value
+ * is not a JSON object) and {@code detail} what broke it. {@code rules}: the suite's rules
+ * (core.quality.rules_spec).
  */
 public final class ParseClick extends ScalarFunction {
   /**
@@ -21,12 +23,12 @@ public final class ParseClick extends ScalarFunction {
 
   @DataTypeHint(
       "ROW<event_id STRING, user_id BIGINT, event_type STRING, page STRING, event_time BIGINT,"
-          + " reason STRING, detail STRING>")
-  public Row eval(byte[] value, String eventTypes) {
-    ClickParser.Click c = ClickParser.parseCached(value, eventTypes);
+          + " reason STRING, expectation STRING, detail STRING>")
+  public Row eval(byte[] value, String rules) {
+    ClickParser.Click c = ClickParser.parseCached(value, rules);
     if (c.reason != null) {
-      return Row.of(null, null, null, null, null, c.reason, c.detail);
+      return Row.of(null, null, null, null, null, c.reason, c.expectation, c.detail);
     }
-    return Row.of(c.eventId, c.userId, c.eventType, c.page, c.eventTime, null, null);
+    return Row.of(c.eventId, c.userId, c.eventType, c.page, c.eventTime, null, null, null);
   }
 }
