@@ -86,6 +86,8 @@ class CommitResult:
     skipped: tuple[str, ...] = ()
     """Files without the partition columns inside (written by an older job): not added,
     since Iceberg could not place them in a partition."""
+    files: tuple[str, ...] = ()
+    """The files added."""
 
 
 def commit(settings: StackSettings, files: Sequence[str] | None = None) -> CommitResult:
@@ -117,4 +119,5 @@ def commit(settings: StackSettings, files: Sequence[str] | None = None) -> Commi
         len(files) - len(new) - len(skipped),
         snapshot.snapshot_id if snapshot else None,
         tuple(skipped),
+        tuple(new),
     )

@@ -41,6 +41,7 @@ from batch.point_in_time import (
     parse_features,
     spine_keys,
 )
+from batch.quality import DOCS_PREFIX, refused_partitions
 from core import lineage
 from core.features import FEATURE_VIEWS, FeatureView
 from core.offline import OFFLINE_PREFIX
@@ -137,6 +138,8 @@ class OfflineRead:
     snapshot_id: int
     table: str
     row_filter: str
+    first_ms: int = 0
+    """The earliest event time read (the spine's first instant less the longest TTL)."""
 
 
 def read_offline(
@@ -193,7 +196,7 @@ def read_offline(
     if len(unique) > _IN_FILTER_MAX:
         rows = rows.filter(pc.is_in(rows["entity_id"], value_set=pa.array(unique)))
     described = f"view in {views}, {lo} <= event_time <= {last_ms}, entity_id in spine"
-    return OfflineRead(rows, snap.snapshot_id, TABLE, described)
+    return OfflineRead(rows, snap.snapshot_id, TABLE, described, lo)
 
 
 # ---- output ------------------------------------------------------------------------------
@@ -285,10 +288,13 @@ def build(
     emitter: LineageEmitter | None = None,
     progress: Callable[[str], None] = lambda _: None,
     views: Sequence[FeatureView] = FEATURE_VIEWS,
+    allow_failed_partitions: bool = False,
 ) -> BuildResult:
     """Build training set ``name`` (module docstring); raises :class:`TrainingSetError` with
     what failed and how to fix it. ``views``: those ``features`` may name (the declared
-    ones, and registered ones the job computes)."""
+    ones, and registered ones the job computes). A partition of the offline table the read
+    touches whose latest Great Expectations validation failed (batch/quality.py) is refused
+    unless ``allow_failed_partitions`` (then reported through ``progress``)."""
     check_name(name)
     requested = parse_features(features, views)
     spec = build_spec(settings, name=name, requested=requested, spine=spine)
@@ -318,6 +324,22 @@ def build(
             f"offline: {offline.rows.num_rows} rows of {offline.table} "
             f"snapshot {offline.snapshot_id}"
         )
+        refused = refused_partitions(
+            settings,
+            offline.first_ms,
+            int(ts.max()),
+            sorted({r.view.entity.name for r in requested}),
+        )
+        if refused and not allow_failed_partitions:
+            listed = "; ".join(f"{r.partition}: {', '.join(r.failed)}" for r in refused)
+            raise TrainingSetError(
+                f"{len(refused)} offline partition(s) this set reads failed their data-quality "
+                f"validation ({listed}) (fix: see the Data Docs at s3://"
+                f"{settings.s3.lake_bucket}/{DOCS_PREFIX}/index.html; repair and "
+                "`streamfeat offline validate`, or build with --allow-failed-partitions)"
+            )
+        for r in refused:
+            progress(f"  ! reading {r.partition} although it failed {', '.join(r.failed)}")
         counts = pc.value_counts(offline.rows["view"]).to_pylist() if offline.rows.num_rows else []
         per_view = {c["values"]: c["counts"] for c in counts}
         if not per_view:

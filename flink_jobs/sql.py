@@ -120,6 +120,7 @@ JAVA_FUNCTIONS = {
     "updated_rows": "io.streamfeat.flink.UpdatedRows",
     "latest_value": "io.streamfeat.flink.LatestValue",
     "approx_distinct": "io.streamfeat.flink.ApproxDistinct",
+    "dq_verdict": "io.streamfeat.flink.QualityVerdict",
 }
 """The job's Java functions (flink_jobs/jvm): SQL name -> class, registered by the job."""
 
@@ -166,14 +167,19 @@ def clicks_gate(cfg: JobConfig, c: LatenessClass) -> str:
     sessions, the lags); the job computes it once behind a DataStream boundary instead
     (feature_job.computed_once): the event time leaves as ``t0`` (the rowtime: it becomes the record
     timestamps) and comes back as ``ts``, with the source's own watermarks. ``reason`` is
-    the parser's, else ``implausible_event_time`` (:func:`plausible_ts`), else ``late``."""
-    return f"""
-SELECT kp, ko, kts, ts AS t0, k, v, c.user_id, c.event_type, c.page, c.event_time,
-  CASE
+    the parser's, else ``implausible_event_time`` (:func:`plausible_ts`), else ``late``;
+    the primary class's verdicts are counted as Flink metrics (``dq_verdict``: the other
+    classes read the same records again)."""
+    verdict = f"""CASE
     WHEN c.reason IS NOT NULL THEN c.reason
     WHEN ts <= {IMPLAUSIBLE_TS} THEN 'implausible_event_time'
     WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late'
-  END AS reason,
+  END"""
+    if c.primary:
+        verdict = f"dq_verdict('clickstream', {verdict})"
+    return f"""
+SELECT kp, ko, kts, ts AS t0, k, v, c.user_id, c.event_type, c.page, c.event_time,
+  {verdict} AS reason,
   c.expectation AS expectation, c.detail AS detail
 FROM (SELECT *, {parse_click(cfg)} AS c FROM clicks_raw{c.suffix})"""
 
@@ -238,7 +244,7 @@ def orders_gate() -> str:
     return f"""
 SELECT kp, ko, kts, ts AS t0, k, v, op, order_id, customer_id, amount_cents, order_ms, src_ms,
   commit_lsn, lsn,
-  CASE
+  dq_verdict('orders', CASE
     WHEN NOT (js IS JSON OBJECT) THEN 'invalid_json'
     WHEN op IS NULL OR op NOT IN ('c', 'r', 'u', 'd') THEN 'invalid_op'
     WHEN op IN ('u', 'd') THEN CAST(NULL AS STRING)
@@ -250,7 +256,7 @@ SELECT kp, ko, kts, ts AS t0, k, v, op, order_id, customer_id, amount_cents, ord
     WHEN lsn IS NULL THEN 'bad_source'
     WHEN ts <= {IMPLAUSIBLE_TS} THEN 'implausible_event_time'
     WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late'
-  END AS reason
+  END) AS reason
 FROM (
   SELECT kp, ko, kts, ts, k, v, js, op, order_id, customer_id, amount_cents, order_ms, src_ms,
     lsn,

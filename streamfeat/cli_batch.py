@@ -50,6 +50,13 @@ def build(
         int | None,
         typer.Option(help="Iceberg snapshot to read (a manifest's, to rebuild); default: current."),
     ] = None,
+    allow_failed_partitions: Annotated[
+        bool,
+        typer.Option(
+            help="Read offline partitions whose data-quality validation failed (refused by "
+            "default; docs/data-quality.md)."
+        ),
+    ] = False,
 ) -> None:
     """Join the spine point-in-time with the requested features; write Parquet + manifest
     under s3://<lake>/training-sets/NAME/<run-id>/."""
@@ -77,6 +84,7 @@ def build(
             emitter=emitter(settings),
             progress=out.print,
             views=(*FEATURE_VIEWS, *registered),
+            allow_failed_partitions=allow_failed_partitions,
         )
     except TrainingSetError as exc:
         fail("training-set", str(exc))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from core.settings import load_settings
+from core.settings import StackSettings, load_settings
 from streamfeat.console import fail, out
 from streamfeat.dlq_review import Filters
 
@@ -62,6 +62,28 @@ def ls(date: Date = None, source: Source = None, reason: Reason = None) -> None:
         table.add_row(day, src, why, expectation, f"{n:,}")
     out.print(table)
     out.print(f"{sum(got.values()):,} entries")
+    _running_counts(settings)
+
+
+def _running_counts(settings: StackSettings) -> None:
+    """The running job's gate counts (Flink metrics since its start), if one runs."""
+    from streamfeat.cli_ingest import quality_lines
+    from streamfeat.flink_client import FlinkClient
+    from streamfeat.job import running_job
+    from streamfeat.stack.base import StackContext
+    from streamfeat.stack.errors import StackError
+
+    try:
+        job_id = running_job(settings)
+        if job_id is None:
+            return
+        lines = quality_lines(FlinkClient(StackContext(settings)).quality_counts(job_id))
+    except StackError:
+        return  # Flink not up: the DLQ on S3 is still reviewable
+    if lines:
+        out.print("the running job's gates since its start (Flink metrics):")
+        for line in lines:
+            out.print(line, highlight=False)
 
 
 @dlq_app.command("show")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from core.settings import load_settings
+from core.settings import StackSettings, load_settings
 from core.topics import catalogue
 from streamfeat.console import fail, fail_with, out, short
 from streamfeat.stack.errors import StackError
@@ -96,9 +96,8 @@ def bridge_run(
 ) -> None:
     """Import new/changed CRM exports from S3 into crm.customers (DLQ for bad rows)."""
     from connectors.crm.bridge import CrmBridge
-    from streamfeat.cli_lineage import emitter
-
     from core.quality import SuiteError
+    from streamfeat.cli_lineage import emitter
 
     settings = load_settings()
     try:
@@ -260,12 +259,30 @@ def job_status() -> None:
     try:
         restarts = client.restarts(job_id)
         cause = client.exceptions(job_id) if restarts else ""
+        verdicts = client.quality_counts(job_id)
     except StackError as exc:
         fail_with(exc)
     plural = "" if restarts == 1 else "s"
     out.print(f"  feature job {job_id} RUNNING, {restarts} restart{plural} since deploy")
     if cause:
         out.print(f"  last failure: {cause}")
+    for line in quality_lines(verdicts):
+        out.print(line)
+
+
+def quality_lines(verdicts: dict[tuple[str, str], int]) -> list[str]:
+    """The gates' counts since the job started, one line per source: good, then each
+    reason (docs/data-quality.md)."""
+    lines = []
+    for source in sorted({s for s, _ in verdicts}):
+        mine = {v: n for (s, v), n in verdicts.items() if s == source}
+        good = mine.pop("good", 0)
+        bad = ", ".join(f"{v} {n:,}" for v, n in sorted(mine.items(), key=lambda x: -x[1]))
+        lines.append(
+            f"  {source}: {good:,} good, {sum(mine.values()):,} to the DLQ"
+            + (f" ({bad})" if bad else "")
+        )
+    return lines
 
 
 @job_app.command("stop")
@@ -347,11 +364,16 @@ def offline_commit(
             "stops it). A failed round is reported and retried at the next one."
         ),
     ] = None,
+    validate: Annotated[
+        bool, typer.Option(help="Validate the partitions that received files.")
+    ] = True,
 ) -> None:
-    """Add the job's finished Parquet files to the Iceberg table (idempotent)."""
+    """Add the job's finished Parquet files to the Iceberg table (idempotent), then validate
+    the partitions that received files (Great Expectations; docs/data-quality.md)."""
     import time
 
     from batch.iceberg import TABLE, commit
+    from batch.quality import partitions_of
 
     settings = load_settings()
     while True:
@@ -375,9 +397,60 @@ def offline_commit(
                 f"  {TABLE}: {result.added} file(s) added, {result.already} already in, "
                 f"snapshot {result.snapshot_id}{skipped}"
             )
+            if result.added and validate:
+                _validate(settings, partitions_of(result.files), strict=every is None)
         if every is None:
             return
         time.sleep(every)
+
+
+def _validate(
+    settings: StackSettings, partitions: list[tuple[str, str]] | None, *, strict: bool
+) -> None:
+    from batch.quality import validate_partitions
+
+    try:
+        results = validate_partitions(settings, partitions, progress=out.print)
+    except Exception as exc:
+        if strict:
+            fail(
+                "offline",
+                f"data-quality validation failed to run: {exc}",
+                log=settings.home / "gx",
+                fix="is the stack up (`streamfeat status`)? then `streamfeat offline validate`",
+            )
+        out.print(f"  ! data-quality validation failed to run: {exc}")
+        return
+    bad = [r for r in results if not r.success]
+    if bad:
+        out.print(
+            f"  ! {len(bad)} partition(s) failed their expectations: the training-set builder "
+            "refuses them (docs/data-quality.md)"
+        )
+
+
+@offline_app.command("validate")
+def offline_validate(
+    date: Annotated[str | None, typer.Option(help="Only this event date (YYYY-MM-DD).")] = None,
+    entity: Annotated[str | None, typer.Option(help="Only this entity type.")] = None,
+) -> None:
+    """Validate committed offline partitions with Great Expectations (the suite
+    core/suites/batch/offline_feature_rows.json); keep the results and the Data Docs on S3."""
+    from batch.quality import partitions_of
+    from core.offline import committed_files
+
+    settings = load_settings()
+    try:
+        partitions = [
+            (d, e)
+            for d, e in partitions_of(committed_files(settings))
+            if date in (None, d) and entity in (None, e)
+        ]
+    except Exception as exc:
+        fail("offline", f"cannot list the offline table: {exc}", fix="streamfeat status s3")
+    if not partitions:
+        fail("offline", "no committed partition matches", fix="streamfeat offline commit")
+    _validate(settings, partitions, strict=True)
 
 
 def _print_via_api(ids: list[int]) -> None:

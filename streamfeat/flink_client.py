@@ -283,6 +283,29 @@ class FlinkClient:
             }
         return out
 
+    def quality_counts(self, job_id: str) -> dict[tuple[str, str], int]:
+        """(source, verdict) -> records since the job started (the gates' ``dq_verdict``
+        counters, summed over subtasks): verdict ``good`` or a DLQ reason."""
+        out: dict[tuple[str, str], int] = {}
+        vertices = self.job(job_id).get("vertices")
+        for v in vertices if isinstance(vertices, list) else []:
+            path = f"/jobs/{job_id}/vertices/{v['id']}/subtasks/metrics"
+            listed: object = self._get(path)
+            names = [
+                str(m["id"])
+                for m in (listed if isinstance(listed, list) else [])
+                if isinstance(m, dict) and ".streamfeat_dq." in str(m.get("id"))
+            ]
+            if not names:
+                continue
+            got: object = self._get(f"{path}?get={','.join(names)}&agg=sum")
+            for m in got if isinstance(got, list) else []:
+                if not isinstance(m, dict) or m.get("sum") is None:
+                    continue
+                source, verdict = str(m["id"]).split(".streamfeat_dq.", 1)[1].split(".", 1)
+                out[(source, verdict)] = out.get((source, verdict), 0) + int(float(m["sum"]))
+        return out
+
     def exceptions(self, job_id: str) -> str:
         data = self._get(f"/jobs/{job_id}/exceptions")
         root = data.get("root-exception") or ""

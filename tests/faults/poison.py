@@ -59,31 +59,38 @@ def _kinds(n: int, now_ms: int, rng: random.Random) -> list[Callable[[], bytes |
         with_(event_time=2**63 - 1),
         with_(event_time=5_000),  # 1970
         with_(properties=[1]),
+        with_(event_id=""),
+        with_(event_id="e" * 129),
+        with_(page="/" + "p" * 4096),  # longer than the suite allows
         with_(event_type="dance", page="/" + "x" * 200_000),  # huge
         lambda: rng.randbytes(rng.randrange(1, 300_000)),  # noise, up to 300 KB
     ]
 
 
-def expected_reason(value: bytes | None, produced_ms: int, ahead_ms: int) -> str | None:
-    """The reason the job must file ``value`` under, or None for a valid click."""
+def expected_reason(
+    value: bytes | None, produced_ms: int, ahead_ms: int
+) -> tuple[str, str | None] | None:
+    """The reason the job must file ``value`` under and the clickstream suite's expectation
+    it names (None for the job's own rules), or None for a valid click."""
     parsed = parse_click(value, 0, 0)
     if isinstance(parsed, Rejection):
-        return parsed.reason
+        return parsed.reason, parsed.expectation
     if not plausible_event_time(parsed.event_time, produced_ms, ahead_ms=ahead_ms):
-        return "implausible_event_time"
+        return "implausible_event_time", None
     return None
 
 
 def poison(
     count: int, *, now_ms: int, ahead_ms: int, seed: int = 5
-) -> list[tuple[bytes, bytes | None, str]]:
-    """``count`` poison records (key, value, reason), cycling through every kind."""
+) -> list[tuple[bytes, bytes | None, str, str | None]]:
+    """``count`` poison records (key, value, reason, expectation), cycling through every
+    kind."""
     rng = random.Random(seed)
-    out: list[tuple[bytes, bytes | None, str]] = []
+    out: list[tuple[bytes, bytes | None, str, str | None]] = []
     for n in range(count):
         kinds = _kinds(n, now_ms, rng)
         value = kinds[n % len(kinds)]()
-        reason = expected_reason(value, now_ms, ahead_ms)
-        assert reason is not None, f"poison kind {n % len(kinds)} is a valid click"
-        out.append((b"poison-%d" % n, value, reason))
+        verdict = expected_reason(value, now_ms, ahead_ms)
+        assert verdict is not None, f"poison kind {n % len(kinds)} is a valid click"
+        out.append((b"poison-%d" % n, value, *verdict))
     return out

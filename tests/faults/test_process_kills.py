@@ -313,8 +313,8 @@ def test_process_killed_mid_stream_loses_and_duplicates_nothing(
         entries = wait_for(
             "every poison record in the DLQ", lambda: _dlq_complete(s, len(bad)), 180
         )
-        got = Counter((e["reason"], _b64(e["original_b64"])) for e in entries)
-        assert got == Counter((reason, value) for _, value, reason in bad)
+        got = Counter((e["reason"], e.get("expectation"), _b64(e["original_b64"])) for e in entries)
+        assert got == Counter((reason, expectation, value) for _, value, reason, expectation in bad)
         at = {(e["coordinates"]["partition"], e["coordinates"]["offset"]) for e in entries}
         assert len(at) == len(entries)
         assert {e["coordinates"]["topic"] for e in entries} == {SCRATCH.clicks_topic}

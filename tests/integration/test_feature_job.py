@@ -1182,6 +1182,14 @@ def test_malformed_clicks_reach_the_dlq_with_their_reason(feature_job: StackSett
     )  # fmt: skip
     assert empty[0]["original_b64"] is None and _b64(empty[0]["original_key_b64"]) == key
     assert client.restarts(job_id) == restarts
+    # the gate counts its verdicts as Flink metrics (reported every few seconds)
+    _send(s, CLICKSTREAM, [(key, valid)])
+    verdicts = wait_for(
+        "the gate's counters",
+        lambda: (v := client.quality_counts(job_id)).get(("clickstream", "good")) and v,
+    )
+    for reason, values in cases.items():
+        assert verdicts[("clickstream", reason)] >= len(values), reason
 
 
 def test_implausible_event_times_reach_the_dlq_and_never_move_the_watermark(

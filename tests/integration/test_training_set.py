@@ -13,6 +13,7 @@ import io
 import random
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -263,3 +264,66 @@ def test_build_errors_say_what_to_fix(supervisor: object, stack_settings: StackS
     assert f"spine {absent} not found" in missing.output
     with pytest.raises(TrainingSetError, match="no finished build"):
         read_manifest(s, name)  # a failed build leaves no manifest
+
+
+def test_offline_partitions_are_validated_and_a_failed_one_is_refused(
+    supervisor: object, stack_settings: StackSettings
+) -> None:
+    """Two partitions of their own dates, committed and validated by Great Expectations
+    through `streamfeat offline validate`: one good (a version written twice: a warning), one
+    with a row outside its event date (a failure); results and Data Docs kept on S3; a
+    training set reading the failed partition is refused, unless forced."""
+    from batch.quality import DOCS_PREFIX, latest_results
+    from batch.training_set import build
+
+    s = stack_settings
+    a = 9_500_000 + random.randrange(100_000)
+    day = random.randrange(1, 28)
+    good_day, bad_day = f"2025-01-{day:02d}", f"2025-02-{day:02d}"
+    t_good = int(datetime.strptime(good_day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) * 1000
+    t_bad = int(datetime.strptime(bad_day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) * 1000
+    ua = "user_sessions"
+    twice = _row(ua, a, {"last_session_events": "3"}, t_good + HOUR, click_version(t_good, 1, 1))
+    good = [twice, twice, _row(ua, a, {"last_session_events": "4"}, t_good + 2 * HOUR,
+                               click_version(t_good + 2 * HOUR, 1, 2))]  # fmt: skip
+    outside = t_bad - HOUR  # the day before its partition's
+    bad = [
+        _row(ua, a, {"last_session_events": "5"}, t_bad + HOUR, click_version(t_bad + HOUR, 1, 3)),
+        _row(ua, a, {"last_session_events": "6"}, outside, click_version(outside, 1, 4)),
+    ]
+    files = [_write_part(s, good_day, good), _write_part(s, bad_day, bad)]
+    assert commit(s, files).added == 2
+
+    for date in (good_day, bad_day):
+        args = ["offline", "validate", "--date", date, "--entity", "customer"]
+        done = CliRunner().invoke(app, args, env=stack_env(s))
+        assert done.exit_code == 0, done.output
+        assert f"event_date={date}/entity=customer" in done.output
+    results = {r.date: r for r in latest_results(s, [good_day, bad_day], ["customer"])}
+    assert results[good_day].success and results[good_day].rows == 3
+    assert results[good_day].warnings == [
+        "expect_compound_columns_to_be_unique(view,entity_id,grp,version)"
+    ]
+    assert not results[bad_day].success
+    assert results[bad_day].failed == ["expect_column_values_to_be_between(event_time)"]
+    s3 = s3_client(s)
+    index = s3.get_object(Bucket=s.s3.lake_bucket, Key=f"{DOCS_PREFIX}/index.html")
+    assert "offline_feature_rows" in index["Body"].read().decode()
+
+    spine_key = f"spines/{uuid.uuid4().hex}.parquet"
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"customer_id": [a], "label_time": [t_bad + 3 * HOUR]}), buf)
+    s3.put_object(Bucket=s.s3.lake_bucket, Key=spine_key, Body=buf.getvalue())
+    spine = f"s3://{s.s3.lake_bucket}/{spine_key}"
+    kwargs: dict[str, Any] = {
+        "name": f"dq_{uuid.uuid4().hex[:8]}",
+        "spine": spine,
+        "features": ["user_sessions:last_session_events"],
+        "entity_column": "customer_id",
+        "timestamp_column": "label_time",
+    }
+    with pytest.raises(TrainingSetError, match=rf"event_date={bad_day}/entity=customer: "
+                       r"expect_column_values_to_be_between\(event_time\)"):  # fmt: skip
+        build(s, **kwargs)
+    forced = build(s, **kwargs, allow_failed_partitions=True)
+    assert forced.manifest["rows"] == 1
