@@ -14,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.crm.bridge import record_value
-from connectors.crm.rows import iter_rows, validate
+from connectors.crm.rows import check_rows, iter_rows
+from core.domain import CUSTOMER_SUITE
+from core.quality import GreatExpectations, repository_suite
 from core.settings import StackSettings
 from streamfeat.bench import api, baselines, feature_job, ingestion, runner
 from streamfeat.bench.ingestion import CDC_IDS, cdc_event, crm_csv, cycled, lag_rows
@@ -40,9 +42,9 @@ def test_crm_csv_rows_are_all_valid_so_nothing_reaches_the_dlq() -> None:
     body = crm_csv(2_000, updated_ms=1_780_000_000_000)
     rows = list(iter_rows("csv", lines=iter(body.splitlines())))
     assert [r.row for r in rows] == list(range(1, 2_001))
-    checked = [validate(r) for r in rows]
-    assert all(row is not None for row, _, _ in checked), [c for c in checked if c[0] is None][:3]
-    valid = [row for row, _, _ in checked if row is not None]
+    checked = check_rows(rows, GreatExpectations(repository_suite(CUSTOMER_SUITE)))
+    assert all(c.row is not None for c in checked), [c for c in checked if c.row is None][:3]
+    valid = [c.row for c in checked if c.row is not None]
     assert [r.customer_id for r in valid] == list(range(1, 2_001))
     assert sum(r.updated_at_ms is None for r in valid) == 400  # every 5th row
     assert all(r.updated_at_ms is None or r.updated_at_ms <= 1_780_000_000_000 for r in valid)
