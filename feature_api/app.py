@@ -22,7 +22,7 @@ from feature_api import errors
 from feature_api.metrics import ApiMetrics, MetricsMiddleware
 from feature_api.registry_snapshot import RegistrySnapshot
 from feature_api.registry_store import RegistryStore
-from feature_api.routers import features, health, lineage, registry
+from feature_api.routers import dlq, features, health, lineage, registry
 from feature_api.settings import ApiSettings, refuse_dev_credentials
 
 
@@ -88,5 +88,7 @@ def create_app(settings: ApiSettings | None = None, stack: StackSettings | None 
     app.include_router(registry.router)
     app.include_router(lineage.events_router)
     app.include_router(lineage.graph_router)
+    app.include_router(dlq.router)
+    app.include_router(dlq.page_router)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -40,6 +40,8 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 """Routes that need no credentials: probes and metrics (see the module docstring)."""
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 """FastAPI's interactive docs and the OpenAPI document (public: the API's contract)."""
+PAGE_PATHS = frozenset({"/admin/dlq"})
+"""Pages served as static HTML (public: they hold no data; what they fetch needs a role)."""
 
 JWT_ALGORITHMS = ["HS256"]
 

@@ -1,4 +1,4 @@
-"""`streamfeat dlq ...`: review the dead-letter queue on S3 (streamfeat/dlq_review.py)."""
+"""`streamfeat dlq ...`: review the dead-letter queue on S3 (connectors/dlq_review.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from connectors.dlq_review import Filters
 from core.settings import StackSettings, load_settings
 from streamfeat.console import fail, out
-from streamfeat.dlq_review import Filters
 
 dlq_app = typer.Typer(
     no_args_is_help=True,
@@ -47,7 +47,7 @@ def _payload(raw: bytes | None) -> str:
 @dlq_app.command("ls")
 def ls(date: Date = None, source: Source = None, reason: Reason = None) -> None:
     """Entries per day, source, reason and failed expectation."""
-    from streamfeat.dlq_review import counts
+    from connectors.dlq_review import counts
 
     settings = load_settings()
     try:
@@ -94,8 +94,8 @@ def show(
     limit: Annotated[int, typer.Option(min=1, help="Entries to show at most.")] = 20,
 ) -> None:
     """Entries with their detail, coordinates and original bytes (text, else base64)."""
+    from connectors.dlq_review import entries, replayed
     from core.objectstore import s3_client
-    from streamfeat.dlq_review import entries, replayed
 
     settings = load_settings()
     client = s3_client(settings)
@@ -128,7 +128,7 @@ def replay(
 ) -> None:
     """Send the chosen entries' original bytes back to their topics (after a fix), each
     recorded as replayed; an entry replayed before is refused unless --force."""
-    from streamfeat import dlq_review
+    from connectors import dlq_review
 
     settings = load_settings()
     try:
@@ -158,7 +158,7 @@ def purge(
     yes: Annotated[bool, typer.Option("--yes", help="Really delete.")] = False,
 ) -> None:
     """Delete DLQ objects of the days before --before (their replay records stay)."""
-    from streamfeat import dlq_review
+    from connectors import dlq_review
 
     if not yes:
         fail("dlq", "purge deletes entries for good", fix="add --yes")

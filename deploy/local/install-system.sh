@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the local stack needs, from Debian: PostgreSQL, Redis, a Java 17 runtime,
-# Maven and setpriv. Installs only what is missing; needs root (or sudo) the first time.
+# Maven, setpriv, and Chromium with its driver (the browser test). Installs only what is
+# missing; needs root (or sudo) the first time.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,9 @@ have_pg=$(ls /usr/lib/postgresql/*/bin/postgres 2>/dev/null | head -1 || true)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v setpriv >/dev/null || missing+=(util-linux)
 command -v mvn >/dev/null || missing+=(maven)
+# the DLQ review page's browser test (tests/integration/test_dlq_page.py)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if ! command -v java >/dev/null && [[ -z "${JAVA_HOME:-}" ]]; then
   missing+=(openjdk-17-jre-headless)
 fi

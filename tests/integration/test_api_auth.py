@@ -4,7 +4,8 @@ Routes are read from the app itself (``app.routes``, flattened through FastAPI's
 routers by ``iter_route_contexts``), so a route added later by anyone is held to the same
 rules without editing this file:
 
-- public only if listed in ``PUBLIC_PATHS`` (probes, metrics) or ``DOCS_PATHS``;
+- public only if listed in ``PUBLIC_PATHS`` (probes, metrics), ``DOCS_PATHS`` or
+  ``PAGE_PATHS`` (static pages without data);
 - every other route: 401 without credentials, with an unknown key, with a token signed by
   another secret or expired; 403 for every role below the route's; neither for its role,
   by API key and by JWT alike;
@@ -29,7 +30,7 @@ from fastapi.testclient import TestClient
 
 from core.settings import StackSettings
 from feature_api.app import create_app
-from feature_api.auth import DOCS_PATHS, PUBLIC_PATHS, mint_token
+from feature_api.auth import DOCS_PATHS, PAGE_PATHS, PUBLIC_PATHS, mint_token
 from feature_api.settings import ApiSettings, Role, dev_key
 
 pytestmark = pytest.mark.stack
@@ -86,7 +87,7 @@ def endpoints(app: FastAPI) -> list[Endpoint]:
 
 APP_FOR_COLLECTION = create_app(ApiSettings(), StackSettings())  # routes only; never started
 ENDPOINTS = endpoints(APP_FOR_COLLECTION)
-PROTECTED = [e for e in ENDPOINTS if e.path not in PUBLIC_PATHS | DOCS_PATHS]
+PROTECTED = [e for e in ENDPOINTS if e.path not in PUBLIC_PATHS | DOCS_PATHS | PAGE_PATHS]
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,7 @@ def test_roles_below_are_403_and_the_role_itself_passes(client: TestClient, e: E
 
 
 def test_public_routes_need_no_credentials(client: TestClient) -> None:
-    public = [e for e in ENDPOINTS if e.path in PUBLIC_PATHS | DOCS_PATHS]
+    public = [e for e in ENDPOINTS if e.path in PUBLIC_PATHS | DOCS_PATHS | PAGE_PATHS]
     assert {e.path for e in public} >= PUBLIC_PATHS
     for e in public:
         r = _call(client, e, {})

@@ -1522,7 +1522,7 @@ def test_dlq_review_lists_shows_replays_once_and_purges(feature_job: StackSettin
     refused unless forced), rejected again by the job at its new offset, and purged."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from streamfeat.dlq_review import Filters, counts, entries, purge, replay
+    from connectors.dlq_review import Filters, counts, entries, purge, replay
 
     s = feature_job
     mark = uuid.uuid4().hex

@@ -90,8 +90,8 @@ def test_a_suite_edit_changes_what_the_gate_rejects_after_a_redeploy(
     characters, a click with a longer page goes to the DLQ under that expectation and a
     shorter one is counted; a suite with an expectation the stream cannot enforce is refused
     before anything is deployed."""
+    from connectors.dlq_review import Filters, entries
     from core.quality import SUITES_DIR
-    from streamfeat.dlq_review import Filters, entries
     from streamfeat.job import running_job
     from streamfeat.stack.errors import StackError
 
