@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,13 +93,19 @@ class ReplayResult:
 
 
 def replay(
-    settings: StackSettings, filters: Filters, *, limit: int | None = None, force: bool = False
+    settings: StackSettings,
+    filters: Filters,
+    *,
+    limit: int | None = None,
+    force: bool = False,
+    ids: Collection[str] | None = None,
 ) -> ReplayResult:
-    """Send the chosen Kafka entries back to their topics (module docstring)."""
+    """Send the chosen Kafka entries back to their topics (module docstring); ``ids``: only
+    the entries with these ids (StoredEntry.entry_id) among those the filters select."""
     from connectors.kafka_clients import producer
 
     client = s3_client(settings)
-    chosen = list(entries(settings, filters, client))
+    chosen = [e for e in entries(settings, filters, client) if ids is None or e.entry_id in ids]
     chosen = chosen if limit is None else chosen[:limit]
     refused: list[tuple[StoredEntry, str]] = []
     todo: list[StoredEntry] = []

@@ -15,7 +15,7 @@ CUSTOMER_SUITE = "crm_customers"
 """The suite (core/suites) that says what a valid customer row and attribute is."""
 
 
-def attribute_problem(attribute: str, value: str) -> tuple[str, str] | None:
+def attribute_problem(attribute: str, value: object) -> tuple[str, str] | None:
     """Why ``value`` is not a valid customer ``attribute`` — a (reason, detail) pair, the
     reason being the DLQ reason — or None when it is: the first expectation on that column
     of the customer suite (``core/suites/crm_customers.json``) it fails. The one rule set

@@ -15,7 +15,12 @@ from core.features import FEATURE_VIEWS, SESSION_GAP_MS, FeatureView, view
 from core.quality import repository_suite, rules_spec
 from core.registry import EntitySpec, FeatureViewSpec, to_feature_view
 from core.topics import CDC_CUSTOMERS, CDC_ORDERS, CLICKSTREAM, CRM_CUSTOMERS
-from flink_jobs.logic.records import CLICKSTREAM_SUITE, click_suite_of
+from flink_jobs.logic.records import (
+    CDC_ORDERS_SUITE,
+    CLICKSTREAM_SUITE,
+    click_suite_of,
+    order_suite_of,
+)
 
 
 class RegisteredView(BaseModel):
@@ -119,6 +124,11 @@ class JobConfig(BaseModel):
         "unless the stack's `quality_suites_dir` says otherwise): the gate is compiled from it "
         "at deploy, and a suite the stream cannot enforce is refused (core.quality).",
     )
+    cdc_orders_suite: dict[str, Any] = Field(
+        default_factory=lambda: dict(repository_suite(CDC_ORDERS_SUITE).document),
+        description="The CDC orders' Great Expectations suite (core/suites/cdc_orders.json "
+        "unless `quality_suites_dir` says otherwise): the orders gate is compiled from it.",
+    )
     function_jars: tuple[str, ...] = Field(
         (),
         description="The job's Java functions and what they need (flink_jobs/jvm, built by "
@@ -195,6 +205,17 @@ class JobConfig(BaseModel):
     def _enforceable(cls, value: dict[str, Any]) -> dict[str, Any]:
         click_suite_of(value)
         return value
+
+    @field_validator("cdc_orders_suite")
+    @classmethod
+    def _enforceable_orders(cls, value: dict[str, Any]) -> dict[str, Any]:
+        order_suite_of(value)
+        return value
+
+    @property
+    def order_rules(self) -> str:
+        """The CDC orders suite as the job's gate reads it (core.quality.rules_spec)."""
+        return rules_spec(order_suite_of(self.cdc_orders_suite))
 
     @property
     def click_rules(self) -> str:

@@ -49,7 +49,7 @@ PROFILE_TYPES = [
     DataTypes.STRING(),
     DataTypes.STRING(),
     DataTypes.BIGINT(),
-    *[DataTypes.STRING()] * 3,
+    *[DataTypes.STRING()] * 4,
 ]
 """Columns of ``ingest_profile``'s rows: sql.PROFILE_COLUMNS."""
 
@@ -71,7 +71,10 @@ class IngestProfile(TableFunction):  # type: ignore[misc]
         parsed = parse_cdc_customer(key, value) if cdc else parse_crm(value)
         source = "pg_cdc" if cdc else "s3_crm"
         if isinstance(parsed, Rejection):  # the DLQ row keeps the record's own bytes (sql)
-            yield ("r", None, None, None, None, None, source, parsed.reason, parsed.detail)
+            yield (
+                "r", None, None, None, None, None, source, parsed.reason, parsed.detail,
+                parsed.expectation,
+            )  # fmt: skip
             return
         for u in parsed:
             feature = CUSTOMER_PROFILE.feature(u.attribute)
@@ -83,6 +86,7 @@ class IngestProfile(TableFunction):  # type: ignore[misc]
                 u.version.encode(),
                 u.version.event_time,
                 source,
+                None,
                 None,
                 None,
             )
@@ -157,7 +161,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
     t_env.execute_sql(sql.orders_source(cfg))
     for c in click_classes:
         computed_once(t_env, sql.clicks_gate(cfg, c), sql.clicks_gated(c))
-    computed_once(t_env, sql.orders_gate(), sql.ORDERS_GATED, proctime=True)
+    computed_once(t_env, sql.orders_gate(cfg), sql.ORDERS_GATED, proctime=True)
     t_env.execute_sql(sql.orders_view())
     t_env.execute_sql(sql.order_inserts())
     # the orders' first-copy deduplication: planned now, with a state TTL of its own and
@@ -173,9 +177,7 @@ def build(env: StreamExecutionEnvironment, cfg: JobConfig) -> StreamTableEnviron
         sql.profile_view(cfg),
     ):
         t_env.execute_sql(ddl)
-    computed_once(
-        t_env, f"SELECT * FROM {sql.PROFILE}", sql.PROFILE_ROWS, proctime=True, event_time=False
-    )
+    computed_once(t_env, sql.profile_rows(cfg), sql.PROFILE_ROWS, proctime=True, event_time=False)
     conf.set("table.exec.state.ttl", f"{sql.profile_dedup_ttl_ms(cfg)} ms")
     computed_once(t_env, sql.profile_updates(), sql.PROFILE_UPDATES, event_time=False)
     conf.set("table.exec.state.ttl", "0 ms")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.domain import CUSTOMER_ATTRIBUTES
 from core.events import SOURCE_PRIORITY, Source
 from core.features import (
     CUSTOMER_PROFILE,
@@ -121,6 +122,8 @@ JAVA_FUNCTIONS = {
     "latest_value": "io.streamfeat.flink.LatestValue",
     "approx_distinct": "io.streamfeat.flink.ApproxDistinct",
     "dq_verdict": "io.streamfeat.flink.QualityVerdict",
+    "parse_order": "io.streamfeat.flink.ParseOrder",
+    "order_time": "io.streamfeat.flink.OrderTime",
 }
 """The job's Java functions (flink_jobs/jvm): SQL name -> class, registered by the job."""
 
@@ -193,21 +196,6 @@ def clicks_view(c: LatenessClass) -> str:
     )
 
 
-def _order_ms(js: str) -> str:
-    """Epoch ms of an order row's ``created_at`` (Debezium's ISO-8601 UTC text, e.g.
-    ``2026-11-20T10:15:30.123456Z``; the fraction truncated to ms, as core.events
-    .parse_iso_ms), from ``after`` (or ``before`` for a delete); NULL if absent or not in that
-    shape. Needs the session time zone UTC (build sets it)."""
-    after, before = (f"JSON_VALUE({js}, '$.{row}.created_at')" for row in ("after", "before"))
-    created = f"COALESCE({after}, {before})"
-    shape = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z$"
-    return f"""CASE WHEN REGEXP({created}, '{shape}')
-    THEN UNIX_TIMESTAMP(SUBSTRING({created} FROM 1 FOR 19), 'yyyy-MM-dd''T''HH:mm:ss') * 1000
-      + CASE WHEN SUBSTRING({created} FROM 20 FOR 1) = '.'
-        THEN CAST(RPAD(REGEXP_EXTRACT({created}, '\\.([0-9]+)', 1), 3, '0') AS BIGINT) ELSE 0 END
-  END"""
-
-
 def orders_source(cfg: JobConfig) -> str:
     """CDC orders with event time = the order's ``created_at`` (flink_jobs.logic.events
     .OrderEvent.order_time_ms): order features count an order when it was created, also for
@@ -216,7 +204,7 @@ def orders_source(cfg: JobConfig) -> str:
     event-time order and the watermark holds for snapshot and stream alike. The watermark
     lags by the order views' allowed lateness (:func:`orders_lateness_ms`)."""
     lag_s = orders_lateness_ms(cfg) / 1000
-    order_ts = plausible_ts(_order_ms("CAST(v AS STRING)"), cfg)
+    order_ts = plausible_ts(f"order_time(v, '{cfg.order_rules}')", cfg)
     return f"""
 CREATE TABLE orders_raw (
   k BYTES,
@@ -236,48 +224,32 @@ ORDER_CREATIONS = "order_creations"
 """One create event per order (:func:`order_creations`), computed once."""
 
 
-def orders_gate() -> str:
-    """Order creations (op c/r) gated like clicks: ``reason`` NULL for a valid, on-time one.
-    Updates, deletes and tombstones of orders change no order feature (orders are counted
-    when created) and are passed over; a value that is not JSON is rejected whatever its op.
-    Computed once, like :func:`clicks_gate`."""
+def orders_gate(cfg: JobConfig) -> str:
+    """Every CDC orders event parsed and gated once, like :func:`clicks_gate`: by the job's
+    Java parser against the CDC orders suite (ParseOrder, ``cfg.order_rules``); then a
+    creation (op c/r) needs its ``created_at`` (the order's event time: else
+    ``bad_created_at``), a plausible one, on time. Updates and deletes that meet the suite
+    change no order feature (orders are counted when created) and are passed over (``reason``
+    NULL); Kafka tombstones are skipped. Computed once (feature_job.computed_once)."""
     return f"""
-SELECT kp, ko, kts, ts AS t0, k, v, op, order_id, customer_id, amount_cents, order_ms, src_ms,
-  commit_lsn, lsn,
+SELECT kp, ko, kts, ts AS t0, k, v, o.op, o.order_id, o.customer_id, o.amount_cents,
+  o.order_ms, o.src_ms, o.commit_lsn, o.lsn,
   dq_verdict('orders', CASE
-    WHEN NOT (js IS JSON OBJECT) THEN 'invalid_json'
-    WHEN op IS NULL OR op NOT IN ('c', 'r', 'u', 'd') THEN 'invalid_op'
-    WHEN op IN ('u', 'd') THEN CAST(NULL AS STRING)
-    WHEN order_id IS NULL OR order_id <= 0 THEN 'bad_order_id'
-    WHEN customer_id IS NULL OR customer_id <= 0 THEN 'bad_customer_id'
-    WHEN amount_cents IS NULL OR amount_cents < 0 THEN 'bad_amount'
-    WHEN order_ms IS NULL THEN 'bad_created_at'
-    WHEN src_ms IS NULL OR src_ms <= 0 THEN 'bad_event_time'
-    WHEN lsn IS NULL THEN 'bad_source'
+    WHEN o.reason IS NOT NULL THEN o.reason
+    WHEN o.op IN ('u', 'd') THEN CAST(NULL AS STRING)
+    WHEN o.order_ms IS NULL THEN 'bad_created_at'
     WHEN ts <= {IMPLAUSIBLE_TS} THEN 'implausible_event_time'
     WHEN ts <= CURRENT_WATERMARK(ts) THEN 'late'
-  END) AS reason
-FROM (
-  SELECT kp, ko, kts, ts, k, v, js, op, order_id, customer_id, amount_cents, order_ms, src_ms,
-    lsn,
-    COALESCE(TRY_CAST(JSON_VALUE(JSON_VALUE(js, '$.source.sequence'), '$[0]') AS BIGINT), lsn)
-      AS commit_lsn
-  FROM (
-    SELECT kp, ko, kts, ts, k, v, js,
-      JSON_VALUE(js, '$.op') AS op,
-      {json_int("id", "$.after")} AS order_id,
-      {json_int("customer_id", "$.after")} AS customer_id,
-      {json_int("amount_cents", "$.after")} AS amount_cents,
-      {_order_ms("js")} AS order_ms,
-      TRY_CAST(JSON_VALUE(js, '$.source.ts_ms') AS BIGINT) AS src_ms,
-      TRY_CAST(JSON_VALUE(js, '$.source.lsn') AS BIGINT) AS lsn
-    FROM (SELECT *, CAST(v AS STRING) AS js FROM orders_raw WHERE v IS NOT NULL)))"""
+  END) AS reason,
+  o.expectation AS expectation, o.detail AS detail
+FROM (SELECT *, parse_order(v, '{cfg.order_rules}') AS o FROM orders_raw WHERE v IS NOT NULL)"""
 
 
 def orders_view() -> str:
     return (
         "CREATE TEMPORARY VIEW orders AS SELECT kp, ko, kts, ts, k, v, op, order_id, customer_id, "
-        f"amount_cents, order_ms, src_ms, commit_lsn, lsn, reason, pt FROM {ORDERS_GATED}"
+        f"amount_cents, order_ms, src_ms, commit_lsn, lsn, reason, expectation, detail, pt "
+        f"FROM {ORDERS_GATED}"
     )
 
 
@@ -327,8 +299,10 @@ SELECT
       || '(created_at ' || CAST(order_ms AS STRING) || ' ms is before '
       || '{cfg.event_time_floor_ms} or more than {cfg.max_event_time_ahead_ms} ms ahead of the '
       || 'Kafka timestamp ' || CAST(kts AS STRING) || ')'
-    ELSE 'failed CDC order expectation: ' || reason END,
-  CAST(NULL AS STRING),
+    WHEN 'bad_created_at' THEN 'failed CDC order expectation: bad_created_at ('
+      || COALESCE(detail, 'a creation without created_at') || ')'
+    ELSE 'failed CDC order expectation: ' || reason || ' (' || COALESCE(detail, '') || ')' END,
+  expectation,
   {kafka_original(f"'{cfg.cdc_orders_topic}'")},
   DATE_FORMAT(CASE WHEN ts > {IMPLAUSIBLE_TS} THEN ts ELSE kts END, 'yyyy-MM-dd'),
   'pg_cdc',
@@ -997,6 +971,7 @@ PROFILE_COLUMNS = (
     "source",
     "reason",
     "detail",
+    "expectation",
 )
 
 
@@ -1046,10 +1021,26 @@ FROM {table}, LATERAL TABLE(ingest_profile('{topic}', k, v)) AS T({", ".join(PRO
     return f"CREATE TEMPORARY VIEW {PROFILE} AS" + "\nUNION ALL".join(parts)
 
 
+def profile_rows(cfg: JobConfig) -> str:
+    """The profile path's rows, computed once (:data:`PROFILE_ROWS`), each record's verdict
+    counted as a Flink metric (``dq_verdict``: sources ``customers`` and ``crm``) on its
+    DLQ row or on the first of its attribute updates."""
+    first = CUSTOMER_ATTRIBUTES[0]
+    source = f"CASE topic WHEN '{cfg.cdc_customers_topic}' THEN 'customers' ELSE 'crm' END"
+    columns = [
+        f"CASE WHEN kind = 'r' OR attribute = '{first}' THEN dq_verdict({source}, reason) "
+        "ELSE reason END AS reason"
+        if c == "reason"
+        else c
+        for c in PROFILE_COLUMNS
+    ]
+    return f"SELECT topic, kp, ko, kts, k, v, kdate, {', '.join(columns)} FROM {PROFILE}"
+
+
 def profile_dlq_insert() -> str:
     return f"""
 INSERT INTO dlq
-SELECT detail, CAST(NULL AS STRING), {kafka_original("topic")}, kdate, source, reason
+SELECT detail, expectation, {kafka_original("topic")}, kdate, source, reason
 FROM {PROFILE_ROWS} WHERE kind = 'r'"""
 
 

@@ -82,8 +82,25 @@ def status(services: Services = None) -> None:
         fail_with(exc)
         return
     _print_status(rows)
+    if not services and all(r.state == "healthy" for r in rows):
+        _print_job()
     if any(r.state != "healthy" for r in rows):
         raise typer.Exit(1)
+
+
+def _print_job() -> None:
+    """The feature job's line and its gates' counts, when it runs (best effort)."""
+    from streamfeat.cli_ingest import job_summary
+    from streamfeat.job import running_job
+
+    settings = load_settings()
+    try:
+        job_id = running_job(settings)
+        lines = job_summary(settings, job_id) if job_id else ["  feature job: not running"]
+    except StackError:
+        return
+    for line in lines:
+        out.print(line, highlight=False)
 
 
 @app.command()

@@ -247,27 +247,34 @@ def job_deploy(
 def job_status() -> None:
     """Show the feature job's state, its restarts since the deploy and the last failure's
     cause (Flink's exception history); exit 1 unless it runs."""
-    from streamfeat.flink_client import FlinkClient
     from streamfeat.job import running_job
-    from streamfeat.stack.base import StackContext
 
     settings = load_settings()
     job_id = running_job(settings)
     if job_id is None:
         fail("job", "the feature job is not running", fix="streamfeat job deploy")
-    client = FlinkClient(StackContext(settings))
     try:
-        restarts = client.restarts(job_id)
-        cause = client.exceptions(job_id) if restarts else ""
-        verdicts = client.quality_counts(job_id)
+        lines = job_summary(settings, job_id)
     except StackError as exc:
         fail_with(exc)
+    for line in lines:
+        out.print(line, highlight=False)
+
+
+def job_summary(settings: StackSettings, job_id: str) -> list[str]:
+    """The running job's restarts since its deploy, the last failure's cause, and its gates'
+    counts (`job status`, `status`)."""
+    from streamfeat.flink_client import FlinkClient
+    from streamfeat.stack.base import StackContext
+
+    client = FlinkClient(StackContext(settings))
+    restarts = client.restarts(job_id)
+    cause = client.exceptions(job_id) if restarts else ""
     plural = "" if restarts == 1 else "s"
-    out.print(f"  feature job {job_id} RUNNING, {restarts} restart{plural} since deploy")
+    lines = [f"  feature job {job_id} RUNNING, {restarts} restart{plural} since deploy"]
     if cause:
-        out.print(f"  last failure: {cause}")
-    for line in quality_lines(verdicts):
-        out.print(line)
+        lines.append(f"  last failure: {cause}")
+    return lines + quality_lines(client.quality_counts(job_id))
 
 
 def quality_lines(verdicts: dict[tuple[str, str], int]) -> list[str]:

@@ -29,8 +29,8 @@ def job_config(settings: StackSettings, **overrides: object) -> JobConfig:
         overrides = {**overrides, "group_id": recorded}
     if "function_jars" not in overrides:
         overrides = {**overrides, "function_jars": function_jars(settings)}
-    if "clickstream_suite" not in overrides:
-        overrides = {**overrides, "clickstream_suite": clickstream_suite(settings)}
+    suites = {k: v for k, v in gate_suites(settings).items() if k not in overrides}
+    overrides = {**overrides, **suites}
     stack = {
         "bootstrap": settings.kafka_bootstrap,
         "redis_url": settings.redis_url,
@@ -39,25 +39,36 @@ def job_config(settings: StackSettings, **overrides: object) -> JobConfig:
     return JobConfig.model_validate({**stack, **overrides})
 
 
-def clickstream_suite(settings: StackSettings) -> dict[str, object]:
-    """The clickstream suite the job will enforce (``settings.quality_suites_dir``, else the
-    repository's), checked now: a suite the stream cannot enforce stops the deploy."""
+def gate_suites(settings: StackSettings) -> dict[str, dict[str, object]]:
+    """The suites the job's gates will enforce (``settings.quality_suites_dir``, else the
+    repository's), as JobConfig fields, checked now: a suite the stream cannot enforce stops
+    the deploy before anything is submitted."""
     from core.quality import SuiteError, load_suite
-    from flink_jobs.logic.records import CLICKSTREAM_SUITE, click_suite_of
+    from flink_jobs.logic.records import (
+        CDC_ORDERS_SUITE,
+        CLICKSTREAM_SUITE,
+        click_suite_of,
+        order_suite_of,
+    )
 
     directory = settings.quality_suites_dir
-    try:
-        suite = load_suite(CLICKSTREAM_SUITE, directory)
-        click_suite_of(suite.document)
-    except SuiteError as exc:
-        where = directory or "core/suites"
-        raise StackError(
-            "job",
-            f"the clickstream suite cannot be deployed, nothing was changed: {exc}",
-            fix=f"edit {where}/{CLICKSTREAM_SUITE}.json (docs/data-quality.md lists what "
-            "the stream enforces), then deploy again",
-        ) from None
-    return dict(suite.document)
+    out = {}
+    for name, field, check in (
+        (CLICKSTREAM_SUITE, "clickstream_suite", click_suite_of),
+        (CDC_ORDERS_SUITE, "cdc_orders_suite", order_suite_of),
+    ):
+        try:
+            suite = load_suite(name, directory)
+            check(suite.document)
+        except SuiteError as exc:
+            raise StackError(
+                "job",
+                f"the {name} suite cannot be deployed, nothing was changed: {exc}",
+                fix=f"edit {directory or 'core/suites'}/{name}.json (docs/data-quality.md lists "
+                "what the stream enforces), then deploy again",
+            ) from None
+        out[field] = dict(suite.document)
+    return out
 
 
 def function_jars(settings: StackSettings) -> tuple[str, ...]:

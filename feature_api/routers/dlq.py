@@ -60,6 +60,9 @@ class ReplayIn(BaseModel):
     reason: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
     limit: int | None = Field(None, ge=1, le=100_000)
     force: bool = Field(False, description="Send entries that were replayed before again.")
+    ids: list[str] | None = Field(
+        None, max_length=1000, description="Only these entries (their `id`) of the chosen set."
+    )
 
 
 class ReplayedPublic(BaseModel):
@@ -162,7 +165,7 @@ def post_replay(request: Request, body: ReplayIn) -> ReplayPublic:
     filters = dlq_review.Filters(body.date, body.source, body.reason)
     try:
         got = dlq_review.replay(
-            request.app.state.stack, filters, limit=body.limit, force=body.force
+            request.app.state.stack, filters, limit=body.limit, force=body.force, ids=body.ids
         )
     except Exception as exc:
         raise _unavailable(exc) from None

@@ -21,14 +21,13 @@ Rules shared by every parser:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NoReturn, TypeGuard
 
 import orjson
 
 from core.domain import (
     CUSTOMER_ATTRIBUTES,
-    ORDER_STATUSES,
     attribute_problem,
 )
 from core.events import Source, parse_iso_ms
@@ -92,9 +91,9 @@ REASONS: Final[dict[str, str]] = {
 class _Bad(Exception):
     """Internal control flow of this module only; every public parser catches it."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, expectation: str | None = None) -> None:
         super().__init__(reason, detail)
-        self.rejection = Rejection(reason, detail)
+        self.rejection = Rejection(reason, detail, expectation)
 
 
 def _fail(reason: str, detail: str) -> NoReturn:
@@ -207,33 +206,63 @@ def click_suite_of(document: Mapping[str, Any]) -> Suite:
 # --- Debezium CDC ---------------------------------------------------------------------------
 
 
-def _cdc_envelope(value: bytes, table: str) -> tuple[dict[str, Any], str, Version]:
-    """(envelope, op, version) of a Debezium event of ``table``."""
+CDC_ORDERS_SUITE: Final = "cdc_orders"
+CDC_CUSTOMERS_SUITE: Final = "cdc_customers"
+ORDER_COLUMNS: Final = {
+    "op": "str",
+    "row.id": "int",
+    "row.customer_id": "int",
+    "row.amount_cents": "int",
+    "source.ts_ms": "int",
+    "source.lsn": "int",
+}
+"""What the job reads of an order event, and as what: a suite must guarantee each."""
+
+
+def order_suite_of(document: Mapping[str, Any]) -> Suite:
+    """A CDC orders suite compiled for the job's gate (as :func:`click_suite_of`)."""
+    suite = compile_suite(document, name=CDC_ORDERS_SUITE)
+    for column, type_ in ORDER_COLUMNS.items():
+        suite.requires(column, type_)
+    return suite
+
+
+def cdc_record(env: dict[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """The values of a suite's columns in a Debezium event: a column is a path of keys
+    (``source.ts_ms``); ``row.`` is the row the change is about, ``before`` for a delete
+    (op ``d``; complete under REPLICA IDENTITY FULL), else ``after``. An absent path is
+    absent from the record (not null)."""
+    row = "before" if env.get("op") == "d" else "after"
+    out: dict[str, Any] = {}
+    for column in columns:
+        path = column.split(".")
+        if path[0] == "row":
+            path[0] = row
+        node: Any = env
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            out[column] = node
+    return out
+
+
+def _cdc_checked(value: bytes, suite: Suite) -> tuple[dict[str, Any], dict[str, Any], Version]:
+    """(event, record, version) of a Debezium event that meets ``suite``."""
     env = _load(value)
-    op = _field(env, "op")
-    if op not in CDC_OPS:
-        _fail("unknown_op", f"op {_show(op)}")
-    source = _object(env, "source")
-    if "table" in source and source["table"] != table:
-        _fail("wrong_table", f"source.table {_show(source['table'])}, expected {table!r}")
-    _int(source, "ts_ms", "bad_event_time", where="source.")
-    _int(source, "lsn", "bad_source", minimum=0, where="source.")
-    sequence = source.get("sequence")
-    if sequence is not None and not isinstance(sequence, str):
-        _fail("bad_source", f"source.sequence={_show(sequence)} is not a string")
+    record = cdc_record(env, suite.columns())
+    failure = suite.check(record)
+    if failure is not None:
+        raise _Bad(failure.reason, failure.detail, failure.rule.label)
+    sequence = record.get("source.sequence")
     try:
-        version = cdc_version(source)
+        version = cdc_version(env["source"])
     except (ValueError, TypeError, KeyError) as exc:
         _fail("bad_source", f"source.sequence={_show(sequence)}: {exc}")
     if not all(_is_int(p) and 0 <= p <= INT64_MAX for p in version.seq):
         _fail("bad_source", f"source.sequence={_show(sequence)} out of range")
-    return env, op, version
-
-
-def _row(env: dict[str, Any], op: str) -> dict[str, Any]:
-    """The row a change is about: ``after`` for c/u/r, ``before`` (the old row; complete
-    under REPLICA IDENTITY FULL) for d."""
-    return _object(env, "before" if op == "d" else "after")
+    return env, record, version
 
 
 def _key_id(key: bytes | None) -> int | None:
@@ -262,19 +291,21 @@ def parse_cdc_customer(key: bytes | None, value: bytes | None) -> list[Attribute
     if value is None:
         return []
     try:
-        env, op, version = _cdc_envelope(value, "customers")
-        row = _row(env, op)
-        where = "before." if op == "d" else "after."
-        customer_id = _int(row, "id", "bad_customer_id", where=where)
+        env, record, version = _cdc_checked(value, repository_suite(CDC_CUSTOMERS_SUITE))
+        customer_id = record["row.id"]
         key_id = _key_id(key)
         if key_id is not None and key_id != customer_id:
             _fail("key_mismatch", f"key id {key_id} != row id {customer_id}")
-        if op == "d":
+        if record["op"] == "d":
             return [
                 AttributeUpdate(customer_id, a, None, version, deleted=True)
                 for a in CUSTOMER_ATTRIBUTES
             ]
-        values = _attributes(row, where)
+        values = {a: env["after"].get(a) for a in CUSTOMER_ATTRIBUTES}
+        for attribute, got in values.items():
+            problem = attribute_problem(attribute, got)
+            if problem:
+                _fail(*problem)
     except _Bad as bad:
         return bad.rejection
     return [AttributeUpdate(customer_id, a, values[a], version) for a in CUSTOMER_ATTRIBUTES]
@@ -283,32 +314,30 @@ def parse_cdc_customer(key: bytes | None, value: bytes | None) -> list[Attribute
 def parse_cdc_order(value: bytes | None) -> OrderEvent | Rejection | None:
     """A ``cdc.public.orders`` event -> :class:`OrderEvent` (any op; ``d`` carries the old
     row); a Kafka tombstone (value None) -> None. ``created_at`` is optional (None when
-    absent or null); when present it must be ISO-8601 with an offset (``bad_created_at``)."""
+    absent or null); the rest is the orders suite (``core/suites/cdc_orders.json``): when
+    present ``created_at`` must be Debezium's UTC form, ``2026-11-20T10:15:30.123456Z``."""
     if value is None:
         return None
     try:
-        env, op, version = _cdc_envelope(value, "orders")
-        row = _row(env, op)
-        where = "before." if op == "d" else "after."
-        order_id = _int(row, "id", "bad_order_id", where=where)
-        customer_id = _int(row, "customer_id", "bad_customer_id", where=where)
-        amount = _int(row, "amount_cents", "bad_amount", minimum=0, where=where)
-        status = _str(row, "status", where)
-        if status not in ORDER_STATUSES:
-            _fail("invalid_status", f"status {_show(status)} not in {ORDER_STATUSES}")
-        created = row.get("created_at")
+        _, record, version = _cdc_checked(value, repository_suite(CDC_ORDERS_SUITE))
+        created = record.get("row.created_at")
         created_ms: int | None = None
         if created is not None:
-            if not isinstance(created, str):
-                _fail("bad_created_at", f"{where}created_at={_show(created)} is not a string")
             try:
                 created_ms = parse_iso_ms(created)
             except (ValueError, OverflowError) as exc:
-                _fail("bad_created_at", f"{where}created_at={_show(created)}: {exc}")
+                _fail("bad_created_at", f"row.created_at={_show(created)}: {exc}")
     except _Bad as bad:
         return bad.rejection
     return OrderEvent(
-        order_id, customer_id, amount, status, op, version.event_time, created_ms, version
+        record["row.id"],
+        record["row.customer_id"],
+        record["row.amount_cents"],
+        record["row.status"],
+        record["op"],
+        version.event_time,
+        created_ms,
+        version,
     )
 
 

@@ -985,11 +985,13 @@ def test_implausible_order_times_reach_the_dlq_and_never_move_the_watermark(
     customer, flusher = (600_000 + int(uuid.uuid4().int % 50_000) * 2 + i for i in (0, 1))
     ids = [10**12 + int(uuid.uuid4().int % 10**9) * 4 + i for i in range(4)]
     now = int(time.time() * 1000)
-    future = _order_change(ids[0], customer, 4_102_444_800_000, 500, op="c", commit_ms=now, lsn=1)
-    ancient = _order_change(ids[1], customer, 915_148_800_000, 600, op="c", commit_ms=now, lsn=2)
+    future = _order_change(
+        ids[0], customer, 4_102_444_800_000, 500, op="c", commit_ms=now, lsn=1001
+    )
+    ancient = _order_change(ids[1], customer, 915_148_800_000, 600, op="c", commit_ms=now, lsn=1002)
     created = now + 30 * 60_000  # after the redelivery test's orders, within the hour ahead
-    valid = _order_change(ids[2], customer, created, 700, op="c", commit_ms=now, lsn=3)
-    later = _order_change(ids[3], flusher, created + 5 * 60_000, 1, op="c", commit_ms=now, lsn=4)
+    valid = _order_change(ids[2], customer, created, 700, op="c", commit_ms=now, lsn=1003)
+    later = _order_change(ids[3], flusher, created + 5 * 60_000, 1, op="c", commit_ms=now, lsn=1004)
     key = json.dumps({"id": ids[0]}).encode()  # one partition: the order given is the order read
     _send(s, CDC_ORDERS, [(key, v) for v in (future, ancient, valid, later)])
     store = RedisOnlineStore.from_url(s.redis_url)
@@ -1077,6 +1079,22 @@ def _dlq_entries(s: StackSettings, source: str, reason: str, day: str) -> list[d
         body = client.get_object(Bucket=s.s3.lake_bucket, Key=obj["Key"])["Body"].read()
         found += [json.loads(line) for line in body.splitlines()]
     return found
+
+
+def _gate_count_reaches(s: StackSettings, key: tuple[str, str], at_least: int) -> int:
+    """The running job's gate counter ``key`` (Flink metrics, reported every few seconds)
+    once it reaches ``at_least``."""
+    from streamfeat.flink_client import FlinkClient
+    from streamfeat.job import running_job
+    from streamfeat.stack.base import StackContext
+
+    client, job_id = FlinkClient(StackContext(s)), running_job(s)
+    assert job_id
+    return wait_for(
+        f"the gate counter {key} at {at_least:,}",
+        lambda: (n := client.quality_counts(job_id).get(key, 0)) >= at_least and n,
+        60,
+    )
 
 
 def _b64(text: str | None) -> bytes | None:
@@ -1391,6 +1409,8 @@ def test_connect_killed_mid_stream_counts_every_order_once(
     assert (row["orders_24h"], row["spend_cents_24h"]) == (len(orders), total)
     assert (lags["last_order_cents"], lags["prev_order_cents"]) == (orders[-1][1], orders[-2][1])
     assert restarts() == before
+    # the orders gate counted every copy it let through (Flink metrics since the job started)
+    _gate_count_reaches(s, ("orders", "good"), len(events))
     print(f"\nConnect kill: {len(events) - len(orders)} copies of {len(orders)} orders sent again")
 
 
@@ -1509,6 +1529,8 @@ def test_connect_killed_five_times_during_customer_updates_loses_no_version(
     rows = wait_for("every committed version offline", offline_has_every_version, 300)
     again = sent - len(customers) - CUSTOMER_UPDATES
     assert again > 0, "no copy was sent again: the kills tested nothing"
+    # the profile path counted each event once (on its first attribute update)
+    _gate_count_reaches(s, ("customers", "good"), sent)
     assert len(rows) == len(versions), f"{len(rows) - len(versions)} offline copies"
     print(
         f"\nConnect killed {CONNECT_KILLS}x during {CUSTOMER_UPDATES:,} updates: back after "

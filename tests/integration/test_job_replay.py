@@ -90,8 +90,9 @@ def test_a_suite_edit_changes_what_the_gate_rejects_after_a_redeploy(
     characters, a click with a longer page goes to the DLQ under that expectation and a
     shorter one is counted; a suite with an expectation the stream cannot enforce is refused
     before anything is deployed."""
-    from connectors.dlq_review import Filters, entries
-    from core.quality import SUITES_DIR
+    from connectors.dlq_review import Filters, entries, replay
+    from core.quality import SUITES_DIR, repository_suite
+    from flink_jobs.logic.records import CLICKSTREAM_SUITE
     from streamfeat.job import running_job
     from streamfeat.stack.errors import StackError
 
@@ -125,9 +126,9 @@ def test_a_suite_edit_changes_what_the_gate_rejects_after_a_redeploy(
         parallelism=JOB_PARALLELISM,
     )
     long_user, short_user = (850_000 + int(uuid.uuid4().int % 40_000) * 2 + i for i in (0, 1))
-    # ahead of every click sent before (the replay test's are 10-14 min ahead): a new group
+    # just ahead of every click sent before (the replay test's are 10-14 min ahead): a new group
     # reads the topic from its start, and behind that watermark these would be late
-    now = int(time.time() * 1000) + 30 * MINUTE
+    now = int(time.time() * 1000) + 15 * MINUTE
     mark = uuid.uuid4().hex
     store = RedisOnlineStore.from_url(ingestion.redis_url)
     deploy(edited, cfg)
@@ -157,5 +158,15 @@ def test_a_suite_edit_changes_what_the_gate_rejects_after_a_redeploy(
 
         assert wait_for("the short page counted", lambda: counted(short_user)) == 1
         assert counted(long_user) is None
+
+        # the fix (the repository's suite again: pages up to 2,048) deployed, then the entry
+        # replayed from the DLQ: counted once, as in a run where it was never rejected
+        cancel(ingestion)
+        fixed = repository_suite(CLICKSTREAM_SUITE).document
+        deploy(ingestion, cfg.model_copy(update={"clickstream_suite": dict(fixed)}))
+        got = replay(ingestion, Filters(day, "clickstream", "bad_page"), ids={entry.entry_id})
+        assert [e.entry_id for e, _, _ in got.sent] == [entry.entry_id]
+        assert wait_for("the replayed click counted", lambda: counted(long_user)) == 1
+        assert counted(short_user) == 1  # the redeploy read it again: counted once still
     finally:
         cancel(ingestion)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.domain import CLICK_EVENT_TYPES, SEGMENTS, TIERS, attribute_problem
+from core.domain import CLICK_EVENT_TYPES, ORDER_STATUSES, SEGMENTS, TIERS, attribute_problem
 from core.quality import (
     SUITES_DIR,
     GreatExpectations,
@@ -42,7 +42,7 @@ def customers() -> Iterator[tuple[Suite, GreatExpectations]]:
 
 def test_every_repository_suite_is_a_great_expectations_suite_the_stream_enforces() -> None:
     names = sorted(p.stem for p in SUITES_DIR.glob("*.json"))
-    assert names == ["clickstream", "crm_customers"]
+    assert names == ["cdc_customers", "cdc_orders", "clickstream", "crm_customers"]
     for name in names:
         suite = load_suite(name)
         assert ge_suite(suite).name == name
@@ -62,6 +62,7 @@ def test_the_suites_vocabularies_are_the_domains() -> None:
     assert value_set(repository_suite("clickstream"), "event_type") == CLICK_EVENT_TYPES
     assert value_set(repository_suite("crm_customers"), "segment") == SEGMENTS
     assert value_set(repository_suite("crm_customers"), "tier") == TIERS
+    assert value_set(repository_suite("cdc_orders"), "row.status") == ORDER_STATUSES
 
 
 def _document() -> dict[str, Any]:
@@ -211,6 +212,27 @@ def test_great_expectations_agrees_with_the_customer_rules(
     customers: tuple[Suite, GreatExpectations], batch: list[dict[str, Any]]
 ) -> None:
     _agree(*customers, batch)
+
+
+ORDER = {
+    "op": "c", "source.table": "orders", "source.ts_ms": 5, "source.lsn": 9,
+    "source.sequence": '["1","9"]', "row.id": 3, "row.customer_id": 4, "row.amount_cents": 0,
+    "row.status": "paid", "row.created_at": "2026-01-01T10:00:00.123456Z",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def orders() -> Iterator[tuple[Suite, GreatExpectations]]:
+    suite = repository_suite("cdc_orders")
+    yield suite, GreatExpectations(suite)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.lists(records(repository_suite("cdc_orders").columns(), ORDER), max_size=25))
+def test_great_expectations_agrees_with_the_cdc_order_rules(
+    orders: tuple[Suite, GreatExpectations], batch: list[dict[str, Any]]
+) -> None:
+    _agree(*orders, batch)
 
 
 def test_a_validation_keeps_great_expectations_own_result(

@@ -210,9 +210,10 @@ def _upsert(**row: Any) -> bytes:
         (None, _with_source(sequence="not json"), "bad_source"),
         (None, _with_source(sequence='["1"]'), "bad_source"),
         (None, _with_source(sequence=["1", "2"]), "bad_source"),
-        (None, envelope("customers", "c", before=None, after=None), "bad_type"),
-        (None, envelope("customers", "d", before=None, after=None), "bad_type"),
-        (None, envelope("customers", "c", before=None, after={"id": 17}), "missing_field"),
+        # the row a change is about: after (before for a delete), its id by the suite
+        (None, envelope("customers", "c", before=None, after=None), "bad_customer_id"),
+        (None, envelope("customers", "d", before=None, after=None), "bad_customer_id"),
+        (None, envelope("customers", "c", before=None, after={"id": 17}), "invalid_email"),
         (None, envelope("customers", "c", before=None, after=customer_row(0)), "bad_customer_id"),
         (b'{"id":18}', _upsert(), "key_mismatch"),
         (b"17", _upsert(), "invalid_key"),

@@ -18,7 +18,10 @@ import java.util.Base64;
  * group one local accumulator of {@link LastTwo}, merged in order into the first, as the
  * two-phase aggregation does) in, {@code t1 v1 x1 t2 v2 x2} out ({@code -} for NULL). With
  * {@code --sketch} ({@link ApproxDistinct}): groups of items, each {@code x<base64>}, {@code r0 r1 r2 r3} out;
- * with {@code --latest} ({@link LatestValue}): groups of {@code time,value}, the value out.
+ * with {@code --latest} ({@link LatestValue}): groups of {@code time,value}, the value out;
+ * with {@code --orders <rules>} ({@link OrderParser}): order event values (base64) in,
+ * {@code ok op id customer amount created_ms|- source_ms commit_lsn lsn} or the reason and
+ * expectation out.
  */
 public final class ClickParserCheck {
   private ClickParserCheck() {}
@@ -49,6 +52,20 @@ public final class ClickParserCheck {
     if (args[0].equals("--sketch")) {
       for (String line = in.readLine(); line != null; line = in.readLine()) {
         out.println(AggregateCheck.sketch(line.trim(), dec));
+      }
+      return;
+    }
+    if (args[0].equals("--orders")) {
+      for (String line = in.readLine(); line != null; line = in.readLine()) {
+        byte[] value = line.equals("-") ? null : dec.decode(line.trim());
+        OrderParser.Order o = OrderParser.parse(value, args[1]);
+        out.println(
+            o.reason != null
+                ? o.reason + " " + (o.expectation == null ? "-" : o.expectation)
+                : String.join(" ", "ok", o.op, Long.toString(o.orderId),
+                    Long.toString(o.customerId), Long.toString(o.amountCents),
+                    o.createdMs == null ? "-" : Long.toString(o.createdMs),
+                    Long.toString(o.sourceMs), Long.toString(o.commitLsn), Long.toString(o.lsn)));
       }
       return;
     }

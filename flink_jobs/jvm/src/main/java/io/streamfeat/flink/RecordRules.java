@@ -155,7 +155,8 @@ public final class RecordRules {
         };
       case "expect_column_values_to_match_regex":
         return new Rule(f) {
-          final Pattern pattern = Pattern.compile(f[4]);
+          // UNIX_LINES: only \n ends a line for ., ^ and $, as in Python's re
+          final Pattern pattern = Pattern.compile(f[4], Pattern.UNIX_LINES);
 
           @Override
           String problem(Value v) {
