@@ -174,15 +174,23 @@ class Suite:
 # ---- compiling --------------------------------------------------------------------------
 
 
-def compile_suite(document: Mapping[str, Any], name: str | None = None) -> Suite:
+def compile_suite(
+    document: Mapping[str, Any],
+    name: str | None = None,
+    reads: Mapping[str, str] | None = None,
+) -> Suite:
     """``document`` (a Great Expectations suite as JSON) -> :class:`Suite`; raises
-    :class:`SuiteError` naming the first expectation the stream cannot enforce."""
+    :class:`SuiteError` naming the first expectation the stream cannot enforce, or a column
+    of ``reads`` (column -> type) the suite does not guarantee (:meth:`Suite.requires`)."""
     name = str(document.get("name") or name or "?")
     expectations = document.get("expectations")
     if not isinstance(expectations, list) or not expectations:
         raise SuiteError(f"suite {name!r} has no expectations list")
     rules = tuple(_rule(name, i, e) for i, e in enumerate(expectations, start=1))
-    return Suite(name, document, rules)
+    suite = Suite(name, document, rules)
+    for column, type_ in (reads or {}).items():
+        suite.requires(column, type_)
+    return suite
 
 
 def _rule(suite: str, position: int, e: Any) -> Rule:

@@ -197,10 +197,7 @@ def click_suite_of(document: Mapping[str, Any]) -> Suite:
     """A clickstream suite (Great Expectations' JSON) compiled for the job's gate: every
     expectation enforceable per record and :data:`CLICK_COLUMNS` guaranteed, else
     :class:`core.quality.SuiteError` naming what is wrong."""
-    suite = compile_suite(document, name=CLICKSTREAM_SUITE)
-    for column, type_ in CLICK_COLUMNS.items():
-        suite.requires(column, type_)
-    return suite
+    return compile_suite(document, name=CLICKSTREAM_SUITE, reads=CLICK_COLUMNS)
 
 
 # --- Debezium CDC ---------------------------------------------------------------------------
@@ -221,10 +218,7 @@ ORDER_COLUMNS: Final = {
 
 def order_suite_of(document: Mapping[str, Any]) -> Suite:
     """A CDC orders suite compiled for the job's gate (as :func:`click_suite_of`)."""
-    suite = compile_suite(document, name=CDC_ORDERS_SUITE)
-    for column, type_ in ORDER_COLUMNS.items():
-        suite.requires(column, type_)
-    return suite
+    return compile_suite(document, name=CDC_ORDERS_SUITE, reads=ORDER_COLUMNS)
 
 
 def cdc_record(env: dict[str, Any], columns: Sequence[str]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import json
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from connectors.dlq_review import Filters, entries, replayed
+from connectors.dlq_review import Filters, entries, purge, replayed
 from connectors.kafka_clients import admin, consumer
 from core.objectstore import s3_client
 from core.settings import StackSettings
@@ -116,3 +117,5 @@ def test_the_review_page_lists_and_replays_once(
     browser.find_element(By.ID, "load").click()
     assert _status(browser, "401").startswith("401")
     kafka.delete_topics([topic])[topic].result(30)
+    next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    assert purge(s, Filters(day, "clickstream", "unknown_event_type"), before=next_day) == 1

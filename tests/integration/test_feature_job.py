@@ -1081,20 +1081,26 @@ def _dlq_entries(s: StackSettings, source: str, reason: str, day: str) -> list[d
     return found
 
 
-def _gate_count_reaches(s: StackSettings, key: tuple[str, str], at_least: int) -> int:
-    """The running job's gate counter ``key`` (Flink metrics, reported every few seconds)
-    once it reaches ``at_least``."""
+def _gate_verdicts_reach(s: StackSettings, source: str, at_least: int) -> dict[str, int]:
+    """The running job's gate counters of ``source`` (Flink metrics, reported every few
+    seconds: verdict -> records), once their sum reaches ``at_least``."""
     from streamfeat.flink_client import FlinkClient
     from streamfeat.job import running_job
     from streamfeat.stack.base import StackContext
 
     client, job_id = FlinkClient(StackContext(s)), running_job(s)
     assert job_id
-    return wait_for(
-        f"the gate counter {key} at {at_least:,}",
-        lambda: (n := client.quality_counts(job_id).get(key, 0)) >= at_least and n,
-        60,
-    )
+    seen: list[dict[str, int]] = []
+
+    def reached() -> dict[str, int] | None:
+        counts = client.quality_counts(job_id)
+        seen[:] = [{v: n for (src, v), n in counts.items() if src == source}]
+        return seen[0] if sum(seen[0].values()) >= at_least else None
+
+    try:
+        return wait_for(f"{at_least:,} {source} verdicts counted", reached, 60)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the counters: {seen}") from None
 
 
 def _b64(text: str | None) -> bytes | None:
@@ -1409,8 +1415,10 @@ def test_connect_killed_mid_stream_counts_every_order_once(
     assert (row["orders_24h"], row["spend_cents_24h"]) == (len(orders), total)
     assert (lags["last_order_cents"], lags["prev_order_cents"]) == (orders[-1][1], orders[-2][1])
     assert restarts() == before
-    # the orders gate counted every copy it let through (Flink metrics since the job started)
-    _gate_count_reaches(s, ("orders", "good"), len(events))
+    # the orders gate counted each event (Flink metrics since the job started)
+    # every copy got a verdict: good, or late when Connect resent it after the watermark
+    verdicts = _gate_verdicts_reach(s, "orders", len(events))
+    assert set(verdicts) <= {"good", "late"}, verdicts
     print(f"\nConnect kill: {len(events) - len(orders)} copies of {len(orders)} orders sent again")
 
 
@@ -1530,7 +1538,7 @@ def test_connect_killed_five_times_during_customer_updates_loses_no_version(
     again = sent - len(customers) - CUSTOMER_UPDATES
     assert again > 0, "no copy was sent again: the kills tested nothing"
     # the profile path counted each event once (on its first attribute update)
-    _gate_count_reaches(s, ("customers", "good"), sent)
+    assert _gate_verdicts_reach(s, "customers", sent).get("good", 0) >= sent
     assert len(rows) == len(versions), f"{len(rows) - len(versions)} offline copies"
     print(
         f"\nConnect killed {CONNECT_KILLS}x during {CUSTOMER_UPDATES:,} updates: back after "

@@ -2,7 +2,6 @@ package io.streamfeat.flink;
 
 import io.streamfeat.flink.RecordRules.Kind;
 import io.streamfeat.flink.RecordRules.Value;
-import java.util.Arrays;
 import java.util.Map;
 
 /**
@@ -59,33 +58,13 @@ public final class ClickParser {
     }
   }
 
-  private static final class Cache {
-    byte[] value;
-    String spec;
-    Click click;
-  }
-
-  private static final ThreadLocal<Cache> LAST = ThreadLocal.withInitial(Cache::new);
+  private static final LastParse<Click> LAST = new LastParse<>(ClickParser::parse);
 
   private ClickParser() {}
 
-  /**
-   * {@link #parse} of {@code value}, remembered per thread for the next call with equal bytes:
-   * the source's watermark generator and the gate after it, chained in one thread, ask for
-   * the same record in turn and the JSON is parsed once.
-   */
+  /** {@link #parse} of {@code value}, once per record and thread ({@link LastParse}). */
   public static Click parseCached(byte[] value, String spec) {
-    Cache last = LAST.get();
-    if (last.click != null
-        && Arrays.equals(last.value, value)
-        && (last.spec == spec || last.spec.equals(spec))) {
-      return last.click;
-    }
-    Click click = parse(value, spec);
-    last.value = value == null ? null : value.clone();
-    last.spec = spec;
-    last.click = click;
-    return click;
+    return LAST.of(value, spec);
   }
 
   /** The parse of one record value; {@code spec} the suite's rules (core.quality.rules_spec). */

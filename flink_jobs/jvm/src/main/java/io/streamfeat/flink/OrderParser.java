@@ -4,7 +4,6 @@ import io.streamfeat.flink.RecordRules.Kind;
 import io.streamfeat.flink.RecordRules.Value;
 import java.time.LocalDateTime;
 import java.time.ZoneOffset;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.Map;
@@ -64,30 +63,14 @@ public final class OrderParser {
     }
   }
 
-  private static final class Cache {
-    byte[] value;
-    String spec;
-    Order order;
-  }
-
-  private static final ThreadLocal<Cache> LAST = ThreadLocal.withInitial(Cache::new);
+  private static final LastParse<Order> LAST = new LastParse<>(OrderParser::parse);
 
   private OrderParser() {}
 
-  /** {@link #parse}, remembered per thread for the next call with equal bytes (the watermark's
-   * {@link OrderTime} and the gate's {@link ParseOrder} ask in turn). */
+  /** {@link #parse}, once per record and thread ({@link LastParse}): the watermark's {@link
+   * OrderTime} and the gate's {@link ParseOrder} ask in turn. */
   public static Order parseCached(byte[] value, String spec) {
-    Cache last = LAST.get();
-    if (last.order != null
-        && Arrays.equals(last.value, value)
-        && (last.spec == spec || last.spec.equals(spec))) {
-      return last.order;
-    }
-    Order order = parse(value, spec);
-    last.value = value == null ? null : value.clone();
-    last.spec = spec;
-    last.order = order;
-    return order;
+    return LAST.of(value, spec);
   }
 
   /** The parse of one event value; {@code spec} the suite's rules (core.quality.rules_spec). */
