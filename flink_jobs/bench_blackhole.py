@@ -136,7 +136,7 @@ def gate(t_env: TableEnvironment, args: argparse.Namespace) -> None:
     columns = {
         "strict": "kp INT, ko BIGINT, kts TIMESTAMP_LTZ(3), ts TIMESTAMP_LTZ(3), k BYTES, "
         "v BYTES, user_id BIGINT, event_type STRING, page STRING, event_time BIGINT, "
-        "reason STRING, detail STRING",
+        "reason STRING, expectation STRING, detail STRING",
         "json_value": "kp INT, ko BIGINT, kts TIMESTAMP_LTZ(3), ts TIMESTAMP_LTZ(3), v BYTES, "
         "user_id BIGINT, event_type STRING, page STRING, event_time BIGINT, reason STRING",
         "raw": "kp INT, ko BIGINT, v BYTES",
