@@ -77,6 +77,20 @@ public final class RecordRules {
     abstract String problem(Value v);
   }
 
+  /** A rule on present values: a null or absent one passes it, as in Great Expectations. */
+  private abstract static class ValueRule extends Rule {
+    ValueRule(String[] f) {
+      super(f);
+    }
+
+    @Override
+    final String problem(Value v) {
+      return v == null || v.kind == Kind.NULL ? null : present(v);
+    }
+
+    abstract String present(Value v);
+  }
+
   private final String spec;
   private final List<Rule> rules = new ArrayList<>();
   private final Set<String> columns = new LinkedHashSet<>();
@@ -140,43 +154,34 @@ public final class RecordRules {
       case "expect_column_values_to_be_in_set":
         return setRule(f);
       case "expect_column_values_to_be_between":
-        return new Rule(f) {
+        return new ValueRule(f) {
           final Range range = new Range(f);
 
           @Override
-          String problem(Value v) {
-            if (isNull(v)) {
-              return null;
-            }
+          String present(Value v) {
             return v.number != null && range.holds(v.number)
                 ? null
                 : v.shown + " is not between " + range;
           }
         };
       case "expect_column_values_to_match_regex":
-        return new Rule(f) {
+        return new ValueRule(f) {
           // UNIX_LINES: only \n ends a line for ., ^ and $, as in Python's re
           final Pattern pattern = Pattern.compile(f[4], Pattern.UNIX_LINES);
 
           @Override
-          String problem(Value v) {
-            if (isNull(v)) {
-              return null;
-            }
+          String present(Value v) {
             return v.kind == Kind.STRING && pattern.matcher(v.text).find()
                 ? null
                 : v.shown + " does not match '" + f[4] + "'";
           }
         };
       case "expect_column_value_lengths_to_be_between":
-        return new Rule(f) {
+        return new ValueRule(f) {
           final Range range = new Range(f);
 
           @Override
-          String problem(Value v) {
-            if (isNull(v)) {
-              return null;
-            }
+          String present(Value v) {
             if (v.kind != Kind.STRING) {
               return "length no of " + v.shown + " is not between " + range;
             }
@@ -191,10 +196,6 @@ public final class RecordRules {
     }
   }
 
-  private static boolean isNull(Value v) {
-    return v == null || v.kind == Kind.NULL;
-  }
-
   private static Rule typeRule(String[] f) {
     Set<Kind> kinds =
         switch (f[4]) {
@@ -206,12 +207,10 @@ public final class RecordRules {
           case "list" -> Set.of(Kind.ARRAY);
           default -> throw new IllegalArgumentException("unsupported type " + f[4]);
         };
-    return new Rule(f) {
+    return new ValueRule(f) {
       @Override
-      String problem(Value v) {
-        return isNull(v) || kinds.contains(v.kind)
-            ? null
-            : v.shown + " is not of type " + f[4];
+      String present(Value v) {
+        return kinds.contains(v.kind) ? null : v.shown + " is not of type " + f[4];
       }
     };
   }
@@ -229,12 +228,9 @@ public final class RecordRules {
         }
       }
     }
-    return new Rule(f) {
+    return new ValueRule(f) {
       @Override
-      String problem(Value v) {
-        if (isNull(v)) {
-          return null;
-        }
+      String present(Value v) {
         boolean in =
             switch (v.kind) {
               case STRING -> strings.contains(v.text);
