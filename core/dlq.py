@@ -68,6 +68,16 @@ def dlq_object_key(partition: str, batch_id: str) -> str:
     return f"{partition}/{digest}.jsonl"
 
 
+def shown_bytes(raw: bytes | None) -> str | None:
+    """Original bytes for a reviewer: the text when they are UTF-8, else ``base64:...``."""
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(raw).decode()
+
+
 def decode_original(entry_json: str) -> bytes:
     return base64.b64decode(json.loads(entry_json)["original_b64"])
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from connectors.dlq_review import Filters
+from core.dlq import shown_bytes
 from core.settings import StackSettings, load_settings
 from streamfeat.console import fail, out
 
@@ -36,12 +36,8 @@ def _s3_error(exc: Exception) -> None:
 
 
 def _payload(raw: bytes | None) -> str:
-    if raw is None:
-        return "(none)"
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(raw).decode()
+    shown = shown_bytes(raw)
+    return "(none)" if shown is None else shown
 
 
 @dlq_app.command("ls")

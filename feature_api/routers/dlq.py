@@ -8,7 +8,6 @@ plain ``def`` (boto3 and the Kafka producer are synchronous: FastAPI's thread po
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from connectors import dlq_review
-from core.dlq import StoredEntry
+from core.dlq import StoredEntry, shown_bytes
 from feature_api.auth import AUTH_RESPONSES, require
 from feature_api.errors import ApiError
 from feature_api.models import ErrorPublic
@@ -91,15 +90,6 @@ router = APIRouter(
 page_router = APIRouter()
 
 
-def _text(raw: bytes | None) -> str | None:
-    if raw is None:
-        return None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(raw).decode()
-
-
 def _public(e: StoredEntry, replayed: dict[str, Any] | None) -> EntryPublic:
     return EntryPublic(
         id=e.entry_id,
@@ -109,8 +99,8 @@ def _public(e: StoredEntry, replayed: dict[str, Any] | None) -> EntryPublic:
         expectation=e.expectation,
         detail=e.detail,
         coordinates=e.coordinates,
-        key=_text(e.original_key),
-        value=_text(e.original),
+        key=shown_bytes(e.original_key),
+        value=shown_bytes(e.original),
         replayed=replayed,
     )
 

@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 INT64_MAX: Final = 2**63 - 1
-CDC_OPS: Final = ("c", "u", "d", "r")
 
 REASONS: Final[dict[str, str]] = {
     "empty_value": "the record has no value where one is required",

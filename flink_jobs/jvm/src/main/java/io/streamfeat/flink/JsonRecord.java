@@ -92,20 +92,18 @@ public final class JsonRecord {
     for (JsonToken t = p.nextToken(); t != JsonToken.END_OBJECT; t = p.nextToken()) {
       String path = prefix + checked(p.currentName());
       JsonToken v = p.nextToken();
+      if (record.containsKey(path)) {  // an equal key before: the last one wins
+        String start = path + ".";
+        record.keySet().removeIf(k -> k.equals(path) || k.startsWith(start));
+      }
       if (v == JsonToken.START_OBJECT && isParent(path, columns)) {
-        Map<String, Value> inner = new HashMap<>();
-        readObject(p, path + ".", columns, inner);
-        record.keySet().removeIf(k -> k.startsWith(path + "."));  // a later equal key wins
-        record.putAll(inner);
         record.put(path, new Value(Kind.OBJECT, null, null, "{...}"));
+        readObject(p, path + ".", columns, record);
         continue;
       }
       Value read = field(p, v);
-      record.keySet().removeIf(k -> k.startsWith(path + "."));
       if (columns.contains(path)) {
         record.put(path, read);
-      } else {
-        record.remove(path);
       }
     }
   }
